@@ -1,0 +1,44 @@
+"""Data: one loader interface for image folder trees, the seed's numpy layout and synthetic phantoms.
+
+Example:
+    >>> ds = load_dataset(None, size=32, channels=3)   # built-in phantoms
+    >>> ds.class_names
+    ['cavity', 'mass', 'nodule', 'normal']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ctdistill.data.dataset import SPLITS, Dataset, Split
+from ctdistill.data.numpy_layout import is_numpy_layout, load_numpy, write_numpy
+from ctdistill.data.synthetic import load_synthetic
+from ctdistill.data.tree import load_tree
+from ctdistill.errors import DataError
+
+__all__ = ["SPLITS", "Dataset", "Split", "load_dataset", "write_numpy"]
+
+
+def load_dataset(path: str | Path | None, size: int, channels: int, seed: int = 0,
+                 synthetic_per_class: tuple[int, int, int] = (80, 20, 40)) -> Dataset:
+    """Load ``path`` as whichever layout it is; ``None`` gives the built-in synthetic phantoms.
+
+    Args:
+        path: split tree, class-folder tree, numpy layout folder, or None.
+        size, channels: every image is returned as ``(size, size, channels)`` uint8.
+        seed: seeds the phantoms and the split of a tree without split folders.
+        synthetic_per_class: phantom counts per class for (train, valid, test).
+
+    Returns:
+        A :class:`Dataset`.
+    """
+    if path is None:
+        return load_synthetic(size, channels, synthetic_per_class, seed)
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"{root}: data path does not exist")
+    if not root.is_dir():
+        raise DataError(f"{root}: data path is a file; give the folder that holds the images or arrays")
+    if is_numpy_layout(root):
+        return load_numpy(root, size, channels)
+    return load_tree(root, size, channels, seed)

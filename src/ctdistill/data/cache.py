@@ -1,0 +1,46 @@
+"""A content-keyed cache of decoded arrays, so a second run does not decode the images again.
+
+Key = sha256 of (every file's content hash and label, image size, channels, decoder version): any
+changed byte, size or decoder gives a new entry. Location: ``$CTDISTILL_CACHE`` or
+``~/.cache/ctdistill``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ctdistill.runfolder import atomic_path
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CTDISTILL_CACHE") or Path.home() / ".cache" / "ctdistill")
+
+
+def cache_key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load(key: str) -> dict[str, np.ndarray] | None:
+    """The arrays stored under ``key``, or None when absent or unreadable (then rebuilt)."""
+    path = cache_dir() / f"{key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def store(key: str, arrays: dict[str, np.ndarray]) -> None:
+    """Write atomically; a cache that cannot be written only costs time, so failures are ignored."""
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache_dir() / f"{key}.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+    except OSError:
+        pass

@@ -1,0 +1,64 @@
+"""The in-memory dataset every loader returns: three splits, one label set, one fingerprint."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclasses.dataclass
+class Split:
+    """One split: ``x`` uint8 images (N, H, W, C) in 0..255, ``y`` int labels (N,), optional paths."""
+
+    x: np.ndarray
+    y: np.ndarray
+    paths: list[str] | None = None
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def counts(self, n_classes: int) -> list[int]:
+        return np.bincount(self.y, minlength=n_classes).tolist()
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Images of all three splits with their class names.
+
+    Args:
+        train, valid, test: the splits; models select on ``valid`` and are scored once on ``test``.
+        class_names: label index -> name, shared by every split.
+        fingerprint: sha256 over the source content (files or arrays), recorded in every manifest.
+        source: a one-line human description (path and kind, or "synthetic phantoms").
+    """
+
+    train: Split
+    valid: Split
+    test: Split
+    class_names: list[str]
+    fingerprint: str
+    source: str
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
+
+    def split(self, name: str) -> Split:
+        return getattr(self, name)
+
+    def summary(self) -> dict:
+        """Counts per split and class, for logs, manifests and ``data inspect``."""
+        return {
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+            "input_shape": list(self.input_shape),
+            "class_names": self.class_names,
+            "counts": {s: dict(zip(self.class_names, self.split(s).counts(self.n_classes))) for s in SPLITS},
+        }

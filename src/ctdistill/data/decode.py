@@ -1,0 +1,83 @@
+"""Decode any image file by its content (not its extension) into a fixed-size uint8 array.
+
+The real dataset has JPEGs named ``.png``, RGBA/RGB/L modes and sizes from 168 to 1200 px: every
+image goes through the same path: open by content, convert the mode, resize (stretching, as the
+seed does), and return ``(size, size, channels)`` uint8.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ctdistill.errors import DataError
+
+DECODER_VERSION = 1  # bump when decoding changes, so cached arrays are not reused
+
+
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Convert any PIL mode (RGBA, P, CMYK, L, I;16, I, F) to ``L`` or ``RGB``."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16"):
+            arr = arr / 257.0  # full 16-bit range onto 8 bits, keeping relative intensities
+        else:
+            lo, hi = float(arr.min()), float(arr.max())
+            arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+        img = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+    if img.mode not in ("L", "RGB"):
+        # Palette, alpha and CMYK modes go through RGB(A) first: PIL converts those to anything.
+        img = img.convert("RGBA" if ("A" in img.mode or img.mode == "P") else "RGB")
+    return img.convert("RGB" if channels == 3 else "L")
+
+
+def decode_image(data: bytes, size: int, channels: int, name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes into a ``(size, size, channels)`` uint8 array.
+
+    Args:
+        data: the file's bytes (PNG, JPEG, BMP, TIFF, ... detected by content).
+        size: output height and width in pixels.
+        channels: 1 (grey) or 3 (RGB, grey replicated).
+        name: the file name used in error messages.
+
+    Returns:
+        ``np.ndarray`` of dtype uint8.
+
+    Example:
+        >>> arr = decode_image(open("slice.png", "rb").read(), 32, 3)  # doctest: +SKIP
+        >>> arr.shape
+        (32, 32, 3)
+    """
+    if not data:
+        raise DataError(f"{name}: empty file (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            img = to_mode(img, channels)
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+    except UnidentifiedImageError:
+        raise DataError(f"{name}: not a readable image (unknown or unsupported format)") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{name}: image too large to decode safely ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{name}: corrupt or truncated image ({exc})") from None
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def resize_array(x: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """Resize a batch of uint8 images (N, H, W, C) to ``(N, size, size, channels)``."""
+    if x.shape[1:3] == (size, size) and x.shape[3] == channels:
+        return x
+    out = np.empty((x.shape[0], size, size, channels), dtype=np.uint8)
+    for i, img in enumerate(x):
+        pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+        out[i] = decode_pil(pil, size, channels)
+    return out
+
+
+def decode_pil(img: Image.Image, size: int, channels: int) -> np.ndarray:
+    arr = np.asarray(to_mode(img, channels).resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr

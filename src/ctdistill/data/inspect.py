@@ -1,0 +1,75 @@
+"""``ctdistill data inspect``: what is in a dataset folder, read from file headers (nothing decoded)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout
+from ctdistill.data.tree import find_split_dirs, list_images
+from ctdistill.errors import DataError
+
+
+def inspect_path(path: str | Path) -> dict:
+    """Counts per split and class, file formats, colour modes and the size range.
+
+    Returns:
+        ``{"layout", "splits": {split: {class: count}}, "formats", "modes", "width", "height",
+        "unreadable"}`` for a folder tree; shapes and dtypes for the numpy layout.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    if is_numpy_layout(root):
+        return _inspect_numpy(root)
+    split_dirs = find_split_dirs(root) or {"all": root}
+    splits, formats, modes, widths, heights, unreadable = {}, Counter(), Counter(), [], [], []
+    for split, folder in split_dirs.items():
+        items = list_images(folder)
+        splits[split] = dict(sorted(Counter(label for label, _ in items).items()))
+        for _, file in items:
+            try:
+                with Image.open(file) as img:  # reads the header only
+                    formats[f"{img.format} ({file.suffix.lower() or 'no extension'})"] += 1
+                    modes[img.mode] += 1
+                    widths.append(img.width)
+                    heights.append(img.height)
+            except (UnidentifiedImageError, OSError):
+                unreadable.append(str(file))
+    return {"layout": "folder tree", "splits": splits, "formats": dict(formats), "modes": dict(modes),
+            "width": _range(widths), "height": _range(heights), "unreadable": unreadable}
+
+
+def _range(values: list[int]) -> dict:
+    return {"min": min(values), "median": float(np.median(values)), "max": max(values)} if values else {}
+
+
+def _inspect_numpy(root: Path) -> dict:
+    out = {"layout": "numpy", "arrays": {}}
+    for split, stem in FILE_SPLIT.items():
+        for kind in ("X", "y"):
+            file = root / f"{kind}_{stem}.npy"
+            if file.is_file():
+                arr = np.load(file, mmap_mode="r", allow_pickle=False)
+                out["arrays"][file.name] = {"shape": list(arr.shape), "dtype": str(arr.dtype)}
+    return out
+
+
+def format_inspection(info: dict) -> str:
+    """Human-readable text for :func:`inspect_path`'s result."""
+    if info["layout"] == "numpy":
+        return "\n".join(f"{name}: shape {v['shape']} {v['dtype']}" for name, v in info["arrays"].items())
+    lines = []
+    for split, counts in info["splits"].items():
+        lines.append(f"{split}: {sum(counts.values())} images  " + ", ".join(f"{c} {n}" for c, n in counts.items()))
+    lines.append("formats: " + ", ".join(f"{k}: {v}" for k, v in info["formats"].items()))
+    lines.append("modes: " + ", ".join(f"{k}: {v}" for k, v in info["modes"].items()))
+    if info["width"]:
+        lines.append(f"width {info['width']['min']}-{info['width']['max']} px (median {info['width']['median']:g}), "
+                     f"height {info['height']['min']}-{info['height']['max']} px (median {info['height']['median']:g})")
+    if info["unreadable"]:
+        lines.append(f"unreadable: {len(info['unreadable'])} file(s): " + ", ".join(info["unreadable"][:10]))
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""The seed's numpy layout: ``X_{train,val,test}.npy`` images and ``y_*.npy`` labels (one-hot or integer).
+
+``ctdistill data prepare`` writes this layout from an image tree (uint8 images, one-hot float32
+labels as the seed used, plus ``class_names.json``) so the seed's users can keep their arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ctdistill.data.dataset import SPLITS, Dataset, Split
+from ctdistill.data.decode import resize_array
+from ctdistill.errors import DataError
+from ctdistill.runfolder import atomic_path
+
+FILE_SPLIT = {"train": "train", "valid": "val", "test": "test"}
+CLASS_FILE = "class_names.json"
+
+
+def is_numpy_layout(root: Path) -> bool:
+    return (root / "X_train.npy").is_file()
+
+
+def load_numpy(root: Path, size: int, channels: int) -> Dataset:
+    """Load and check the arrays; images are resized/converted to ``size``/``channels`` if needed."""
+    raw = {s: (_load(root / f"X_{FILE_SPLIT[s]}.npy"), _load(root / f"y_{FILE_SPLIT[s]}.npy")) for s in SPLITS}
+    n_classes = max(_n_classes(y, root / f"y_{FILE_SPLIT[s]}.npy") for s, (_, y) in raw.items())
+    names = _class_names(root, n_classes)
+    splits = {s: Split(_images(x, root / f"X_{FILE_SPLIT[s]}.npy", size, channels),
+                       _labels(y, len(x), len(names), root / f"y_{FILE_SPLIT[s]}.npy")) for s, (x, y) in raw.items()}
+    digest = hashlib.sha256()
+    for s in SPLITS:
+        digest.update(raw[s][0].tobytes())
+        digest.update(splits[s].y.tobytes())
+    return Dataset(**splits, class_names=names, fingerprint=digest.hexdigest(), source=f"numpy layout {root}")
+
+
+def _load(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"{path}: missing (numpy layout needs X_/y_ train, val and test files)")
+    try:
+        return np.load(path, allow_pickle=False)  # never unpickle: a .npy can carry code
+    except ValueError as exc:
+        raise DataError(f"{path}: refused to load ({exc}); object arrays are not accepted") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+
+
+def _n_classes(y: np.ndarray, path: Path) -> int:
+    if y.ndim == 2:
+        return y.shape[1]
+    if y.ndim == 1 and y.size and np.issubdtype(y.dtype, np.integer):
+        return int(y.max()) + 1
+    if y.ndim == 1 and y.size and np.all(np.mod(y, 1) == 0):
+        return int(y.max()) + 1
+    raise DataError(f"{path}: labels must be one-hot (N, classes) or integer (N,), got shape {y.shape} {y.dtype}")
+
+
+def _class_names(root: Path, n_classes: int) -> list[str]:
+    path = root / CLASS_FILE
+    if not path.is_file():
+        return [f"class_{i}" for i in range(n_classes)]
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names) and len(names) >= n_classes):
+        raise DataError(f"{path}: expected a list of at least {n_classes} class names")
+    return names
+
+
+def _images(x: np.ndarray, path: Path, size: int, channels: int) -> np.ndarray:
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
+        raise DataError(f"{path}: images must be (N, H, W, C) with C in 1, 3, 4; got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)):
+        raise DataError(f"{path}: images must be numeric, got dtype {x.dtype}")
+    x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        raise DataError(f"{path}: images contain NaN or infinite values")
+    if x.size and x.max() <= 1.0 and x.min() >= 0.0:
+        x = x * 255.0  # arrays scaled to [0, 1] (a common seed preprocessing)
+    if x.size and (x.min() < 0 or x.max() > 255):
+        raise DataError(f"{path}: pixel values must be within 0..255 or 0..1, got {x.min():g}..{x.max():g}")
+    x = np.rint(x).astype(np.uint8)
+    if x.shape[-1] == 4:
+        x = x[..., :3]
+    return resize_array(x, size, channels)
+
+
+def _labels(y: np.ndarray, n: int, n_classes: int, path: Path) -> np.ndarray:
+    if len(y) != n:
+        raise DataError(f"{path}: {len(y)} labels for {n} images")
+    if y.ndim == 2:
+        if not np.isfinite(y).all() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3) or y.min() < 0:
+            raise DataError(f"{path}: one-hot rows must be non-negative and sum to 1")
+        return y.argmax(axis=1).astype(np.int64)
+    labels = y.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise DataError(f"{path}: labels must be within 0..{n_classes - 1}, got {labels.min()}..{labels.max()}")
+    return labels
+
+
+def write_numpy(dataset: Dataset, out: Path) -> list[Path]:
+    """Write ``dataset`` in the seed's layout (uint8 X, one-hot float32 y) plus class names."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for s in SPLITS:
+        split = dataset.split(s)
+        onehot = np.eye(dataset.n_classes, dtype=np.float32)[split.y]
+        for name, arr in ((f"X_{FILE_SPLIT[s]}.npy", split.x), (f"y_{FILE_SPLIT[s]}.npy", onehot)):
+            with atomic_path(out / name) as tmp:
+                np.save(tmp, arr, allow_pickle=False)
+            written.append(out / name)
+    with atomic_path(out / CLASS_FILE) as tmp:
+        tmp.write_text(json.dumps(dataset.class_names, indent=1), encoding="utf-8")
+    return written + [out / CLASS_FILE]

@@ -1,0 +1,176 @@
+"""The recipe: data -> per teacher (fit teacher, distil student, scratch baseline, quantize, evaluate) -> tables.
+
+``run()`` reads top to bottom as the pipeline; each step logs what it does. Models are evaluated on
+the test split exactly once, after selection on the valid split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import keras
+import pandas as pd
+
+from ctdistill import report
+from ctdistill.config import Config
+from ctdistill.data import SPLITS, Dataset, load_dataset
+from ctdistill.distill import distill_student, train_scratch
+from ctdistill.evaluate import Predictions, classification_metrics, predict_keras, predict_tflite
+from ctdistill.quantize import convert_all
+from ctdistill.runfolder import atomic_path, manifest, new_run_dir, write_json
+from ctdistill.train import train_teacher
+
+log = logging.getLogger("ctdistill")
+EVAL_SPLITS = ("valid", "test")
+
+
+def run(cfg: Config, out: str | Path | None = None) -> Path:
+    """Run the whole pipeline for ``cfg`` into a new run folder; returns that folder.
+
+    Example:
+        >>> run(Config(teachers=("resnet50",), weights="none", epochs=3), "runs/demo")  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    seed_everything(cfg.seed)
+    run_dir = new_run_dir(out)
+    log.info("run folder: %s", run_dir)
+    data = load_data(cfg)
+    write_json(run_dir / "config.json", cfg.to_dict())
+    write_json(run_dir / "manifest.json", manifest(cfg.to_dict(), data.summary()))
+    rows, quant_rows, timings = [], [], {}
+    for name in cfg.teachers:
+        stage_rows, stage_quant, stage_times = teacher_stage(name, data, cfg, run_dir)
+        rows += stage_rows
+        quant_rows += stage_quant
+        timings[name] = stage_times
+    summary = write_tables(run_dir, rows, quant_rows)
+    write_json(run_dir / "timings.json", {"total_s": round(time.perf_counter() - started, 2), "stages": timings})
+    log.info("finished in %.0fs; results in %s\n%s", time.perf_counter() - started, run_dir,
+             report.summary_text(summary))
+    return run_dir
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the backend; called before each stage so stages do not depend on order."""
+    keras.utils.set_random_seed(seed)
+
+
+def load_data(cfg: Config) -> Dataset:
+    data = load_dataset(cfg.data, cfg.image_size, cfg.channels, cfg.seed, cfg.synthetic_per_class)
+    if cfg.data is None:
+        log.warning("no --data given: using the built-in SYNTHETIC CT phantoms (not medical data)")
+    counts = data.summary()["counts"]
+    log.info("data: %s; classes %s; images per split %s", data.source, data.class_names,
+             {s: sum(counts[s].values()) for s in SPLITS})
+    return data
+
+
+def teacher_stage(name: str, data: Dataset, cfg: Config, run_dir: Path) -> tuple[list[dict], list[dict], dict]:
+    """Everything for one teacher; returns summary rows, quantization rows and stage timings."""
+    times, rows = {}, []
+    clock = time.perf_counter()
+
+    log.info("== %s: fine-tuning teacher (weights=%s)", name, cfg.weights)
+    seed_everything(cfg.seed)
+    teacher, history = train_teacher(name, data, cfg)
+    report.write_csv(history, run_dir / f"{name}_teachermodel.csv")
+    report.plot_history(history, f"{name} teacher", run_dir / "Plots" / f"{name}_teacher_curves.png")
+    teacher_file = save_model(teacher, run_dir / f"{name}_Teacher.keras")
+    rows.append(record(run_dir, data, f"{name}_teacher", "teacher", name, "float32", teacher, teacher_file))
+    times["teacher_s"], clock = _lap(clock)
+
+    log.info("== %s: distilling the student (T=%g, alpha=%g)", name, cfg.temperature, cfg.alpha)
+    seed_everything(cfg.seed)
+    student, history = distill_student(teacher, data, cfg, name)
+    report.write_csv(history, run_dir / f"{name}_Distiller_history.csv")
+    report.plot_history(history, f"{name} distilled student", run_dir / "Plots" / f"{name}_distiller_curves.png")
+    student_file = save_model(student, run_dir / f"{name}_Student.keras")
+    save_model(student, run_dir / f"{name}_Student.h5")
+    rows.append(record(run_dir, data, f"{name}_student", "distilled", name, "float32", student, student_file))
+    write_seed_student_files(run_dir, name, data)
+    times["distill_s"], clock = _lap(clock)
+
+    log.info("== %s: training the same student from scratch (baseline)", name)
+    seed_everything(cfg.seed)
+    scratch, history = train_scratch(data, cfg, name)
+    report.write_csv(history, run_dir / f"{name}_Scratch_history.csv")
+    report.plot_history(history, f"{name} scratch student", run_dir / "Plots" / f"{name}_scratch_curves.png")
+    scratch_file = save_model(scratch, run_dir / f"{name}_Scratch.keras")
+    rows.append(record(run_dir, data, f"{name}_scratch", "scratch", name, "float32", scratch, scratch_file))
+    times["scratch_s"], clock = _lap(clock)
+
+    log.info("== %s: quantizing the student (%s)", name, ", ".join(cfg.quant_modes))
+    files = convert_all(student, cfg.quant_modes, data.train.x, lambda m: run_dir / f"{name}_student_{m}.tflite")
+    quant_rows = []
+    for mode, path in files.items():
+        row = record(run_dir, data, f"{name}_student_{mode}", "quantized", name, mode, path, path,
+                     params=rows[1]["params"])
+        rows.append(row)
+        quant_rows.append({"teacher": name, "mode": mode, **{k: row[k] for k in ("accuracy", "precision", "recall")},
+                           "teacher_mb": rows[0]["size_mb"], "student_mb": rows[1]["size_mb"],
+                           "quantized_mb": row["size_mb"]})
+    times["quantize_s"], clock = _lap(clock)
+    return rows, quant_rows, times
+
+
+def record(run_dir: Path, data: Dataset, model_id: str, kind: str, teacher: str, mode: str, model,
+           file: Path, params: int | None = None) -> dict:
+    """Predict valid and test once, save the predictions, return the model's summary row (test split)."""
+    predict = predict_tflite if isinstance(model, Path) else predict_keras
+    frames = []
+    for split in EVAL_SPLITS:
+        part = data.split(split)
+        proba = predict(model, part.x)
+        frames.append(report.predictions_frame(part.y, proba, data.class_names, part.paths).assign(split=split))
+        if split == "test":
+            metrics = classification_metrics(Predictions(part.y, proba), data.class_names)
+    (run_dir / "predictions").mkdir(exist_ok=True)
+    report.write_csv(pd.concat(frames, ignore_index=True), run_dir / "predictions" / f"{model_id}.csv")
+    write_json(run_dir / "predictions" / f"{model_id}_metrics.json", metrics)
+    log.info("[%s] test accuracy %.4f  macro-F1 %.4f  (%.3f MB)", model_id, metrics["accuracy"], metrics["f1"],
+             file.stat().st_size / 1e6)
+    return {"model": model_id, "kind": kind, "teacher": teacher, "mode": mode,
+            **{k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
+            "size_mb": file.stat().st_size / 1e6, "params": params if params is not None else model.count_params()}
+
+
+def write_seed_student_files(run_dir: Path, name: str, data: Dataset) -> None:
+    """The seed's per-teacher student files, from the distilled student's saved test predictions."""
+    frame = pd.read_csv(run_dir / "predictions" / f"{name}_student.csv")
+    test = frame[frame["split"] == "test"].drop(columns="split")
+    metrics = _metrics_file(run_dir, f"{name}_student")
+    report.write_csv(report.classification_report_frame(metrics), run_dir / f"{name}_student_classification_report.csv",
+                     index=True)
+    confusion = report.confusion_frame(metrics, data.class_names)
+    report.write_csv(confusion, run_dir / f"{name}_student_Confusion.csv", index=True)
+    report.plot_confusion(confusion, f"{name}-distilled student, test split", run_dir / f"{name}_student_confusion_matrix.png")
+    report.write_csv(test, run_dir / f"{name}_predictions.csv")
+
+
+def write_tables(run_dir: Path, rows: list[dict], quant_rows: list[dict]) -> pd.DataFrame:
+    summary = pd.DataFrame(rows, columns=report.SUMMARY_COLUMNS)
+    report.write_csv(summary, run_dir / "summary.csv")
+    report.write_csv(pd.DataFrame(quant_rows, columns=report.QUANT_COLUMNS), run_dir / "TinyEvalRes_Quant.csv")
+    return summary
+
+
+def save_model(model: keras.Model, path: Path) -> Path:
+    """Save atomically, without optimizer state, so the file size is the deployable model's size."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bare = keras.Model(model.inputs, model.outputs, name=model.name)  # same layers, never compiled
+    with atomic_path(path) as tmp:
+        bare.save(tmp)
+    return path
+
+
+def _metrics_file(run_dir: Path, model_id: str) -> dict:
+    return json.loads((run_dir / "predictions" / f"{model_id}_metrics.json").read_text())
+
+
+def _lap(clock: float) -> tuple[float, float]:
+    now = time.perf_counter()
+    return round(now - clock, 2), now
+

@@ -1,0 +1,104 @@
+"""Presentation: tables, plots and files in the seed's names. Computes nothing, only formats numbers.
+
+Every writer goes through ``runfolder.atomic_path`` so a file is either complete or absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on servers or CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ctdistill.runfolder import atomic_path  # noqa: E402
+
+SUMMARY_COLUMNS = ["model", "kind", "teacher", "mode", "accuracy", "precision", "recall", "f1", "size_mb", "params"]
+QUANT_COLUMNS = ["teacher", "mode", "accuracy", "precision", "recall", "teacher_mb", "student_mb", "quantized_mb"]
+
+
+def write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> Path:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=index)
+    return path
+
+
+def save_figure(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return path
+
+
+def classification_report_frame(metrics: dict) -> pd.DataFrame:
+    """sklearn's report dict as the seed's table: one row per class plus accuracy and averages."""
+    report = dict(metrics["report"])
+    accuracy = report.pop("accuracy", metrics["accuracy"])
+    frame = pd.DataFrame(report).T
+    frame.loc["accuracy"] = [np.nan, np.nan, accuracy, frame["support"].iloc[: -2].sum()]
+    return frame.rename_axis("class")
+
+
+def confusion_frame(metrics: dict, class_names: list[str]) -> pd.DataFrame:
+    """Counts, rows = true class, columns = predicted class, both named."""
+    return pd.DataFrame(metrics["confusion"], index=pd.Index(class_names, name="true"),
+                        columns=pd.Index(class_names, name="predicted"))
+
+
+def predictions_frame(y_true: np.ndarray, proba: np.ndarray, class_names: list[str],
+                      files: list[str] | None = None) -> pd.DataFrame:
+    """One row per image: (file,) true label, predicted label, one probability column per class."""
+    names = np.asarray(class_names)
+    frame = pd.DataFrame({"true_label": names[y_true], "predicted_label": names[proba.argmax(axis=1)]})
+    for i, name in enumerate(class_names):
+        frame[f"prob_{name}"] = proba[:, i]
+    if files is not None:
+        frame.insert(0, "file", files)
+    return frame
+
+
+def plot_confusion(confusion: pd.DataFrame, title: str, path: Path) -> Path:
+    """Confusion matrix heat map with class names and counts in every cell."""
+    values = confusion.to_numpy()
+    n = len(confusion)
+    fig, ax = plt.subplots(figsize=(1.3 * n + 2.5, 1.1 * n + 2))
+    im = ax.imshow(values, cmap="Blues")
+    ax.set_xticks(range(n), confusion.columns, rotation=35, ha="right")
+    ax.set_yticks(range(n), confusion.index)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, int(values[i, j]), ha="center", va="center",
+                    color="white" if values[i, j] > values.max() / 2 else "black")
+    fig.colorbar(im, ax=ax, label="images")
+    return save_figure(fig, path)
+
+
+def plot_history(history: pd.DataFrame, title: str, path: Path) -> Path:
+    """Loss and accuracy per epoch, train and validation, with the restored epoch marked."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if key in history:
+                ax.plot(history["epoch"], history[key], style, label=key)
+        if "best" in history and history["best"].any():
+            ax.axvline(history.loc[history["best"], "epoch"].iloc[-1], color="grey", lw=0.8, label="restored")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend()
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def summary_text(summary: pd.DataFrame) -> str:
+    """The short end-of-run table printed on the terminal."""
+    shown = summary[["model", "accuracy", "f1", "size_mb", "params"]].copy()
+    shown["accuracy"] = (100 * shown["accuracy"]).map("{:.1f}%".format)
+    shown["f1"] = shown["f1"].map("{:.3f}".format)
+    shown["size_mb"] = shown["size_mb"].map("{:.3f}".format)
+    return shown.to_string(index=False)

@@ -1,0 +1,121 @@
+"""The run folder: atomic writes, a fresh folder per run, and the manifest that makes it reproducible.
+
+Every file goes through :func:`atomic_path`: it is written under a temporary name in the same folder
+and renamed into place, so an interrupted run never leaves a half-written CSV, model or plot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ctdistill.errors import RunFolderError
+
+PACKAGES = ("ctdistill", "keras", "tensorflow", "tensorflow-cpu", "ai-edge-litert", "numpy", "scikit-learn",
+            "scipy", "pandas", "pillow", "pydicom", "matplotlib")
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``final`` (same suffix); rename it onto ``final`` on success.
+
+    Example:
+        >>> with atomic_path("out/table.csv") as tmp:   # doctest: +SKIP
+        ...     df.to_csv(tmp)
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def new_run_dir(out: str | Path | None, base: str | Path = "runs") -> Path:
+    """Create the run folder; refuse an existing non-empty ``out`` (earlier results are never overwritten).
+
+    With ``out=None`` a timestamped folder under ``base`` is made.
+    """
+    if out is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path(base) / f"run-{stamp}"
+        n = 1
+        while out.exists():
+            n += 1
+            out = Path(base) / f"run-{stamp}-{n}"
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunFolderError(f"{out}: already exists and is not empty; choose another --out "
+                             "(earlier results are never overwritten)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise RunFolderError(f"{out}: cannot write the run folder ({exc.strerror or exc})") from None
+    return out
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
+    return versions
+
+
+def git_revision() -> str | None:
+    """The ctdistill source revision (with ``-dirty`` for local edits), None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def manifest(config: dict, dataset_summary: dict, extra: dict | None = None) -> dict:
+    """What is needed to reproduce a run: configuration, seed, versions, data fingerprint, revision."""
+    return {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": config,
+        "seed": config.get("seed"),
+        "dataset": dataset_summary,
+        "git_revision": git_revision(),
+        "versions": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        **(extra or {}),
+    }

@@ -1,0 +1,107 @@
+"""Fitting with early stopping on the validation split, and the per-epoch progress log.
+
+One function fits any Keras model (teacher, distiller, scratch student) the same way, so every
+model gets the same budget and the same selection rule: at most ``epochs`` epochs, stop when the
+monitored validation metric has not improved for ``patience`` epochs, restore the best weights.
+The test split is never seen here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+
+from ctdistill.config import Config
+from ctdistill.data import Dataset
+from ctdistill.models.teachers import build_teacher, resolve_weights, set_base_trainable
+
+log = logging.getLogger(__name__)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Logs a one-line summary of an epoch (about 30 lines per stage, plus the first ones)."""
+
+    def __init__(self, label: str, epochs: int):
+        super().__init__()
+        self.label, self.epochs = label, epochs
+        self.every = max(1, epochs // 30)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch < 3 or (epoch + 1) % self.every == 0:
+            shown = " ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if "loss" in k or "acc" in k)
+            log.info("[%s] epoch %d/%d  %s  (%.1fs)", self.label, epoch + 1, self.epochs, shown,
+                     time.perf_counter() - self._t0)
+
+
+def compile_classifier(model: keras.Model, learning_rate: float) -> None:
+    """Adam + cross-entropy on logits (the softmax lives in the loss, and only there)."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+
+
+def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int | None = None) -> pd.DataFrame:
+    """Fit a compiled model on train, select on valid; returns the per-epoch history.
+
+    Args:
+        model: a compiled model (classifier or ``keras.distillation.Distiller``).
+        data: the dataset; only ``train`` and ``valid`` are used.
+        cfg: supplies batch size, epochs, patience and the monitored metric.
+        label: name used in the progress log.
+        epochs: maximum epochs (default ``cfg.epochs``).
+
+    Returns:
+        DataFrame with one row per epoch (``epoch`` plus Keras' logged metrics) and a ``best``
+        column marking the restored epoch.
+    """
+    epochs = epochs or cfg.epochs
+    stop = keras.callbacks.EarlyStopping(monitor=cfg.monitor, patience=cfg.patience, restore_best_weights=True,
+                                         mode="max" if "acc" in cfg.monitor else "min")
+    t0 = time.perf_counter()
+    hist = model.fit(as_float(data.train.x), data.train.y, validation_data=(as_float(data.valid.x), data.valid.y),
+                     batch_size=cfg.batch_size, epochs=epochs, verbose=0, shuffle=True,
+                     callbacks=[stop, EpochLog(label, epochs)])
+    frame = pd.DataFrame(hist.history)
+    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    frame["best"] = frame["epoch"] == stop.best_epoch + 1
+    log.info("[%s] %d epochs in %.1fs; restored epoch %d (%s %.4f)", label, len(frame), time.perf_counter() - t0,
+             stop.best_epoch + 1, cfg.monitor, stop.best if stop.best is not None else float("nan"))
+    return frame
+
+
+def as_float(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32, copy=False)
+
+
+def train_teacher(name: str, data: Dataset, cfg: Config) -> tuple[keras.Model, pd.DataFrame]:
+    """Fine-tune teacher ``name`` as the seed does.
+
+    With pretrained weights: phase ``head`` trains the new head on a frozen base (at most
+    ``frozen_epochs``), then phase ``finetune`` unfreezes the top ``unfreeze_layers`` base layers at
+    ``finetune_learning_rate``. With ``--weights none`` a frozen random base is useless, so there is
+    one phase, ``scratch``, training everything at ``learning_rate``.
+    """
+    weights = resolve_weights(name, cfg.weights)
+    teacher = build_teacher(name, data.input_shape, data.n_classes, weights)
+    if weights is None:
+        compile_classifier(teacher, cfg.learning_rate)
+        return teacher, fit(teacher, data, cfg, f"{name} teacher").assign(phase="scratch")
+    phases = []
+    if cfg.frozen_epochs > 0:
+        set_base_trainable(teacher, False)
+        compile_classifier(teacher, cfg.learning_rate)
+        phases.append(fit(teacher, data, cfg, f"{name} teacher head", min(cfg.frozen_epochs, cfg.epochs))
+                      .assign(phase="head"))
+    set_base_trainable(teacher, True, cfg.unfreeze_layers)
+    compile_classifier(teacher, cfg.finetune_learning_rate)
+    phases.append(fit(teacher, data, cfg, f"{name} teacher finetune").assign(phase="finetune"))
+    history = pd.concat(phases, ignore_index=True)
+    history["epoch"] = np.arange(1, len(history) + 1)
+    return teacher, history

@@ -1,0 +1,75 @@
+"""Shared fixtures: a private decode cache, a tiny registered teacher, small image trees."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chest-ct-scan"
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("CTDISTILL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher():
+    """Registers teacher ``tiny`` (a two-conv network) in the teacher table; returns its name.
+
+    The table is the only extension point: the pipeline treats it exactly like the seven real ones.
+    """
+    import keras
+    from keras import layers
+
+    from ctdistill.models.teachers import TEACHERS, TeacherSpec
+
+    def tiny(include_top=False, weights=None, input_shape=None):
+        inputs = keras.Input(input_shape)
+        x = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+        return keras.Model(inputs, x)
+
+    TEACHERS.setdefault("tiny", TeacherSpec(tiny, lambda x: x / 127.5 - 1.0, 8, "tiny_notop.h5"))
+    return "tiny"
+
+
+def save_image(path: Path, array: np.ndarray, fmt: str | None = None, mode: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)
+    img.save(path, format=fmt)
+    return path
+
+
+def make_tree(root: Path, splits=("train", "valid", "test"), per_class=3, names=None, size=20) -> Path:
+    """A small split tree whose class folder names differ across splits, as in the Kaggle data."""
+    rng = np.random.default_rng(0)
+    names = names or {
+        "train": ["adeno_left.lobe_T2", "normal"], "valid": ["adeno_left.lobe_T2", "normal"],
+        "test": ["adeno", "normal"],
+    }
+    for split in splits:
+        for k, folder in enumerate(names[split]):
+            for i in range(per_class):
+                base = np.full((size, size + 5), 60 + 120 * k, np.uint8)
+                noisy = np.clip(base + rng.integers(0, 40, base.shape), 0, 255).astype(np.uint8)
+                save_image(root / split / folder / f"img{i}.png", noisy, "PNG")
+    return root
+
+
+@pytest.fixture
+def image_tree(tmp_path) -> Path:
+    return make_tree(tmp_path / "tree")
+
+
+def require_shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"REAL DATA ABSENT: {SHARED_DATA} not found; real-data tests need ../shared/data/chest-ct-scan")
+    return SHARED_DATA

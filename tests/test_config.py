@@ -1,0 +1,57 @@
+import json
+
+import pytest
+
+from ctdistill.config import ALL_TEACHERS, Config
+from ctdistill.errors import ConfigError
+
+
+def test_defaults_are_the_seeds():
+    cfg = Config()
+    assert (cfg.temperature, cfg.alpha, cfg.batch_size, cfg.epochs) == (2.0, 0.5, 256, 300)
+    assert (cfg.image_size, cfg.channels) == (32, 3)
+    assert cfg.teachers == ALL_TEACHERS and len(ALL_TEACHERS) == 7
+
+
+def test_seed_aliases_map_to_canonical_names():
+    cfg = Config.from_mapping({"teachers": "resnet,densenet,efficientnet,vgg16"})
+    assert cfg.teachers == ("resnet50", "densenet121", "efficientnetb3", "vgg16")
+
+
+@pytest.mark.parametrize("values,fragment", [
+    ({"temperature": 0}, "temperature"),
+    ({"temperature": -1.5}, "temperature"),
+    ({"alpha": 1.5}, "alpha"),
+    ({"alpha": -0.1}, "alpha"),
+    ({"teachers": "resnet50,alexnet"}, "alexnet"),
+    ({"quant_modes": "int4"}, "int4"),
+    ({"epochs": "many"}, "epochs must be an integer"),
+    ({"epochs": 2.5}, "epochs must be an integer"),
+    ({"batch_size": True}, "batch_size"),
+    ({"colour": "blue"}, "unknown key"),
+    ({"channels": 1}, "ImageNet"),
+    ({"monitor": "test_accuracy"}, "monitor"),
+])
+def test_bad_values_are_refused_by_name(values, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        Config.from_mapping(values)
+
+
+def test_file_then_flag_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('teachers = ["vgg16"]\nepochs = 7\ntemperature = 4.0\n')
+    cfg = Config.from_file(path, {"epochs": 3})
+    assert (cfg.teachers, cfg.epochs, cfg.temperature) == (("vgg16",), 3, 4.0)
+    jpath = tmp_path / "c.json"
+    jpath.write_text(json.dumps(cfg.to_dict()))
+    assert Config.from_file(jpath) == cfg
+
+
+def test_bad_file_names_the_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("epochs = = 3")
+    with pytest.raises(ConfigError, match="broken.toml"):
+        Config.from_file(path)
+    path.write_text('epochs = "x"')
+    with pytest.raises(ConfigError, match="broken.toml: epochs must be an integer"):
+        Config.from_file(path)

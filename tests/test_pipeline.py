@@ -1,0 +1,85 @@
+"""A full tiny run through quantization writes every file the seed names, with sane contents."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from ctdistill.config import Config
+from ctdistill.errors import RunFolderError
+from ctdistill.pipeline import run
+
+SEED_FILES = ["{t}_teachermodel.csv", "{t}_Distiller_history.csv", "{t}_student_classification_report.csv",
+              "{t}_student_Confusion.csv", "{t}_student_confusion_matrix.png", "{t}_predictions.csv",
+              "{t}_Student.h5", "{t}_Student.keras", "{t}_student_dynamic.tflite", "{t}_student_float16.tflite",
+              "{t}_student_int8.tflite", "{t}_Teacher.keras", "{t}_Scratch.keras",
+              "Plots/{t}_teacher_curves.png", "Plots/{t}_distiller_curves.png", "Plots/{t}_scratch_curves.png"]
+RUN_FILES = ["TinyEvalRes_Quant.csv", "summary.csv", "config.json", "manifest.json", "timings.json"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_teacher):
+    cfg = Config(teachers=(tiny_teacher,), weights="none", image_size=16, epochs=3, patience=2, batch_size=32,
+                 synthetic_per_class=(12, 4, 6))
+    return cfg, run(cfg, tmp_path_factory.mktemp("runs") / "r1")
+
+
+def test_every_seed_file_is_written(tiny_run):
+    cfg, out = tiny_run
+    missing = [f for f in SEED_FILES for f in [f.format(t="tiny")] if not (out / f).is_file()]
+    missing += [f for f in RUN_FILES if not (out / f).is_file()]
+    assert not missing
+    assert not list(out.rglob(".*.tmp*")), "temporary files left behind"
+
+
+def test_tables_have_the_promised_rows_and_columns(tiny_run):
+    cfg, out = tiny_run
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["model"].tolist() == ["tiny_teacher", "tiny_student", "tiny_scratch", "tiny_student_dynamic",
+                                         "tiny_student_float16", "tiny_student_int8"]
+    assert summary["accuracy"].between(0, 1).all() and (summary["size_mb"] > 0).all()
+    quant = pd.read_csv(out / "TinyEvalRes_Quant.csv")
+    assert list(quant.columns) == ["teacher", "mode", "accuracy", "precision", "recall", "teacher_mb",
+                                   "student_mb", "quantized_mb"]
+    assert quant["mode"].tolist() == ["dynamic", "float16", "int8"]
+    assert (quant["quantized_mb"] < quant["student_mb"]).all()
+    # sizes come from the files on disk
+    assert quant["teacher_mb"].iloc[0] == pytest.approx((out / "tiny_Teacher.keras").stat().st_size / 1e6)
+
+
+def test_predictions_and_confusion_use_class_names(tiny_run):
+    cfg, out = tiny_run
+    pred = pd.read_csv(out / "tiny_predictions.csv")
+    names = ["cavity", "mass", "nodule", "normal"]
+    assert list(pred.columns) == ["true_label", "predicted_label"] + [f"prob_{n}" for n in names]
+    assert len(pred) == 24 and pred[[f"prob_{n}" for n in names]].sum(axis=1).round(4).eq(1).all()
+    confusion = pd.read_csv(out / "tiny_student_Confusion.csv", index_col=0)
+    assert list(confusion.index) == names and confusion.to_numpy().sum() == 24
+    acc = (pred["true_label"] == pred["predicted_label"]).mean()
+    summary = pd.read_csv(out / "summary.csv").set_index("model")
+    assert summary.loc["tiny_student", "accuracy"] == pytest.approx(acc)
+
+
+def test_histories_select_on_valid_never_test(tiny_run):
+    cfg, out = tiny_run
+    for name in ("tiny_teachermodel.csv", "tiny_Distiller_history.csv", "tiny_Scratch_history.csv"):
+        history = pd.read_csv(out / name)
+        assert "val_accuracy" in history and not any("test" in c for c in history.columns)
+        assert 1 <= len(history) <= cfg.epochs and history["best"].sum() == 1
+
+
+def test_manifest_records_config_seed_versions_and_data(tiny_run):
+    cfg, out = tiny_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"] == cfg.to_dict() and manifest["seed"] == 0
+    assert {"keras", "numpy", "ai-edge-litert"} <= set(manifest["versions"])
+    assert len(manifest["dataset"]["fingerprint"]) == 64
+    assert manifest["dataset"]["counts"]["test"] == {"cavity": 6, "mass": 6, "nodule": 6, "normal": 6}
+
+
+def test_an_existing_run_is_never_overwritten(tiny_run, tiny_teacher):
+    cfg, out = tiny_run
+    before = (out / "summary.csv").read_bytes()
+    with pytest.raises(RunFolderError, match="already exists"):
+        run(cfg, out)
+    assert (out / "summary.csv").read_bytes() == before
