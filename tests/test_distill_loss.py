@@ -60,3 +60,13 @@ def test_identical_logits_give_pure_hard_label_loss():
     got = float(d.compute_loss(x=x, y=Y, y_pred=d.student(x), training=False))
     ce = -np.log(_softmax(STUDENT)[np.arange(2), Y]).mean()
     assert got == pytest.approx(0.5 * ce, rel=1e-5)
+
+
+def test_cached_teacher_logits_give_the_same_loss_as_running_the_teacher():
+    d = make_distiller(_fixed_logits_model(TEACHER), _fixed_logits_model(STUDENT), temperature=3.0, alpha=0.3)
+    x = np.eye(2, dtype=np.float32)
+    live = float(d.compute_loss(x=x, y=Y, y_pred=d(x), training=False))
+    cached_x = {"image": x, "teacher_logits": TEACHER.astype(np.float32)}
+    cached = float(d.compute_loss(x=cached_x, y=Y, y_pred=d(cached_x), training=False))
+    assert cached == pytest.approx(live, rel=1e-6)
+    assert cached == pytest.approx(hand_loss(Y, STUDENT, TEACHER, 3.0, 0.3), rel=1e-5)

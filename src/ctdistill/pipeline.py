@@ -20,7 +20,7 @@ from ctdistill.data import SPLITS, Dataset, load_dataset
 from ctdistill.distill import distill_student, train_scratch
 from ctdistill.evaluate import Predictions, classification_metrics, predict_keras, predict_tflite
 from ctdistill.quantize import convert_all
-from ctdistill.runfolder import atomic_path, manifest, new_run_dir, write_json
+from ctdistill.runfolder import atomic_path, create_run_dir, manifest, plan_run_dir, write_json
 from ctdistill.train import train_teacher
 
 log = logging.getLogger("ctdistill")
@@ -35,9 +35,10 @@ def run(cfg: Config, out: str | Path | None = None) -> Path:
     """
     started = time.perf_counter()
     seed_everything(cfg.seed)
-    run_dir = new_run_dir(out)
-    log.info("run folder: %s", run_dir)
+    run_dir = plan_run_dir(out)
     data = load_data(cfg)
+    create_run_dir(run_dir)
+    log.info("run folder: %s", run_dir)
     write_json(run_dir / "config.json", cfg.to_dict())
     write_json(run_dir / "manifest.json", manifest(cfg.to_dict(), data.summary()))
     rows, quant_rows, timings = [], [], {}

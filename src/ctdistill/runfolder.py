@@ -57,15 +57,15 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
-def new_run_dir(out: str | Path | None, base: str | Path = "runs") -> Path:
-    """Create the run folder; refuse an existing non-empty ``out`` (earlier results are never overwritten).
+def plan_run_dir(out: str | Path | None, base: str | Path = "runs") -> Path:
+    """Choose the run folder and check it is free, without creating it (nothing is written on bad input).
 
-    With ``out=None`` a timestamped folder under ``base`` is made.
+    ``out=None`` gives a timestamped folder under ``base``; an existing non-empty ``out`` is refused,
+    so earlier results are never overwritten.
     """
     if out is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path(base) / f"run-{stamp}"
-        n = 1
+        out, n = Path(base) / f"run-{stamp}", 1
         while out.exists():
             n += 1
             out = Path(base) / f"run-{stamp}-{n}"
@@ -73,6 +73,11 @@ def new_run_dir(out: str | Path | None, base: str | Path = "runs") -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunFolderError(f"{out}: already exists and is not empty; choose another --out "
                              "(earlier results are never overwritten)")
+    return out
+
+
+def create_run_dir(out: Path) -> Path:
+    """Create the planned folder and prove it is writable."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"

@@ -47,7 +47,8 @@ def compile_classifier(model: keras.Model, learning_rate: float) -> None:
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
 
-def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int | None = None) -> pd.DataFrame:
+def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int | None = None,
+        inputs: dict | None = None) -> pd.DataFrame:
     """Fit a compiled model on train, select on valid; returns the per-epoch history.
 
     Args:
@@ -56,6 +57,8 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
         cfg: supplies batch size, epochs, patience and the monitored metric.
         label: name used in the progress log.
         epochs: maximum epochs (default ``cfg.epochs``).
+        inputs: ``{"train": x, "valid": x}`` model inputs to use instead of the images (labels still
+            come from ``data``), e.g. images with cached teacher logits.
 
     Returns:
         DataFrame with one row per epoch (``epoch`` plus Keras' logged metrics) and a ``best``
@@ -65,7 +68,8 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
     stop = keras.callbacks.EarlyStopping(monitor=cfg.monitor, patience=cfg.patience, restore_best_weights=True,
                                          mode="max" if "acc" in cfg.monitor else "min")
     t0 = time.perf_counter()
-    hist = model.fit(as_float(data.train.x), data.train.y, validation_data=(as_float(data.valid.x), data.valid.y),
+    inputs = inputs or {"train": as_float(data.train.x), "valid": as_float(data.valid.x)}
+    hist = model.fit(inputs["train"], data.train.y, validation_data=(inputs["valid"], data.valid.y),
                      batch_size=cfg.batch_size, epochs=epochs, verbose=0, shuffle=True,
                      callbacks=[stop, EpochLog(label, epochs)])
     frame = pd.DataFrame(hist.history)

@@ -64,7 +64,7 @@ def format_inspection(info: dict) -> str:
         return "\n".join(f"{name}: shape {v['shape']} {v['dtype']}" for name, v in info["arrays"].items())
     lines = []
     for split, counts in info["splits"].items():
-        lines.append(f"{split}: {sum(counts.values())} images  " + ", ".join(f"{c} {n}" for c, n in counts.items()))
+        lines.append(f"{split}: {sum(counts.values())} images  " + ", ".join(f"{n} {c}" for c, n in counts.items()))
     lines.append("formats: " + ", ".join(f"{k}: {v}" for k, v in info["formats"].items()))
     lines.append("modes: " + ", ".join(f"{k}: {v}" for k, v in info["modes"].items()))
     if info["width"]:

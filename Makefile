@@ -1,0 +1,32 @@
+# Two commands on a fresh machine (Python 3.11+): `make demo` and `make test`.
+# Both create .venv and install ctdistill with its test extras the first time.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_OUT ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+
+.PHONY: demo test test-fast install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job on the built-in synthetic phantoms (about 5 minutes on 2 CPU cores).
+demo: $(STAMP)
+	$(BIN)/ctdistill run --config configs/demo.toml --out $(DEMO_OUT)
+
+## Every test, slow ones included (what CI runs).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## The fast tests only (synthetic data, a tiny teacher), for the edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) .pytest_cache

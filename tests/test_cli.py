@@ -1,0 +1,68 @@
+"""The command line, run as a user runs it: in a subprocess."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ctdistill.cli import RUN_OPTIONS
+
+
+def ctdistill(*args, cwd=None, timeout=600):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "ctdistill.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def test_help_explains_every_option():
+    top = ctdistill("--help")
+    assert top.returncode == 0 and "run" in top.stdout and "data" in top.stdout
+    run_help = ctdistill("run", "--help")
+    assert run_help.returncode == 0
+    for flag, *_ in RUN_OPTIONS:
+        assert flag in run_help.stdout, flag
+    assert "--out" in run_help.stdout and "--config" in run_help.stdout
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["run", "--temperature", "0"], "temperature=0.0 must be > 0"),
+    (["run", "--alpha", "2"], "alpha=2.0 must be within [0, 1]"),
+    (["run", "--teachers", "alexnet"], "unknown teacher 'alexnet'"),
+    (["run", "--data", "/no/such/folder", "--weights", "none"], "/no/such/folder: data path does not exist"),
+])
+def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, fragment):
+    out = tmp_path / "run"
+    result = ctdistill(*args, "--out", out)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"error: {result.stderr.strip().splitlines()[-1][7:]}"
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_data_inspect_and_prepare(image_tree, tmp_path):
+    inspect = ctdistill("data", "inspect", image_tree)
+    assert inspect.returncode == 0, inspect.stderr
+    assert "train: 6 images  3 adeno, 3 normal" in inspect.stdout and "PNG (.png): 18" in inspect.stdout
+    out = tmp_path / "arrays"
+    prep = ctdistill("data", "prepare", image_tree, "--out", out, "--image-size", 12)
+    assert prep.returncode == 0, prep.stderr
+    x = np.load(out / "X_train.npy")
+    assert x.shape == (6, 12, 12, 3) and x.dtype == np.uint8
+    assert ctdistill("data", "inspect", out).stdout.startswith("X_train.npy: shape [6, 12, 12, 3] uint8")
+
+
+@pytest.mark.slow
+def test_cli_run_end_to_end_with_a_real_teacher(tmp_path):
+    """A real keras.applications teacher through the whole CLI (tiny data, one epoch)."""
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text("synthetic_per_class = [4, 2, 2]\nimage_size = 16\nbatch_size = 16\n")
+    out = tmp_path / "run"
+    result = ctdistill("run", "--config", cfg, "--teachers", "vgg16", "--weights", "none", "--epochs", 1,
+                       "--quant-modes", "int8", "--out", out, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == str(out)
+    assert "SYNTHETIC" in result.stderr and "vgg16_student_int8" in result.stderr
+    for name in ("vgg16_Student.keras", "vgg16_student_int8.tflite", "TinyEvalRes_Quant.csv", "summary.csv"):
+        assert (out / name).is_file(), name
