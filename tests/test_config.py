@@ -55,3 +55,10 @@ def test_bad_file_names_the_file(tmp_path):
     path.write_text('epochs = "x"')
     with pytest.raises(ConfigError, match="broken.toml: epochs must be an integer"):
         Config.from_file(path)
+
+
+def test_teacher_epochs_is_optional_and_checked():
+    assert Config().teacher_epochs is None
+    assert Config.from_mapping({"teacher_epochs": 4}).teacher_epochs == 4
+    with pytest.raises(ConfigError, match="teacher_epochs"):
+        Config.from_mapping({"teacher_epochs": 0})

@@ -34,6 +34,7 @@ RUN_OPTIONS = (
                                   "or val_loss (default val_accuracy)"),
     ("--lr", "learning_rate", float, "Adam learning rate for students and the teacher head (default 1e-3)"),
     ("--finetune-lr", "finetune_learning_rate", float, "learning rate after unfreezing the teacher base (default 1e-4)"),
+    ("--teacher-epochs", "teacher_epochs", int, "maximum epochs of teacher training (default: same as --epochs)"),
     ("--frozen-epochs", "frozen_epochs", int, "max epochs of the frozen-base teacher phase (pretrained weights "
                                               "only; default 10)"),
     ("--unfreeze-layers", "unfreeze_layers", int, "base layers to unfreeze from the top; -1 = all (default -1)"),

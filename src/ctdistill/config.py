@@ -41,6 +41,8 @@ class Config:
         patience, monitor: early stopping on the validation split, best weights restored.
         learning_rate: Adam learning rate for students and the teacher head phase.
         finetune_learning_rate: learning rate once the teacher base is unfrozen.
+        teacher_epochs: maximum epochs of teacher training (None = ``epochs``). Students always get
+            ``epochs``, distilled and scratch alike, so their comparison stays fair.
         frozen_epochs: maximum epochs of the head-only teacher phase (ImageNet weights only).
         unfreeze_layers: how many base layers (counted from the top) to unfreeze; -1 = all.
         quant_modes: post-training quantization modes to export per student.
@@ -61,6 +63,7 @@ class Config:
     monitor: str = "val_accuracy"
     learning_rate: float = 1e-3
     finetune_learning_rate: float = 1e-4
+    teacher_epochs: int | None = None
     frozen_epochs: int = 10
     unfreeze_layers: int = -1
     quant_modes: tuple[str, ...] = ("dynamic", "float16", "int8")
@@ -132,6 +135,9 @@ def _is_registered(name: str) -> bool:
 def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
     """Accept what a TOML/JSON file or a flag can express; reject anything else by name."""
     text = hint.__name__ if isinstance(hint, type) else str(hint)
+    if value is None and "None" in text:
+        return None
+    text = text.replace(" | None", "")
     try:
         if text.startswith("tuple"):
             items = value.split(",") if isinstance(value, str) else list(value)
@@ -145,8 +151,6 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
                 raise TypeError
             return float(value)
         if "str" in text:
-            if value is None and "None" in text:
-                return None
             if not isinstance(value, (str, Path)):
                 raise TypeError
             return str(value)
@@ -180,6 +184,7 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
     ("monitor", lambda v: v in MONITORS, f"must be one of {', '.join(MONITORS)}"),
     ("learning_rate", lambda v: v > 0, "must be > 0"),
     ("finetune_learning_rate", lambda v: v > 0, "must be > 0"),
+    ("teacher_epochs", lambda v: v is None or v >= 1, "must be >= 1 (or unset: same as epochs)"),
     ("frozen_epochs", lambda v: v >= 0, "must be >= 0"),
     ("unfreeze_layers", lambda v: v >= -1, "must be -1 (all) or a layer count >= 0"),
     ("teachers", lambda v: len(v) >= 1, "must name at least one teacher"),

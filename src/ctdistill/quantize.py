@@ -129,7 +129,8 @@ class LiteRTModel:
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self._batch != len(batch):
             self.interpreter.resize_tensor_input(self.input["index"], [len(batch), *batch.shape[1:]])
-            self.interpreter.allocate_tensors()
+            with _quiet_stderr():  # the delegate banner appears when tensors are first allocated
+                self.interpreter.allocate_tensors()
             self._batch = len(batch)
         self.interpreter.set_tensor(self.input["index"], _quantize(batch.astype(np.float32), self.input))
         self.interpreter.invoke()

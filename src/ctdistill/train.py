@@ -85,27 +85,28 @@ def as_float(x: np.ndarray) -> np.ndarray:
 
 
 def train_teacher(name: str, data: Dataset, cfg: Config) -> tuple[keras.Model, pd.DataFrame]:
-    """Fine-tune teacher ``name`` as the seed does.
+    """Fine-tune teacher ``name`` as the seed does, for at most ``teacher_epochs`` (default ``epochs``).
 
     With pretrained weights: phase ``head`` trains the new head on a frozen base (at most
     ``frozen_epochs``), then phase ``finetune`` unfreezes the top ``unfreeze_layers`` base layers at
     ``finetune_learning_rate``. With ``--weights none`` a frozen random base is useless, so there is
     one phase, ``scratch``, training everything at ``learning_rate``.
     """
+    epochs = cfg.teacher_epochs or cfg.epochs
     weights = resolve_weights(name, cfg.weights)
     teacher = build_teacher(name, data.input_shape, data.n_classes, weights)
     if weights is None:
         compile_classifier(teacher, cfg.learning_rate)
-        return teacher, fit(teacher, data, cfg, f"{name} teacher").assign(phase="scratch")
+        return teacher, fit(teacher, data, cfg, f"{name} teacher", epochs).assign(phase="scratch")
     phases = []
     if cfg.frozen_epochs > 0:
         set_base_trainable(teacher, False)
         compile_classifier(teacher, cfg.learning_rate)
-        phases.append(fit(teacher, data, cfg, f"{name} teacher head", min(cfg.frozen_epochs, cfg.epochs))
+        phases.append(fit(teacher, data, cfg, f"{name} teacher head", min(cfg.frozen_epochs, epochs))
                       .assign(phase="head"))
     set_base_trainable(teacher, True, cfg.unfreeze_layers)
     compile_classifier(teacher, cfg.finetune_learning_rate)
-    phases.append(fit(teacher, data, cfg, f"{name} teacher finetune").assign(phase="finetune"))
+    phases.append(fit(teacher, data, cfg, f"{name} teacher finetune", epochs).assign(phase="finetune"))
     history = pd.concat(phases, ignore_index=True)
     history["epoch"] = np.arange(1, len(history) + 1)
     return teacher, history
