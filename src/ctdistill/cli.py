@@ -123,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    if not args.debug:
+        # TensorFlow/absl chatter (retracing notices, "Assets written", the legacy-.h5 notice for the
+        # seed's {t}_Student.h5) is not actionable for a user; --debug shows it.
+        for name in ("absl", "tensorflow"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     handler = COMMANDS[(args.command, getattr(args, "data_command", None))]
     try:
         return handler(args)

@@ -75,7 +75,8 @@ def convert_all(model, modes: tuple[str, ...], calibration: np.ndarray, out_path
         for mode in modes:
             converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
             QUANT_MODES[mode](converter, tf, representative)
-            blob = converter.convert()
+            with _quiet_stderr():  # the converter's C++ calibration prints status lines to fd 2
+                blob = converter.convert()
             path = out_path(mode)
             with atomic_path(path) as part:
                 part.write_bytes(blob)
