@@ -12,9 +12,10 @@ from ctdistill.pipeline import run
 SEED_FILES = ["{t}_teachermodel.csv", "{t}_Distiller_history.csv", "{t}_student_classification_report.csv",
               "{t}_student_Confusion.csv", "{t}_student_confusion_matrix.png", "{t}_predictions.csv",
               "{t}_Student.h5", "{t}_Student.keras", "{t}_student_dynamic.tflite", "{t}_student_float16.tflite",
-              "{t}_student_int8.tflite", "{t}_Teacher.keras", "{t}_Scratch.keras",
-              "Plots/{t}_teacher_curves.png", "Plots/{t}_distiller_curves.png", "Plots/{t}_scratch_curves.png"]
-RUN_FILES = ["TinyEvalRes_Quant.csv", "summary.csv", "config.json", "manifest.json", "timings.json"]
+              "{t}_student_int8.tflite", "{t}_Teacher.keras",
+              "Plots/{t}_teacher_curves.png", "Plots/{t}_distiller_curves.png"]
+RUN_FILES = ["TinyEvalRes_Quant.csv", "summary.csv", "config.json", "manifest.json", "timings.json",
+             "Scratch_Student.keras", "Scratch_history.csv", "Plots/scratch_curves.png"]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,9 @@ def test_every_seed_file_is_written(tiny_run):
 def test_tables_have_the_promised_rows_and_columns(tiny_run):
     cfg, out = tiny_run
     summary = pd.read_csv(out / "summary.csv")
-    assert summary["model"].tolist() == ["tiny_teacher", "tiny_student", "tiny_scratch", "tiny_student_dynamic",
+    assert summary["model"].tolist() == ["scratch_student", "tiny_teacher", "tiny_student", "tiny_student_dynamic",
                                          "tiny_student_float16", "tiny_student_int8"]
+    assert summary["kind"].tolist() == ["scratch", "teacher", "distilled", "quantized", "quantized", "quantized"]
     assert summary["accuracy"].between(0, 1).all() and (summary["size_mb"] > 0).all()
     quant = pd.read_csv(out / "TinyEvalRes_Quant.csv")
     assert list(quant.columns) == ["teacher", "mode", "accuracy", "precision", "recall", "teacher_mb",
@@ -62,7 +64,7 @@ def test_predictions_and_confusion_use_class_names(tiny_run):
 
 def test_histories_select_on_valid_never_test(tiny_run):
     cfg, out = tiny_run
-    for name in ("tiny_teachermodel.csv", "tiny_Distiller_history.csv", "tiny_Scratch_history.csv"):
+    for name in ("tiny_teachermodel.csv", "tiny_Distiller_history.csv", "Scratch_history.csv"):
         history = pd.read_csv(out / name)
         assert "val_accuracy" in history and not any("test" in c for c in history.columns)
         assert 1 <= len(history) <= cfg.epochs and history["best"].sum() == 1
