@@ -33,7 +33,8 @@ RUN_OPTIONS = (
     ("--monitor", "monitor", str, "validation metric for early stopping and model selection: val_accuracy "
                                   "or val_loss (default val_accuracy)"),
     ("--lr", "learning_rate", float, "Adam learning rate for students and the teacher head (default 1e-3)"),
-    ("--finetune-lr", "finetune_learning_rate", float, "learning rate after unfreezing the teacher base (default 1e-4)"),
+    ("--finetune-lr", "finetune_learning_rate", float, "learning rate whenever the teacher base trains: after unfreezing it, or "
+                                                              "throughout with --weights none (default 1e-4)"),
     ("--teacher-epochs", "teacher_epochs", int, "maximum epochs of teacher training (default: same as --epochs)"),
     ("--frozen-epochs", "frozen_epochs", int, "max epochs of the frozen-base teacher phase (pretrained weights "
                                               "only; default 10)"),
@@ -77,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+
+def quiet_library_logs() -> None:
+    """Hide TensorFlow/absl chatter (retracing notices, "Assets written", the legacy-.h5 notice for the
+    seed's ``{t}_Student.h5``): not actionable for a user; ``--debug`` shows it."""
+    from absl import logging as absl_logging  # a TensorFlow dependency; absl keeps its own level
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def _version() -> str:
@@ -124,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     if not args.debug:
-        # TensorFlow/absl chatter (retracing notices, "Assets written", the legacy-.h5 notice for the
-        # seed's {t}_Student.h5) is not actionable for a user; --debug shows it.
-        for name in ("absl", "tensorflow"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        quiet_library_logs()
     handler = COMMANDS[(args.command, getattr(args, "data_command", None))]
     try:
         return handler(args)

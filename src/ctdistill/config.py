@@ -40,7 +40,8 @@ class Config:
         batch_size, epochs: batch size and the *maximum* epochs of every training stage.
         patience, monitor: early stopping on the validation split, best weights restored.
         learning_rate: Adam learning rate for students and the teacher head phase.
-        finetune_learning_rate: learning rate once the teacher base is unfrozen.
+        finetune_learning_rate: learning rate whenever the teacher's base network trains: after
+            unfreezing it, or from the start with ``weights="none"``.
         teacher_epochs: maximum epochs of teacher training (None = ``epochs``). Students always get
             ``epochs``, distilled and scratch alike, so their comparison stays fair.
         frozen_epochs: maximum epochs of the head-only teacher phase (ImageNet weights only).
