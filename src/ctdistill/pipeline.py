@@ -1,9 +1,8 @@
 """The recipe: data -> scratch baseline -> per teacher (fit teacher, distil student, quantize) -> tables.
 
-Every model is evaluated right after it is trained (valid and test predictions saved).
-
-``run()`` reads top to bottom as the pipeline; each step logs what it does. Models are evaluated on
-the test split exactly once, after selection on the valid split.
+``run()`` reads top to bottom as the pipeline; each step logs what it does. Every model is
+evaluated once, right after training selected it on the valid split: its valid and test
+predictions are saved, and the test numbers go into the tables.
 """
 
 from __future__ import annotations
@@ -90,19 +89,31 @@ def scratch_stage(data: Dataset, cfg: Config, run_dir: Path) -> dict:
 
 
 def teacher_stage(name: str, data: Dataset, cfg: Config, run_dir: Path) -> tuple[list[dict], list[dict], dict]:
-    """Everything for one teacher; returns summary rows, quantization rows and stage timings."""
-    times, rows = {}, []
-    clock = time.perf_counter()
+    """Everything for one teacher; returns summary rows, ``TinyEvalRes_Quant`` rows and stage timings."""
+    clock, times = time.perf_counter(), {}
+    teacher, teacher_row = teacher_step(name, data, cfg, run_dir)
+    times["teacher_s"], clock = _lap(clock)
+    student, student_row = distill_step(name, teacher, data, cfg, run_dir)
+    times["distill_s"], clock = _lap(clock)
+    quant_rows = quantize_step(name, student, student_row, data, cfg, run_dir)
+    times["quantize_s"], clock = _lap(clock)
+    table = [{"teacher": name, "mode": row["mode"], **{k: row[k] for k in ("accuracy", "precision", "recall")},
+              "teacher_mb": teacher_row["size_mb"], "student_mb": student_row["size_mb"],
+              "quantized_mb": row["size_mb"]} for row in quant_rows]
+    return [teacher_row, student_row, *quant_rows], table, times
 
+
+def teacher_step(name: str, data: Dataset, cfg: Config, run_dir: Path) -> tuple[keras.Model, dict]:
     log.info("== %s: fine-tuning teacher (weights=%s)", name, cfg.weights)
     seed_everything(cfg.seed)
     teacher, history = train_teacher(name, data, cfg)
     report.write_csv(history, run_dir / f"{name}_teachermodel.csv")
     report.plot_history(history, f"{name} teacher", run_dir / "Plots" / f"{name}_teacher_curves.png")
     teacher_file = save_model(teacher, run_dir / f"{name}_Teacher.keras")
-    rows.append(record(run_dir, data, f"{name}_teacher", "teacher", name, "float32", teacher, teacher_file))
-    times["teacher_s"], clock = _lap(clock)
+    return teacher, record(run_dir, data, f"{name}_teacher", "teacher", name, "float32", teacher, teacher_file)
 
+
+def distill_step(name: str, teacher: keras.Model, data: Dataset, cfg: Config, run_dir: Path) -> tuple[keras.Model, dict]:
     log.info("== %s: distilling the student (T=%g, alpha=%g)", name, cfg.temperature, cfg.alpha)
     seed_everything(cfg.seed)
     student, history = distill_student(teacher, data, cfg, name)
@@ -110,22 +121,17 @@ def teacher_stage(name: str, data: Dataset, cfg: Config, run_dir: Path) -> tuple
     report.plot_history(history, f"{name} distilled student", run_dir / "Plots" / f"{name}_distiller_curves.png")
     student_file = save_model(student, run_dir / f"{name}_Student.keras")
     save_model(student, run_dir / f"{name}_Student.h5")
-    rows.append(record(run_dir, data, f"{name}_student", "distilled", name, "float32", student, student_file))
+    row = record(run_dir, data, f"{name}_student", "distilled", name, "float32", student, student_file)
     write_seed_student_files(run_dir, name, data)
-    times["distill_s"], clock = _lap(clock)
+    return student, row
 
+
+def quantize_step(name: str, student: keras.Model, student_row: dict, data: Dataset, cfg: Config,
+                  run_dir: Path) -> list[dict]:
     log.info("== %s: quantizing the student (%s)", name, ", ".join(cfg.quant_modes))
     files = convert_all(student, cfg.quant_modes, data.train.x, lambda m: run_dir / f"{name}_student_{m}.tflite")
-    quant_rows = []
-    for mode, path in files.items():
-        row = record(run_dir, data, f"{name}_student_{mode}", "quantized", name, mode, path, path,
-                     params=rows[1]["params"])
-        rows.append(row)
-        quant_rows.append({"teacher": name, "mode": mode, **{k: row[k] for k in ("accuracy", "precision", "recall")},
-                           "teacher_mb": rows[0]["size_mb"], "student_mb": rows[1]["size_mb"],
-                           "quantized_mb": row["size_mb"]})
-    times["quantize_s"], clock = _lap(clock)
-    return rows, quant_rows, times
+    return [record(run_dir, data, f"{name}_student_{mode}", "quantized", name, mode, path, path,
+                   params=student_row["params"]) for mode, path in files.items()]
 
 
 def record(run_dir: Path, data: Dataset, model_id: str, kind: str, teacher: str, mode: str, model,
