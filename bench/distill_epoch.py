@@ -1,0 +1,77 @@
+"""Seconds per training epoch: scratch student vs distillation with cached teacher logits vs the
+teacher run on every batch (the seed's way). Medians over several epochs, measured in one process.
+
+Usage: python bench/distill_epoch.py [--data DIR] [--teacher resnet50] [--epochs 5] [--batch-size 256]
+
+Without --data the built-in synthetic phantoms are used. The teacher is untrained (weights=None):
+its forward cost, which is what this measures, does not depend on its weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import keras
+
+import ctdistill  # noqa: F401  (sets TensorFlow's oneDNN switch before TensorFlow loads)
+from ctdistill.data import load_dataset
+from ctdistill.distill import make_distiller
+from ctdistill.models import build_student, build_teacher
+from ctdistill.train import as_float, compile_classifier
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._t0)
+
+
+def epoch_seconds(model, x, y, xv, yv, epochs, batch_size) -> float:
+    timer = EpochTimer()
+    model.fit(x, y, validation_data=(xv, yv), epochs=epochs + 1, batch_size=batch_size, verbose=0, callbacks=[timer])
+    return statistics.median(timer.times[1:])  # epoch 1 includes graph tracing
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data")
+    parser.add_argument("--teacher", default="resnet50")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args()
+    data = load_dataset(args.data, 32, 3)
+    x, y, xv, yv = as_float(data.train.x), data.train.y, as_float(data.valid.x), data.valid.y
+    teacher = build_teacher(args.teacher, data.input_shape, data.n_classes, weights=None)
+
+    scratch = build_student(data.input_shape, data.n_classes)
+    compile_classifier(scratch, 1e-3)
+    results = {"scratch student": epoch_seconds(scratch, x, y, xv, yv, args.epochs, args.batch_size)}
+
+    live = make_distiller(teacher, build_student(data.input_shape, data.n_classes), 2.0, 0.5)
+    results["distill, teacher on every batch"] = epoch_seconds(live, x, y, xv, yv, args.epochs, args.batch_size)
+
+    t0 = time.perf_counter()
+    logits = {n: teacher.predict(v, batch_size=args.batch_size, verbose=0) for n, v in (("train", x), ("valid", xv))}
+    results["(one teacher pass over train+valid)"] = time.perf_counter() - t0
+    cached = make_distiller(teacher, build_student(data.input_shape, data.n_classes), 2.0, 0.5)
+    results["distill, cached teacher logits"] = epoch_seconds(
+        cached, {"image": x, "teacher_logits": logits["train"]}, y,
+        {"image": xv, "teacher_logits": logits["valid"]}, yv, args.epochs, args.batch_size)
+
+    print(f"data: {data.source}, {len(y)} train images; teacher {args.teacher}; batch {args.batch_size}; "
+          f"median of {args.epochs} epochs after the first")
+    print("| what | seconds per epoch | × scratch |\n|---|---:|---:|")
+    for name, sec in results.items():
+        print(f"| {name} | {sec:.2f} | {sec / results['scratch student']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
