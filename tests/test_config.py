@@ -62,3 +62,9 @@ def test_teacher_epochs_is_optional_and_checked():
     assert Config.from_mapping({"teacher_epochs": 4}).teacher_epochs == 4
     with pytest.raises(ConfigError, match="teacher_epochs"):
         Config.from_mapping({"teacher_epochs": 0})
+
+
+def test_direct_construction_resolves_and_checks_teachers():
+    assert Config(teachers=("resnet", "xception")).teachers == ("resnet50", "xception")
+    with pytest.raises(ConfigError, match="unknown teacher"):
+        Config(teachers=("lenet",))

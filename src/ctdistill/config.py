@@ -72,6 +72,8 @@ class Config:
     synthetic_per_class: tuple[int, int, int] = (80, 20, 40)
 
     def __post_init__(self) -> None:
+        # Aliases are resolved however the config was made (file, flags or Python).
+        object.__setattr__(self, "teachers", canonical_teachers(self.teachers))
         _validate(self)
 
     @classmethod
@@ -84,7 +86,7 @@ class Config:
                               f"known keys are {', '.join(hints)}")
         coerced = {k: _coerce(k, v, hints[k], source) for k, v in values.items()}
         if "teachers" in coerced:
-            coerced["teachers"] = canonical_teachers(coerced["teachers"], source)
+            coerced["teachers"] = canonical_teachers(coerced["teachers"], source)  # names the source
         return cls(**coerced)
 
     @classmethod
@@ -105,10 +107,6 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (tuples become lists)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def replace(self, **changes: Any) -> "Config":
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
 
 
 def canonical_teachers(names: Any, source: str = "teachers") -> tuple[str, ...]:
