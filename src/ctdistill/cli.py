@@ -96,6 +96,10 @@ def _version() -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ctdistill.quiet import import_backend_quietly
+
+    if not args.debug:  # --debug keeps TensorFlow's start-up lines
+        import_backend_quietly()
     from ctdistill.config import Config
     from ctdistill.pipeline import run
 

@@ -13,7 +13,6 @@ once per mode. TensorFlow is imported only here, for conversion; running a ``.tf
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ctdistill.quiet import quiet_stderr
 from ctdistill.runfolder import atomic_path
 
 
@@ -75,30 +75,13 @@ def convert_all(model, modes: tuple[str, ...], calibration: np.ndarray, out_path
         for mode in modes:
             converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
             QUANT_MODES[mode](converter, tf, representative)
-            with _quiet_stderr():  # the converter's C++ calibration prints status lines to fd 2
+            with quiet_stderr():  # the converter's C++ calibration prints status lines to fd 2
                 blob = converter.convert()
             path = out_path(mode)
             with atomic_path(path) as part:
                 part.write_bytes(blob)
             written[mode] = path
     return written
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Hide LiteRT's C++ banner ("Created TensorFlow Lite XNNPACK delegate"), printed before logging exists."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 class LiteRTModel:
@@ -113,7 +96,7 @@ class LiteRTModel:
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
-        with _quiet_stderr():
+        with quiet_stderr():
             # num_threads=None behaves like one thread (stack notes): ask for all cores explicitly.
             self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads or os.cpu_count() or 1)
         self.input = self.interpreter.get_input_details()[0]
@@ -130,7 +113,7 @@ class LiteRTModel:
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self._batch != len(batch):
             self.interpreter.resize_tensor_input(self.input["index"], [len(batch), *batch.shape[1:]])
-            with _quiet_stderr():  # the delegate banner appears when tensors are first allocated
+            with quiet_stderr():  # the delegate banner appears when tensors are first allocated
                 self.interpreter.allocate_tensors()
             self._batch = len(batch)
         self.interpreter.set_tensor(self.input["index"], _quantize(batch.astype(np.float32), self.input))
