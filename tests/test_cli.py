@@ -31,6 +31,8 @@ def test_help_explains_every_option():
     (["run", "--alpha", "2"], "alpha=2.0 must be within [0, 1]"),
     (["run", "--teachers", "alexnet"], "unknown teacher 'alexnet'"),
     (["run", "--data", "/no/such/folder", "--weights", "none"], "/no/such/folder: data path does not exist"),
+    (["run", "--teachers", "resnet50", "--weights", "/no/weights/dir"],
+     "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
 ])
 def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, fragment):
     out = tmp_path / "run"

@@ -68,3 +68,11 @@ def test_direct_construction_resolves_and_checks_teachers():
     assert Config(teachers=("resnet", "xception")).teachers == ("resnet50", "xception")
     with pytest.raises(ConfigError, match="unknown teacher"):
         Config(teachers=("lenet",))
+
+
+def test_one_weights_file_cannot_serve_several_teachers(tmp_path):
+    weights = tmp_path / "w.h5"
+    weights.write_bytes(b"x")
+    with pytest.raises(ConfigError, match="one file"):
+        Config(teachers=("vgg16", "resnet50"), weights=str(weights))
+    assert Config(teachers=("vgg16",), weights=str(weights)).weights == str(weights)

@@ -6,7 +6,7 @@ import pytest
 from ctdistill.config import ALL_TEACHERS
 from ctdistill.errors import ConfigError
 from ctdistill.models import teachers as teachers_module
-from ctdistill.models.teachers import TEACHERS, build_teacher, resolve_weights, set_base_trainable
+from ctdistill.models.teachers import TEACHERS, build_teacher, check_weights, resolve_weights, set_base_trainable
 
 
 def test_table_has_the_seven_seed_teachers():
@@ -50,3 +50,6 @@ def test_failed_imagenet_download_says_how_to_work_offline(monkeypatch):
     monkeypatch.setitem(TEACHERS, "vgg16", teachers_module.TeacherSpec(offline, spec.preprocess, 32, spec.weights_file))
     with pytest.raises(ConfigError, match=r"vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 .*--weights none"):
         build_teacher("vgg16", (32, 32, 3), 4, weights="imagenet")
+    monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")  # nothing cached: the check must fetch
+    with pytest.raises(ConfigError, match="could not get ImageNet weights for vgg16"):
+        check_weights("vgg16", "imagenet")

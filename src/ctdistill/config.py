@@ -200,5 +200,8 @@ def _validate(cfg: Config) -> None:
     bad = [m for m in cfg.quant_modes if m not in QUANT_MODES]
     if bad:
         raise ConfigError(f"quant_modes: unknown mode(s) {', '.join(bad)}; choose from {', '.join(QUANT_MODES)}")
+    if len(cfg.teachers) > 1 and Path(cfg.weights).expanduser().is_file():
+        raise ConfigError(f"weights={cfg.weights!r} is one file but {len(cfg.teachers)} teachers were asked for; "
+                          "give a folder of Keras weight files, or one teacher")
     if cfg.channels != 3 and cfg.weights == "imagenet":
         raise ConfigError("channels=1 cannot use ImageNet weights (they expect 3 channels); use --weights none")

@@ -20,6 +20,7 @@ from ctdistill.config import Config
 from ctdistill.data import SPLITS, Dataset, load_dataset
 from ctdistill.distill import distill_student, train_scratch
 from ctdistill.evaluate import Predictions, classification_metrics, predict_keras, predict_tflite
+from ctdistill.models.teachers import check_weights
 from ctdistill.quantize import convert_all
 from ctdistill.runfolder import atomic_path, create_run_dir, manifest, plan_run_dir, write_json
 from ctdistill.train import train_teacher
@@ -37,6 +38,8 @@ def run(cfg: Config, out: str | Path | None = None) -> Path:
     started = time.perf_counter()
     seed_everything(cfg.seed)
     run_dir = plan_run_dir(out)
+    for name in cfg.teachers:  # a missing weights file must stop the run before it starts
+        check_weights(name, cfg.weights)
     data = load_data(cfg)
     create_run_dir(run_dir)
     log.info("run folder: %s", run_dir)

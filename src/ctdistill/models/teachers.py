@@ -106,6 +106,19 @@ def resolve_weights(name: str, weights: str) -> str | None:
     return str(path)
 
 
+def check_weights(name: str, weights: str) -> None:
+    """Fail before any training when teacher ``name`` cannot get its weights.
+
+    ImageNet weights missing from Keras' cache are fetched now (into that cache, as Keras would do
+    later anyway), so a download failure stops the run before it writes anything.
+    """
+    resolved = resolve_weights(name, weights)
+    spec = TEACHERS[name]
+    if resolved == "imagenet" and not (keras_weights_dir() / spec.weights_file).is_file():
+        side = max(32, spec.min_size)
+        _base(name, spec, (side, side, 3), "imagenet")
+
+
 def build_teacher(name: str, input_shape: tuple[int, int, int], n_classes: int,
                   weights: str | None = "imagenet") -> keras.Model:
     """Build teacher ``name`` (a key of ``TEACHERS``) for raw images of ``input_shape``.
