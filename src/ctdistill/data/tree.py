@@ -57,10 +57,10 @@ def list_images(split_dir: Path) -> list[tuple[str, Path]]:
 def check_label_sets(per_split: dict[str, list[tuple[str, Path]]]) -> list[str]:
     """The shared sorted class names; a clear error when splits disagree after normalisation."""
     sets = {s: {label for label, _ in items} for s, items in per_split.items()}
-    reference = sets["train"]
+    first, reference = next(iter(sets.items()))
     for split, labels in sets.items():
         if labels != reference:
-            raise DataError(f"classes differ between splits after normalising folder names: train has "
+            raise DataError(f"classes differ between splits after normalising folder names: {first} has "
                             f"{sorted(reference)}, {split} has {sorted(labels)}")
     if len(reference) < 2:
         raise DataError(f"only one class ({sorted(reference)}) found: classification needs at least two")
@@ -77,7 +77,7 @@ def load_tree(root: Path, size: int, channels: int, seed: int = 0) -> Dataset:
         if missing:
             raise DataError(f"{root}: split folder(s) {', '.join(missing)} missing (expected train, valid|val, test)")
         per_split = {s: list_images(split_dirs[s]) for s in SPLITS}
-    names = check_label_sets({"train": per_split.get("train", per_split.get("all")), **per_split})
+    names = check_label_sets(per_split)
     index = {n: i for i, n in enumerate(names)}
     hashes = {s: [_sha256(p) for _, p in items] for s, items in per_split.items()}
     content = [[s, label, str(p.relative_to(root)), h] for s, items in per_split.items()
