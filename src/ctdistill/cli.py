@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="new run folder (must not exist or be empty). Default: runs/run-<timestamp>")
     _common(run)
 
-    data = sub.add_parser("data", help="dataset tools: prepare, inspect").add_subparsers(
+    data = sub.add_parser("data", help="dataset tools: prepare, inspect, audit").add_subparsers(
         dest="data_command", required=True, metavar="ACTION")
     prep = data.add_parser("prepare", help="write the seed's numpy layout (X_/y_ train, val, test) from an image tree")
     prep.add_argument("tree", help="image folder tree (train/valid/test/<class>/...)")
@@ -72,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("path", help="dataset folder")
     insp.add_argument("--json", action="store_true", help="print JSON instead of text")
     _common(insp)
+    audit = data.add_parser("audit", help="find exact and near duplicates, cross-split leakage, label conflicts "
+                                          "and shortcut risks; writes audit.csv and audit.json")
+    audit.add_argument("path", help="dataset folder (split tree, class-folder tree or numpy layout)")
+    audit.add_argument("--out", default=".", help="folder for audit.csv and audit.json (default: current folder; "
+                                                  "existing audit files are not overwritten)")
+    audit.add_argument("--threshold", type=int, default=None,
+                       help="largest perceptual-hash Hamming distance (of 64 bits) that counts as a near copy "
+                            "(default 1: CT slices look alike, larger values group different slices)")
+    _common(audit)
     return parser
 
 
@@ -127,7 +136,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {("run", None): cmd_run, ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect}
+def cmd_audit(args: argparse.Namespace) -> int:
+    from ctdistill.data.audit import DEFAULT_THRESHOLD, audit_path
+    from ctdistill.report import audit_text, write_audit
+    from ctdistill.runfolder import refuse_existing
+
+    out = Path(args.out)
+    refuse_existing(out / "audit.csv", out / "audit.json")
+    result = audit_path(args.path, DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
+    print(audit_text(result.summary))
+    for path in write_audit(result.table, result.summary, out):
+        print(path)
+    return 0
+
+
+COMMANDS = {("run", None): cmd_run, ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect,
+            ("data", "audit"): cmd_audit}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,3 +102,36 @@ def summary_text(summary: pd.DataFrame) -> str:
     shown["f1"] = shown["f1"].map("{:.3f}".format)
     shown["size_mb"] = shown["size_mb"].map("{:.3f}".format)
     return shown.to_string(index=False)
+
+
+AUDIT_COLUMNS = ["path", "split", "label", "exact_group", "near_group", "flags", "width", "height", "mode", "format",
+                 "pixel_hash", "phash"]
+
+
+def write_audit(table: pd.DataFrame, summary: dict, out: Path) -> list[Path]:
+    """``audit.csv`` (one row per image) and ``audit.json`` (the findings) into ``out``."""
+    from ctdistill.runfolder import write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    return [write_csv(table[AUDIT_COLUMNS], out / "audit.csv"), write_json(out / "audit.json", summary)]
+
+
+def audit_text(summary: dict) -> str:
+    """The terminal summary of a data audit."""
+    lines = [f"{summary['n_files']} files; {summary['n_exact_groups']} groups of identical pixels "
+             f"({summary['n_redundant_exact_copies']} redundant copies); {summary['n_near_groups']} groups of "
+             f"near copies (phash distance <= {summary['threshold']})"]
+    cross = summary["cross_split_files"]
+    lines.append(f"LEAKAGE: {len(cross)} valid/test files have a copy in an earlier split" if cross
+                 else "no valid/test file has a copy in an earlier split")
+    for key, counts in summary["duplicates_by_split_and_class"].items():
+        lines.append(f"  {key}: {counts['files']} files in {counts['distinct']} copy groups, "
+                     f"{counts['cross_split']} with a copy in an earlier split")
+    for conflict in summary["label_conflict_groups"]:
+        lines.append(f"LABEL CONFLICT: {' vs '.join(conflict['labels'])}: " + ", ".join(conflict["files"]))
+    for risk in summary["shortcut_risks"]:
+        if risk["flags"]:
+            lines.append(f"SHORTCUT RISK: class {risk['label']} differs in {', '.join(risk['flags'])} "
+                         f"(median {risk['median_width']:g}x{risk['median_height']:g} px, "
+                         f"{risk['area_ratio_vs_rest']:g}x the other classes' pixel count)")
+    return "\n".join(lines)

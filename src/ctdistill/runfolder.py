@@ -76,6 +76,13 @@ def plan_run_dir(out: str | Path | None, base: str | Path = "runs") -> Path:
     return out
 
 
+def refuse_existing(*paths: Path) -> None:
+    """Stop before any work when an output file exists already (nothing is overwritten silently)."""
+    for path in paths:
+        if path.exists():
+            raise RunFolderError(f"{path}: already exists; choose another --out or move it away")
+
+
 def create_run_dir(out: Path) -> Path:
     """Create the planned folder and prove it is writable."""
     try:

@@ -1,0 +1,119 @@
+"""Data audit on small trees with planted copies, and on the real dataset."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import require_shared_data, save_image
+from PIL import Image, ImageDraw
+
+from ctdistill.data.audit import audit_path, dedup_test_mask
+from ctdistill.data.numpy_layout import write_numpy
+from ctdistill.data.dataset import Dataset, Split
+
+
+def scene(seed: int, size=(64, 48)) -> np.ndarray:
+    """A distinct structured grey image (random ellipses and bars), so perceptual hashes differ."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("L", size, int(rng.integers(20, 60)))
+    draw = ImageDraw.Draw(img)
+    for _ in range(6):
+        x0, y0 = rng.integers(0, size[0] - 10), rng.integers(0, size[1] - 10)
+        box = [x0, y0, x0 + rng.integers(8, size[0] // 2), y0 + rng.integers(8, size[1] // 2)]
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=int(rng.integers(80, 255)))
+    return np.asarray(img)
+
+
+@pytest.fixture
+def planted(tmp_path):
+    root = tmp_path / "data"
+    n = 0
+    for split, count in (("train", 5), ("valid", 2), ("test", 3)):
+        for label, size in (("alpha", (64, 48)), ("beta", (128, 96))):  # beta: a different source size
+            for i in range(count):
+                n += 1
+                save_image(root / split / label / f"{label}{n}.png", scene(n, size), "PNG")
+    original = np.asarray(Image.open(root / "train" / "alpha" / "alpha1.png"))
+    save_image(root / "test" / "alpha" / "exact_copy.bmp", original, "BMP")           # same pixels, other format
+    save_image(root / "valid" / "alpha" / "reencoded.jpg", original, "JPEG")          # lossy re-encoding
+    brighter = np.clip(np.asarray(Image.open(root / "train" / "alpha" / "alpha2.png")).astype(int) + 4, 0, 255)
+    save_image(root / "test" / "alpha" / "altered.png", brighter.astype(np.uint8), "PNG")  # slightly altered
+    third = np.asarray(Image.open(root / "train" / "alpha" / "alpha3.png"))
+    save_image(root / "train" / "beta" / "mislabelled.png", third, "PNG")             # label conflict
+    return root
+
+
+def test_planted_copies_are_found_and_unrelated_images_are_not(planted):
+    result = audit_path(planted)
+    t = result.table.assign(name=lambda d: d["path"].str.rsplit("/", n=1).str[-1]).set_index("name")
+    assert t.loc["exact_copy.bmp", "exact_group"] == t.loc["alpha1.png", "exact_group"] >= 0
+    assert t.loc["reencoded.jpg", "exact_group"] == -1  # not identical pixels ...
+    assert t.loc["reencoded.jpg", "near_group"] == t.loc["alpha1.png", "near_group"] >= 0  # ... but near
+    assert t.loc["altered.png", "near_group"] == t.loc["alpha2.png", "near_group"] >= 0
+    planted_names = {"alpha1.png", "alpha2.png", "alpha3.png", "exact_copy.bmp", "reencoded.jpg", "altered.png",
+                     "mislabelled.png"}
+    unrelated = t.drop(index=list(planted_names))
+    assert (unrelated["near_group"] == -1).all(), unrelated[unrelated["near_group"] >= 0]
+    s = result.summary
+    assert s["n_files"] == 24 and s["n_exact_groups"] == 2 and s["n_near_groups"] == 3
+    assert sorted(p.rsplit("/", 1)[-1] for p in s["cross_split_files"]) == ["altered.png", "exact_copy.bmp",
+                                                                            "reencoded.jpg"]
+    [conflict] = s["label_conflict_groups"]
+    assert conflict["labels"] == ["alpha", "beta"] and len(conflict["files"]) == 2
+    risks = {r["label"]: r for r in s["shortcut_risks"]}
+    assert "size" in risks["beta"]["flags"] and "size" in risks["alpha"]["flags"]
+    assert "exact_copy;near_copy;cross_split" == t.loc["exact_copy.bmp", "flags"]
+
+
+def test_dedup_test_view_drops_test_images_with_earlier_copies(planted):
+    table = audit_path(planted).table
+    mask = dedup_test_mask(table)
+    kept = table[table["split"] == "test"][mask]["path"].str.rsplit("/", n=1).str[-1]
+    assert len(mask) == 8 and mask.sum() == 6
+    assert not {"altered.png", "exact_copy.bmp"} & set(kept)
+
+
+def test_numpy_layout_and_flat_tree_are_audited(tmp_path):
+    images = np.stack([np.repeat(scene(i)[..., None], 3, -1)[:48, :48] for i in range(6)])
+    images[5] = images[0]  # test copy of a train image
+    split = lambda ix: Split(images[ix], np.array([0, 1])[: len(ix)])  # noqa: E731
+    write_numpy(Dataset(split([0, 1]), split([2, 3]), split([4, 5]), ["a", "b"], "f", "s"), tmp_path / "np")
+    s = audit_path(tmp_path / "np").summary
+    assert s["n_exact_groups"] == 1 and s["cross_split_files"] == ["X_test.npy[1]"]
+    flat = tmp_path / "flat"
+    for i in range(4):
+        save_image(flat / "class one" / f"{i}.png", scene(100 + i), "PNG")
+        save_image(flat / "class two" / f"{i}.png", scene(200 + i), "PNG")
+    save_image(flat / "class two" / "dup.png", scene(100), "PNG")
+    s = audit_path(flat).summary
+    assert s["counts"] == {"all": {"class one": 4, "class two": 5}} and len(s["label_conflict_groups"]) == 1
+
+
+def test_cli_audit_writes_csv_and_json_and_never_overwrites(planted, tmp_path):
+    from test_cli import ctdistill
+
+    out = tmp_path / "audit"
+    result = ctdistill("data", "audit", planted, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "LEAKAGE: 3 valid/test files" in result.stdout and "LABEL CONFLICT: alpha vs beta" in result.stdout
+    summary = json.loads((out / "audit.json").read_text())
+    assert {"n_files", "n_exact_groups", "n_near_groups", "cross_split_files", "label_conflict_groups",
+            "counts"} <= set(summary)
+    table = pd.read_csv(out / "audit.csv")
+    assert list(table.columns[:6]) == ["path", "split", "label", "exact_group", "near_group", "flags"]
+    again = ctdistill("data", "audit", planted, "--out", out)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.slow
+def test_real_dataset_audit_matches_its_readme():
+    s = audit_path(require_shared_data()).summary
+    assert s["n_files"] == 1000 and s["n_exact_groups"] == 59 and s["n_redundant_exact_copies"] == 153
+    cross = s["duplicates_by_split_and_class"]
+    assert cross["valid/normal"]["cross_split"] == 10 and cross["test/normal"]["cross_split"] == 46
+    assert all(v["cross_split"] == 0 for k, v in cross.items() if not k.endswith("/normal"))
+    [conflict] = s["label_conflict_groups"]
+    assert sorted(f.rsplit("/", 1)[-1] for f in conflict["files"]) == ["l4.png", "sq2.png"]
+    risks = {r["label"]: r["flags"] for r in s["shortcut_risks"]}
+    assert risks["normal"] == ["size"]
