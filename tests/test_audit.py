@@ -68,8 +68,9 @@ def test_planted_copies_are_found_and_unrelated_images_are_not(planted):
 
 def test_dedup_test_view_drops_test_images_with_earlier_copies(planted):
     table = audit_path(planted).table
-    mask = dedup_test_mask(table)
-    kept = table[table["split"] == "test"][mask]["path"].str.rsplit("/", n=1).str[-1]
+    ids = {s: table.loc[table["split"] == s, "path"].tolist() for s in ("train", "valid", "test")}
+    mask = dedup_test_mask(table, ids["train"] + ids["valid"], ids["test"])
+    kept = pd.Series(ids["test"])[mask].str.rsplit("/", n=1).str[-1]
     assert len(mask) == 8 and mask.sum() == 6
     assert not {"altered.png", "exact_copy.bmp"} & set(kept)
 
@@ -117,3 +118,39 @@ def test_real_dataset_audit_matches_its_readme():
     assert sorted(f.rsplit("/", 1)[-1] for f in conflict["files"]) == ["l4.png", "sq2.png"]
     risks = {r["label"]: r["flags"] for r in s["shortcut_risks"]}
     assert risks["normal"] == ["size"]
+
+
+def test_grouped_split_keeps_every_copy_group_in_one_split(planted):
+    from ctdistill.data import load_dataset
+    from ctdistill.data.split import grouped_split
+
+    table = audit_path(planted).table
+    data = load_dataset(planted, 16, 3)
+    regrouped = grouped_split(data, table, seed=0)
+    split_of = {p: s for s in ("train", "valid", "test") for p in regrouped.split(s).paths}
+    assert len(split_of) == len(table) == sum(len(regrouped.split(s)) for s in ("train", "valid", "test"))
+    for _, members in table[table["near_group"] >= 0].groupby("near_group"):
+        assert len({split_of[p] for p in members["path"]}) == 1
+    assert all(set(regrouped.split(s).y.tolist()) == {0, 1} for s in ("train", "test"))
+    again = grouped_split(data, table, seed=0)
+    assert again.test.paths == regrouped.test.paths  # seeded
+
+
+def test_run_on_a_folder_without_splits_splits_by_copy_groups(tmp_path, tiny_teacher):
+    from ctdistill.config import Config
+    from ctdistill.pipeline import run
+
+    flat = tmp_path / "flat"
+    for i in range(12):
+        save_image(flat / "one" / f"{i}.png", scene(300 + i), "PNG")
+        save_image(flat / "two" / f"{i}.png", scene(400 + i), "PNG")
+    for i in range(3):  # copies that a random split would scatter across splits
+        save_image(flat / "one" / f"copy{i}.png", scene(300 + i), "PNG")
+    cfg = Config(data=str(flat), teachers=(tiny_teacher,), weights="none", image_size=16, epochs=1, patience=1,
+                 batch_size=8, quant_modes=("dynamic",))
+    out = run(cfg, tmp_path / "run")
+    splits = json.loads((out / "splits.json").read_text())
+    where = {p.rsplit("/", 1)[-1]: s for s, paths in splits.items() for p in paths}
+    assert all(where[f"copy{i}.png"] == where[f"{i}.png"] for i in range(3))
+    summary = pd.read_csv(out / "summary.csv")
+    assert (summary["n_test_dedup"] == summary["n_test"]).all()

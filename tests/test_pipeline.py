@@ -42,7 +42,8 @@ def test_tables_have_the_promised_rows_and_columns(tiny_run):
     assert summary["accuracy"].between(0, 1).all() and (summary["size_mb"] > 0).all()
     quant = pd.read_csv(out / "TinyEvalRes_Quant.csv")
     assert list(quant.columns) == ["teacher", "mode", "accuracy", "precision", "recall", "teacher_mb",
-                                   "student_mb", "quantized_mb"]
+                                   "student_mb", "quantized_mb", "accuracy_dedup", "precision_dedup", "recall_dedup"]
+    assert summary["accuracy_dedup"].isna().all()  # the phantoms are not audited: no de-duplicated view
     assert quant["mode"].tolist() == ["dynamic", "float16", "int8"]
     assert (quant["quantized_mb"] < quant["student_mb"]).all()
     # sizes come from the files on disk
@@ -85,3 +86,25 @@ def test_an_existing_run_is_never_overwritten(tiny_run, tiny_teacher):
     with pytest.raises(RunFolderError, match="already exists"):
         run(cfg, out)
     assert (out / "summary.csv").read_bytes() == before
+
+
+def test_audited_run_reports_official_and_deduplicated_test_metrics(tmp_path, tiny_teacher):
+    import shutil
+
+    from conftest import make_tree
+
+    root = make_tree(tmp_path / "tree", per_class=4, size=24)
+    shutil.copy(root / "train" / "normal" / "img0.png", root / "test" / "normal" / "leaked.png")
+    cfg = Config(data=str(root), teachers=(tiny_teacher,), weights="none", image_size=16, epochs=2, patience=2,
+                 batch_size=8, quant_modes=("dynamic",))
+    out = run(cfg, tmp_path / "run")
+    audit = json.loads((out / "audit.json").read_text())
+    assert [p.rsplit("/", 1)[-1] for p in audit["cross_split_files"]] == ["leaked.png"]
+    summary = pd.read_csv(out / "summary.csv")
+    assert (summary["n_test"] == 9).all() and (summary["n_test_dedup"] == 8).all()
+    assert summary["accuracy_dedup"].between(0, 1).all()
+    pred = pd.read_csv(out / "predictions" / "tiny_student.csv")
+    test = pred[pred["split"] == "test"].reset_index(drop=True)
+    keep = ~test["file"].str.endswith("leaked.png")
+    acc = (test.loc[keep, "true_label"] == test.loc[keep, "predicted_label"]).mean()
+    assert summary.set_index("model").loc["tiny_student", "accuracy_dedup"] == pytest.approx(acc)

@@ -40,6 +40,9 @@ RUN_OPTIONS = (
                                               "only; default 10)"),
     ("--unfreeze-layers", "unfreeze_layers", int, "base layers to unfreeze from the top; -1 = all (default -1)"),
     ("--quant-modes", "quant_modes", str, "comma-separated PTQ modes: dynamic, float16, int8 (default all three)"),
+    ("--split", "split", str, "given: keep the dataset's splits; grouped: re-split so that no group of exact or "
+                              "near copies straddles two splits (stratified, seeded); auto (default): given when "
+                              "the data has splits, grouped otherwise"),
     ("--seed", "seed", int, "random seed; the same seed, data and config repeat a run (default 0)"),
 )
 

@@ -24,6 +24,7 @@ ALL_TEACHERS = ("vgg16", "vgg19", "resnet50", "densenet121", "efficientnetb3", "
 TEACHER_ALIASES = {"resnet": "resnet50", "densenet": "densenet121", "efficientnet": "efficientnetb3",
                    "nasnet": "nasnetmobile"}
 MONITORS = ("val_accuracy", "val_loss")
+SPLIT_MODES = ("auto", "given", "grouped")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Config:
         unfreeze_layers: how many base layers (counted from the top) to unfreeze; -1 = all.
         quant_modes: post-training quantization modes to export per student.
         seed: seeds Python, NumPy and the backend so a run is repeatable.
+        split: ``given`` keeps the dataset's splits, ``grouped`` re-splits so that no group of
+            (near) copies straddles two splits, ``auto`` = given when the data has splits, else grouped.
         synthetic_per_class: images per class and split (train, valid, test) of the phantoms.
     """
 
@@ -69,6 +72,7 @@ class Config:
     unfreeze_layers: int = -1
     quant_modes: tuple[str, ...] = ("dynamic", "float16", "int8")
     seed: int = 0
+    split: str = "auto"
     synthetic_per_class: tuple[int, int, int] = (80, 20, 40)
 
     def __post_init__(self) -> None:
@@ -181,6 +185,7 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
     ("epochs", lambda v: v >= 1, "must be >= 1"),
     ("patience", lambda v: v >= 1, "must be >= 1"),
     ("monitor", lambda v: v in MONITORS, f"must be one of {', '.join(MONITORS)}"),
+    ("split", lambda v: v in SPLIT_MODES, f"must be one of {', '.join(SPLIT_MODES)}"),
     ("learning_rate", lambda v: v > 0, "must be > 0"),
     ("finetune_learning_rate", lambda v: v > 0, "must be > 0"),
     ("teacher_epochs", lambda v: v is None or v >= 1, "must be >= 1 (or unset: same as epochs)"),

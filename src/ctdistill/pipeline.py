@@ -18,6 +18,8 @@ import pandas as pd
 from ctdistill import report
 from ctdistill.config import Config
 from ctdistill.data import SPLITS, Dataset, load_dataset
+from ctdistill.data.audit import audit_cached, dedup_test_mask
+from ctdistill.data.split import grouped_split
 from ctdistill.distill import distill_student, train_scratch
 from ctdistill.evaluate import Predictions, classification_metrics, predict_keras, predict_tflite
 from ctdistill.models.teachers import check_weights
@@ -43,6 +45,7 @@ def run(cfg: Config, out: str | Path | None = None) -> Path:
     data = load_data(cfg)
     create_run_dir(run_dir)
     log.info("run folder: %s", run_dir)
+    data = audit_step(cfg, data, run_dir)
     write_json(run_dir / "config.json", cfg.to_dict())
     write_json(run_dir / "manifest.json", manifest(cfg.to_dict(), data.summary()))
     rows, quant_rows = [scratch_stage(data, cfg, run_dir)], []
@@ -73,6 +76,26 @@ def load_data(cfg: Config) -> Dataset:
     return data
 
 
+def audit_step(cfg: Config, data: Dataset, run_dir: Path) -> Dataset:
+    """Audit the data for copies (cached), store the findings, re-split by copy groups when asked
+    (``--split``), and mark the de-duplicated test view; returns the dataset to train on."""
+    if cfg.data is None:
+        log.info("audit: skipped for the synthetic phantoms (each image is drawn independently)")
+        return data
+    result = audit_cached(cfg.data, data.fingerprint)
+    log.info("data audit (audit.csv, audit.json):\n%s", report.audit_text(result.summary))
+    report.write_audit(result.table, result.summary, run_dir)
+    if cfg.split == "grouped" or (cfg.split == "auto" and not data.given_splits):
+        data = grouped_split(data, result.table, cfg.seed)
+        counts = {s: len(data.split(s)) for s in SPLITS}
+        log.info("split by duplicate groups (StratifiedGroupKFold, seed %d): %s", cfg.seed, counts)
+        write_json(run_dir / "splits.json", {s: data.split(s).paths for s in SPLITS})
+    data.dedup_test = dedup_test_mask(result.table, data.train.paths + data.valid.paths, data.test.paths)
+    log.info("de-duplicated test view: %d of %d test images have no copy in train or valid; every test "
+             "metric is reported on both (columns *_dedup)", data.dedup_test.sum(), len(data.test))
+    return data
+
+
 def scratch_stage(data: Dataset, cfg: Config, run_dir: Path) -> dict:
     """The no-teacher baseline, trained once per run.
 
@@ -100,7 +123,9 @@ def teacher_stage(name: str, data: Dataset, cfg: Config, run_dir: Path) -> tuple
     times["distill_s"], clock = _lap(clock)
     quant_rows = quantize_step(name, student, student_row, data, cfg, run_dir)
     times["quantize_s"], clock = _lap(clock)
-    table = [{"teacher": name, "mode": row["mode"], **{k: row[k] for k in ("accuracy", "precision", "recall")},
+    table = [{"teacher": name, "mode": row["mode"],
+              **{k: row[k] for k in ("accuracy", "precision", "recall", "accuracy_dedup", "precision_dedup",
+                                     "recall_dedup")},
               "teacher_mb": teacher_row["size_mb"], "student_mb": student_row["size_mb"],
               "quantized_mb": row["size_mb"]} for row in quant_rows]
     return [teacher_row, student_row, *quant_rows], table, times
@@ -148,14 +173,27 @@ def record(run_dir: Path, data: Dataset, model_id: str, kind: str, teacher: str,
         frames.append(report.predictions_frame(part.y, proba, data.class_names, part.paths).assign(split=split))
         if split == "test":
             metrics = classification_metrics(Predictions(part.y, proba), data.class_names)
+            metrics["dedup"] = dedup_metrics(part.y, proba, data)
     (run_dir / "predictions").mkdir(exist_ok=True)
     report.write_csv(pd.concat(frames, ignore_index=True), run_dir / "predictions" / f"{model_id}.csv")
     write_json(run_dir / "predictions" / f"{model_id}_metrics.json", metrics)
-    log.info("[%s] test accuracy %.4f  macro-F1 %.4f  (%.3f MB)", model_id, metrics["accuracy"], metrics["f1"],
-             file.stat().st_size / 1e6)
+    log.info("[%s] test accuracy %.4f (de-duplicated %.4f)  macro-F1 %.4f  (%.3f MB)", model_id, metrics["accuracy"],
+             metrics["dedup"]["accuracy"], metrics["f1"], file.stat().st_size / 1e6)
     return {"model": model_id, "kind": kind, "teacher": teacher, "mode": mode,
             **{k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
+            **{f"{k}_dedup": metrics["dedup"][k] for k in ("accuracy", "precision", "recall", "f1")},
+            "n_test": len(data.test), "n_test_dedup": metrics["dedup"]["n"],
             "size_mb": file.stat().st_size / 1e6, "params": params if params is not None else model.count_params()}
+
+
+def dedup_metrics(y_true, proba, data: Dataset) -> dict:
+    """Test metrics on the de-duplicated view; NaN when the data was not audited."""
+    if data.dedup_test is None:
+        return {"accuracy": float("nan"), "precision": float("nan"), "recall": float("nan"), "f1": float("nan"),
+                "n": None}
+    mask = data.dedup_test
+    view = classification_metrics(Predictions(y_true[mask], proba[mask]), data.class_names)
+    return {**{k: view[k] for k in ("accuracy", "precision", "recall", "f1")}, "n": int(mask.sum())}
 
 
 def write_seed_student_files(run_dir: Path, name: str, data: Dataset) -> None:

@@ -16,8 +16,12 @@ import pandas as pd  # noqa: E402
 
 from ctdistill.runfolder import atomic_path  # noqa: E402
 
-SUMMARY_COLUMNS = ["model", "kind", "teacher", "mode", "accuracy", "precision", "recall", "f1", "size_mb", "params"]
-QUANT_COLUMNS = ["teacher", "mode", "accuracy", "precision", "recall", "teacher_mb", "student_mb", "quantized_mb"]
+# Test metrics twice: on the official test split, and (*_dedup) on the test images that have no exact or
+# near copy in train or valid (NaN when the data was not audited, e.g. the synthetic phantoms).
+SUMMARY_COLUMNS = ["model", "kind", "teacher", "mode", "accuracy", "precision", "recall", "f1", "accuracy_dedup",
+                   "precision_dedup", "recall_dedup", "f1_dedup", "n_test", "n_test_dedup", "size_mb", "params"]
+QUANT_COLUMNS = ["teacher", "mode", "accuracy", "precision", "recall", "teacher_mb", "student_mb", "quantized_mb",
+                 "accuracy_dedup", "precision_dedup", "recall_dedup"]
 
 
 def write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> Path:
@@ -97,8 +101,9 @@ def plot_history(history: pd.DataFrame, title: str, path: Path) -> Path:
 
 def summary_text(summary: pd.DataFrame) -> str:
     """The short end-of-run table printed on the terminal."""
-    shown = summary[["model", "accuracy", "f1", "size_mb", "params"]].copy()
-    shown["accuracy"] = (100 * shown["accuracy"]).map("{:.1f}%".format)
+    shown = summary[["model", "accuracy", "accuracy_dedup", "f1", "size_mb", "params"]].copy()
+    for column in ("accuracy", "accuracy_dedup"):
+        shown[column] = (100 * shown[column]).map(lambda v: "-" if pd.isna(v) else f"{v:.1f}%")
     shown["f1"] = shown["f1"].map("{:.3f}".format)
     shown["size_mb"] = shown["size_mb"].map("{:.3f}".format)
     return shown.to_string(index=False)

@@ -209,7 +209,28 @@ def _duplicate_counts(table: pd.DataFrame) -> dict:
             for (s, c), g in copies.groupby(["split", "label"])}
 
 
-def dedup_test_mask(table: pd.DataFrame) -> np.ndarray:
-    """True for test images with no exact or near copy in train or valid (the de-duplicated test view)."""
-    test = table[table["split"] == "test"]
-    return ~test["cross_split"].to_numpy()
+def dedup_test_mask(table: pd.DataFrame, earlier_ids: list[str], test_ids: list[str]) -> np.ndarray:
+    """True for test images with no exact or near copy among ``earlier_ids`` (train and valid).
+
+    Works on whatever split the run uses (the folder's own, or one ctdistill made): ids are file paths,
+    or ``X_<split>.npy[i]`` for the numpy layout, as in the audit table.
+    """
+    group = table.set_index("path")["near_group"]
+    earlier = set(group.loc[earlier_ids].tolist()) - {-1}
+    return np.array([group[i] not in earlier for i in test_ids], dtype=bool)
+
+
+AUDIT_VERSION = 1
+
+
+def audit_cached(path: str | Path, fingerprint: str, threshold: int = DEFAULT_THRESHOLD) -> AuditResult:
+    """:func:`audit_path`, reusing an earlier result for the same data content and threshold."""
+    from ctdistill.data import cache
+
+    key = cache.cache_key("audit", AUDIT_VERSION, fingerprint, str(Path(path).resolve()), threshold)
+    stored = cache.load_json(key)
+    if stored is not None:
+        return AuditResult(pd.DataFrame(stored["table"]), stored["summary"])
+    result = audit_path(path, threshold)
+    cache.store_json(key, {"table": result.table.to_dict(orient="list"), "summary": result.summary})
+    return result

@@ -44,3 +44,19 @@ def store(key: str, arrays: dict[str, np.ndarray]) -> None:
                 np.savez(fh, **arrays)
     except OSError:
         pass
+
+
+def load_json(key: str) -> dict | None:
+    try:
+        return json.loads((cache_dir() / f"{key}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def store_json(key: str, obj: dict) -> None:
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache_dir() / f"{key}.json") as tmp:
+            tmp.write_text(json.dumps(obj), encoding="utf-8")
+    except OSError:
+        pass

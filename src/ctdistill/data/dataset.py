@@ -33,6 +33,7 @@ class Dataset:
         class_names: label index -> name, shared by every split.
         fingerprint: sha256 over the source content (files or arrays), recorded in every manifest.
         source: a one-line human description (path and kind, or "synthetic phantoms").
+        dedup_test: boolean mask over ``test``: the de-duplicated test view (None until audited).
     """
 
     train: Split
@@ -41,6 +42,8 @@ class Dataset:
     class_names: list[str]
     fingerprint: str
     source: str
+    dedup_test: np.ndarray | None = None  # set by the audit: test images without copies in train/valid
+    given_splits: bool = True  # False when ctdistill made the splits (a folder without split folders)
 
     @property
     def n_classes(self) -> int:

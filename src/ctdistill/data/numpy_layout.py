@@ -31,7 +31,8 @@ def load_numpy(root: Path, size: int, channels: int) -> Dataset:
     n_classes = max(_n_classes(y, root / f"y_{FILE_SPLIT[s]}.npy") for s, (_, y) in raw.items())
     names = _class_names(root, n_classes)
     splits = {s: Split(_images(x, root / f"X_{FILE_SPLIT[s]}.npy", size, channels),
-                       _labels(y, len(x), len(names), root / f"y_{FILE_SPLIT[s]}.npy")) for s, (x, y) in raw.items()}
+                       _labels(y, len(x), len(names), root / f"y_{FILE_SPLIT[s]}.npy"),
+                       [f"X_{FILE_SPLIT[s]}.npy[{i}]" for i in range(len(x))]) for s, (x, y) in raw.items()}
     digest = hashlib.sha256()
     for s in SPLITS:
         digest.update(raw[s][0].tobytes())

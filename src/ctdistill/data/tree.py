@@ -93,9 +93,11 @@ def load_tree(root: Path, size: int, channels: int, seed: int = 0) -> Dataset:
         log.info("decoded images found in cache (%s)", cache.cache_dir())
     splits = {s: Split(arrays[s], np.array([index[l] for l, _ in items], dtype=np.int64),
                        [str(p) for _, p in items]) for s, items in per_split.items()}
-    if "all" in splits:
+    given = "all" not in splits
+    if not given:  # provisional; the pipeline re-splits by duplicate groups once the audit has run
         splits = _stratified_split(splits["all"], seed)
-    return Dataset(**splits, class_names=names, fingerprint=fingerprint, source=f"image folder tree {root}")
+    return Dataset(**splits, class_names=names, fingerprint=fingerprint, source=f"image folder tree {root}",
+                   given_splits=given)
 
 
 def _sha256(path: Path) -> str:
