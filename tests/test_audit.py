@@ -109,7 +109,12 @@ def test_cli_audit_writes_csv_and_json_and_never_overwrites(planted, tmp_path):
 
 @pytest.mark.slow
 def test_real_dataset_audit_matches_its_readme():
-    s = audit_path(require_shared_data()).summary
+    result = audit_path(require_shared_data())
+    s, t = result.summary, result.table
+    cancer = t[(t["label"] != "normal") & (t["exact_group"] >= 0)]
+    pairs = sorted(sorted(p.rsplit("/", 1)[-1] for p in g["path"]) for _, g in cancer.groupby("exact_group")
+                   if g["label"].nunique() == 1)
+    assert pairs == [["ad16.png", "ad21.png"], ["sq3.png", "sq4.png"], ["sq5.png", "sq6.png"]]  # within train
     assert s["n_files"] == 1000 and s["n_exact_groups"] == 59 and s["n_redundant_exact_copies"] == 153
     cross = s["duplicates_by_split_and_class"]
     assert cross["valid/normal"]["cross_split"] == 10 and cross["test/normal"]["cross_split"] == 46
