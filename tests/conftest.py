@@ -35,7 +35,10 @@ def tiny_teacher():
         x = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
         x = layers.MaxPooling2D(2)(x)
         x = layers.Conv2D(16, 3, padding="same", activation="relu")(x)
-        return keras.Model(inputs, x)
+        model = keras.Model(inputs, x)
+        if weights not in (None, "imagenet"):  # a local weights file, as keras.applications accepts
+            model.load_weights(weights)
+        return model
 
     TEACHERS.setdefault("tiny", TeacherSpec(tiny, lambda x: x / 127.5 - 1.0, 8, "tiny_notop.h5"))
     return "tiny"

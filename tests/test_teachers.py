@@ -53,3 +53,24 @@ def test_failed_imagenet_download_says_how_to_work_offline(monkeypatch):
     monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")  # nothing cached: the check must fetch
     with pytest.raises(ConfigError, match="could not get ImageNet weights for vgg16"):
         check_weights("vgg16", "imagenet")
+
+
+def test_pretrained_weights_file_gives_two_phase_fine_tuning(tmp_path, tiny_teacher):
+    """Head on a frozen base first, then the unfrozen base at the lower rate (the seed's recipe)."""
+    from ctdistill.config import Config
+    from ctdistill.data.synthetic import load_synthetic
+    from ctdistill.train import train_teacher
+
+    pretrained = TEACHERS[tiny_teacher].builder(include_top=False, weights=None, input_shape=(16, 16, 3))
+    path = tmp_path / "tiny.weights.h5"
+    pretrained.save_weights(path)
+    data = load_synthetic(16, 3, (4, 2, 2))
+    cfg = Config(teachers=(tiny_teacher,), weights=str(path), epochs=3, frozen_epochs=2, patience=5, batch_size=8)
+    teacher, history = train_teacher(tiny_teacher, data, cfg)
+    assert history["phase"].tolist() == ["head", "head", "finetune", "finetune", "finetune"]
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 5]
+    base = teacher.get_layer("base")
+    assert base.trainable
+    loaded = [np.asarray(w) for w in pretrained.get_weights()]
+    # the frozen head phase left the base exactly as loaded only until fine-tuning moved it
+    assert any(not np.allclose(a, np.asarray(b)) for a, b in zip(loaded, base.get_weights()))

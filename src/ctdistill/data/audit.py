@@ -227,7 +227,9 @@ def audit_cached(path: str | Path, fingerprint: str, threshold: int = DEFAULT_TH
     """:func:`audit_path`, reusing an earlier result for the same data content and threshold."""
     from ctdistill.data import cache
 
-    key = cache.cache_key("audit", AUDIT_VERSION, fingerprint, str(Path(path).resolve()), threshold)
+    # The path as given is part of the key: the table's ids are built from it and must match the
+    # dataset's ids (a cached table made from "./data" would not match "data/...").
+    key = cache.cache_key("audit", AUDIT_VERSION, fingerprint, str(path), threshold)
     stored = cache.load_json(key)
     if stored is not None:
         return AuditResult(pd.DataFrame(stored["table"]), stored["summary"])
