@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ctdistill.runfolder import atomic_path  # noqa: E402
+from ctdistill.runfolder import atomic_path, write_json  # noqa: E402
 
 # Test metrics twice: on the official test split, and (*_dedup) on the test images that have no exact or
 # near copy in train or valid (NaN when the data was not audited, e.g. the synthetic phantoms).
@@ -115,8 +115,6 @@ AUDIT_COLUMNS = ["path", "split", "label", "exact_group", "near_group", "flags",
 
 def write_audit(table: pd.DataFrame, summary: dict, out: Path) -> list[Path]:
     """``audit.csv`` (one row per image) and ``audit.json`` (the findings) into ``out``."""
-    from ctdistill.runfolder import write_json
-
     out.mkdir(parents=True, exist_ok=True)
     return [write_csv(table[AUDIT_COLUMNS], out / "audit.csv"), write_json(out / "audit.json", summary)]
 

@@ -51,12 +51,6 @@ def write_json(path: Path, obj: Any) -> Path:
     return path
 
 
-def write_text(path: Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
-
-
 def plan_run_dir(out: str | Path | None, base: str | Path = "runs") -> Path:
     """Choose the run folder and check it is free, without creating it (nothing is written on bad input).
 

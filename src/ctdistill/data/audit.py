@@ -31,6 +31,7 @@ import pandas as pd
 from PIL import Image
 from scipy.cluster.hierarchy import DisjointSet
 
+from ctdistill.data import cache
 from ctdistill.data.decode import to_mode
 from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy
 from ctdistill.data.tree import find_split_dirs, list_images
@@ -85,7 +86,7 @@ def collect(path: Path) -> pd.DataFrame:
 
 
 def _collect_numpy(path: Path) -> pd.DataFrame:
-    data = load_numpy_native(path)
+    data = _load_numpy_native(path)
     rows = []
     for split, (x, y, names) in data.items():
         for i, (img, label) in enumerate(zip(x, y)):
@@ -96,7 +97,7 @@ def _collect_numpy(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_numpy_native(path: Path) -> dict:
+def _load_numpy_native(path: Path) -> dict:
     """The numpy layout at its stored size (checked by the loader), as ``{split: (x, y, names)}``."""
     probe = np.load(path / "X_train.npy", mmap_mode="r", allow_pickle=False)
     size = probe.shape[1] if probe.ndim >= 3 else 0
