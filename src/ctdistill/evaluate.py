@@ -10,7 +10,9 @@ import dataclasses
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
 
-from ctdistill.quantize import LiteRTModel, softmax
+from scipy.special import softmax
+
+from ctdistill.quantize import LiteRTModel
 
 
 @dataclasses.dataclass
@@ -27,7 +29,7 @@ class Predictions:
 
 def predict_keras(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Softmax probabilities of a logits-output Keras model (one ``predict`` call per split)."""
-    return softmax(np.asarray(model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)))
+    return softmax(np.asarray(model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)), axis=1)
 
 
 def predict_tflite(path, x: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 from ctdistill.quiet import quiet_stderr
 from ctdistill.runfolder import atomic_path
@@ -108,7 +109,7 @@ class LiteRTModel:
         return np.concatenate([self._run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        return softmax(self.logits(x, batch_size))
+        return softmax(self.logits(x, batch_size), axis=1)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self._batch != len(batch):
@@ -134,9 +135,3 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
         return y.astype(np.float32)
     scale, zero = detail["quantization"]
     return (y.astype(np.float32) - zero) * scale
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)

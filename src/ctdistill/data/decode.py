@@ -55,16 +55,13 @@ def decode_image(data: bytes, size: int, channels: int, name: str = "<bytes>") -
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            img = to_mode(img, channels)
-            img = img.resize((size, size), Image.Resampling.BILINEAR)
+            return decode_pil(img, size, channels)
     except UnidentifiedImageError:
         raise DataError(f"{name}: not a readable image (unknown or unsupported format)") from None
     except Image.DecompressionBombError as exc:
         raise DataError(f"{name}: image too large to decode safely ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{name}: corrupt or truncated image ({exc})") from None
-    arr = np.asarray(img, dtype=np.uint8)
-    return arr[..., None] if arr.ndim == 2 else arr
 
 
 def resize_array(x: np.ndarray, size: int, channels: int) -> np.ndarray:
@@ -79,5 +76,6 @@ def resize_array(x: np.ndarray, size: int, channels: int) -> np.ndarray:
 
 
 def decode_pil(img: Image.Image, size: int, channels: int) -> np.ndarray:
+    """Mode conversion and resize of an opened image: the one path every decoder shares."""
     arr = np.asarray(to_mode(img, channels).resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
     return arr[..., None] if arr.ndim == 2 else arr
