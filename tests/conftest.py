@@ -44,6 +44,17 @@ def tiny_teacher():
     return "tiny"
 
 
+@pytest.fixture(scope="session")
+def tiny_teacher_b(tiny_teacher):
+    """A second tiny teacher (same builder, other name), for ensembles."""
+    from ctdistill.models.teachers import TEACHERS
+
+    import dataclasses
+
+    TEACHERS.setdefault("tiny_b", dataclasses.replace(TEACHERS[tiny_teacher], weights_file="tiny_b_notop.h5"))
+    return "tiny_b"
+
+
 def save_image(path: Path, array: np.ndarray, fmt: str | None = None, mode: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)

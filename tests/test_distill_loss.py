@@ -4,7 +4,14 @@ import keras
 import numpy as np
 import pytest
 
+from ctdistill.config import Config
 from ctdistill.distill import make_distiller
+from ctdistill.recipe import one_hot
+
+
+def _distiller(teacher, student, temperature, alpha, label_smoothing=0.0):
+    cfg = Config(temperature=temperature, alpha=alpha, label_smoothing=label_smoothing, weights="none")
+    return make_distiller(_fixed_logits_model(teacher), _fixed_logits_model(student), cfg, Y)
 
 
 def _fixed_logits_model(logits: np.ndarray) -> keras.Model:
@@ -31,42 +38,53 @@ def hand_loss(y, s, t, temperature, alpha, t_squared=True):
 TEACHER = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, -1.0]])
 STUDENT = np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
 Y = np.array([0, 1])
+Y1 = one_hot(Y, 3)  # models are trained on one-hot labels (label smoothing needs them)
 
 
 def test_loss_matches_worked_example():
     # By hand at T=2: CE = mean(-log softmax(s)[y]) = 1.2547; row 0 p_t = softmax([1, .5, 0]) =
     # [.506, .307, .186], p_s = softmax([.25, .25, 0]) = [.360, .360, .280]; mean KL = 0.25434;
     # loss = 0.5 * 1.2547 + 0.5 * 2^2 * 0.25434 = 1.1360.
-    d = make_distiller(_fixed_logits_model(TEACHER), _fixed_logits_model(STUDENT), temperature=2.0, alpha=0.5)
+    d = _distiller(TEACHER, STUDENT, 2.0, 0.5)
     x = np.eye(2, dtype=np.float32)
-    got = float(d.compute_loss(x=x, y=Y, y_pred=d.student(x), training=False))
+    got = float(d.compute_loss(x=x, y=Y1, y_pred=d.student(x), training=False))
     assert got == pytest.approx(hand_loss(Y, STUDENT, TEACHER, 2.0, 0.5), rel=1e-5)
     assert got == pytest.approx(1.1360, abs=1e-3)  # the number itself, computed by hand
 
 
 @pytest.mark.parametrize("temperature,alpha", [(1.0, 0.0), (2.0, 0.5), (4.0, 0.3), (8.0, 1.0)])
 def test_loss_scales_with_t_squared(temperature, alpha):
-    d = make_distiller(_fixed_logits_model(TEACHER), _fixed_logits_model(STUDENT), temperature, alpha)
+    d = _distiller(TEACHER, STUDENT, temperature, alpha)
     x = np.eye(2, dtype=np.float32)
-    got = float(d.compute_loss(x=x, y=Y, y_pred=d.student(x), training=False))
+    got = float(d.compute_loss(x=x, y=Y1, y_pred=d.student(x), training=False))
     assert got == pytest.approx(hand_loss(Y, STUDENT, TEACHER, temperature, alpha), rel=1e-5)
     if alpha < 1.0 and temperature != 1.0:  # the seed forgot T^2: that number must not match
         assert got != pytest.approx(hand_loss(Y, STUDENT, TEACHER, temperature, alpha, t_squared=False), rel=1e-3)
 
 
 def test_identical_logits_give_pure_hard_label_loss():
-    d = make_distiller(_fixed_logits_model(STUDENT), _fixed_logits_model(STUDENT), 2.0, 0.5)
+    d = _distiller(STUDENT, STUDENT, 2.0, 0.5)
     x = np.eye(2, dtype=np.float32)
-    got = float(d.compute_loss(x=x, y=Y, y_pred=d.student(x), training=False))
+    got = float(d.compute_loss(x=x, y=Y1, y_pred=d.student(x), training=False))
     ce = -np.log(_softmax(STUDENT)[np.arange(2), Y]).mean()
     assert got == pytest.approx(0.5 * ce, rel=1e-5)
 
 
 def test_cached_teacher_logits_give_the_same_loss_as_running_the_teacher():
-    d = make_distiller(_fixed_logits_model(TEACHER), _fixed_logits_model(STUDENT), temperature=3.0, alpha=0.3)
+    d = _distiller(TEACHER, STUDENT, 3.0, 0.3)
     x = np.eye(2, dtype=np.float32)
-    live = float(d.compute_loss(x=x, y=Y, y_pred=d(x), training=False))
+    live = float(d.compute_loss(x=x, y=Y1, y_pred=d(x), training=False))
     cached_x = {"image": x, "teacher_logits": TEACHER.astype(np.float32)}
-    cached = float(d.compute_loss(x=cached_x, y=Y, y_pred=d(cached_x), training=False))
+    cached = float(d.compute_loss(x=cached_x, y=Y1, y_pred=d(cached_x), training=False))
     assert cached == pytest.approx(live, rel=1e-6)
     assert cached == pytest.approx(hand_loss(Y, STUDENT, TEACHER, 3.0, 0.3), rel=1e-5)
+
+
+def test_label_smoothing_smooths_only_the_hard_label_targets():
+    eps, k = 0.1, 3
+    d = _distiller(STUDENT, STUDENT, 2.0, 0.5, label_smoothing=eps)  # KL term is 0: teacher == student
+    x = np.eye(2, dtype=np.float32)
+    got = float(d.compute_loss(x=x, y=Y1, y_pred=d.student(x), training=False))
+    target = (1 - eps) * Y1 + eps / k  # Szegedy et al. 2016
+    ce = -(target * np.log(_softmax(STUDENT))).sum(axis=1).mean()
+    assert got == pytest.approx(0.5 * ce, rel=1e-5)

@@ -44,6 +44,22 @@ RUN_OPTIONS = (
                               "near copies straddles two splits (stratified, seeded); auto (default): given when "
                               "the data has splits, grouped otherwise"),
     ("--seed", "seed", int, "random seed; the same seed, data and config repeat a run (default 0)"),
+    ("--preset", "preset", str, "named training recipe: ctdistill (default, measured in BENCHMARKS.md) or seed "
+                                "(the seed script's: no augmentation, constant Adam, stop on val_loss, given valid)"),
+    ("--augment", "augment", str, "comma-separated training augmentations: hflip, rotate, translate, zoom, "
+                                  "contrast, or none (default all five)"),
+    ("--lr-schedule", "lr_schedule", str, "cosine (warm-up, then cosine decay; default) or constant"),
+    ("--warmup-epochs", "warmup_epochs", int, "linear warm-up epochs; model selection starts after them (default 5)"),
+    ("--weight-decay", "weight_decay", float, "decoupled weight decay (AdamW); 0 = Adam (default 1e-4)"),
+    ("--label-smoothing", "label_smoothing", float, "label smoothing of the hard labels (default 0.1)"),
+    ("--class-balance", "class_balance", str, "balanced: resample train to equal class counts; none (default)"),
+    ("--validation", "validation", str, "carved (default): a validation split carved from train+valid by copy "
+                                        "groups; given: the dataset's own valid split"),
+    ("--valid-fraction", "valid_fraction", float, "share of train+valid carved out for validation (default 0.2)"),
+    ("--bn-momentum", "bn_momentum", float, "BatchNorm moving-average momentum of every model (default 0.9)"),
+    ("--student", "student", str, "student head: seed (Flatten, as the seed; default) or gap (global average pooling)"),
+    ("--ensemble", "ensemble", str, "also distil one student from all teachers' mean logits: mean, weighted "
+                                    "(by validation accuracy), or none (default)"),
 )
 
 

@@ -25,6 +25,20 @@ TEACHER_ALIASES = {"resnet": "resnet50", "densenet": "densenet121", "efficientne
                    "nasnet": "nasnetmobile"}
 MONITORS = ("val_accuracy", "val_loss")
 SPLIT_MODES = ("auto", "given", "grouped")
+VALIDATION_MODES = ("carved", "given")
+STUDENTS = ("seed", "gap")
+ENSEMBLES = ("none", "mean", "weighted")
+
+# Named recipes (``--preset``): values applied beneath a config file's keys and the flags.
+# ``ctdistill`` is the measured default recipe (the dataclass defaults); ``seed`` is the seed
+# script's: no augmentation, constant Adam, early stopping on validation loss, the given 72-image
+# valid split, Keras' BatchNorm momentum.
+PRESETS: dict[str, dict[str, Any]] = {
+    "ctdistill": {},
+    "seed": {"augment": (), "lr_schedule": "constant", "warmup_epochs": 0, "weight_decay": 0.0,
+             "label_smoothing": 0.0, "class_balance": "none", "validation": "given", "monitor": "val_loss",
+             "patience": 30, "bn_momentum": 0.99, "student": "seed"},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +66,22 @@ class Config:
         split: ``given`` keeps the dataset's splits, ``grouped`` re-splits so that no group of
             (near) copies straddles two splits, ``auto`` = given when the data has splits, else grouped.
         synthetic_per_class: images per class and split (train, valid, test) of the phantoms.
+        preset: the named recipe the other values started from (``PRESETS``).
+        augment: training augmentations (``ctdistill.recipe.AUGMENTATIONS``), the same for every
+            model; empty = none. With augmentation the teacher runs on each augmented batch during
+            distillation (it must see what the student sees); without, its logits are cached.
+        lr_schedule, warmup_epochs: ``cosine`` (linear warm-up, then cosine decay over ``epochs``)
+            or ``constant``.
+        weight_decay: decoupled weight decay (AdamW); 0 = plain Adam.
+        label_smoothing: smoothing of the hard labels (all models, and the student's hard-label loss).
+        class_balance: ``balanced`` resamples the training split to equal class counts; ``none``.
+        validation: ``carved`` pools train and valid and carves a validation split of
+            ``valid_fraction`` that shares no group of (near) copies with the training images (the
+            test split stays as given); ``given`` keeps the dataset's valid split.
+        bn_momentum: moving-average momentum of every BatchNormalization layer.
+        student: ``seed`` (Flatten -> Dense 256, as the seed) or ``gap`` (global average pooling).
+        ensemble: ``mean`` or ``weighted`` (by validation accuracy) also distils one student from the
+            averaged logits of all teachers (two or more); ``none``.
     """
 
     data: str | None = None
@@ -63,7 +93,7 @@ class Config:
     alpha: float = 0.5
     batch_size: int = 256
     epochs: int = 300
-    patience: int = 30
+    patience: int = 50
     monitor: str = "val_accuracy"
     learning_rate: float = 1e-3
     finetune_learning_rate: float = 1e-4
@@ -74,16 +104,35 @@ class Config:
     seed: int = 0
     split: str = "auto"
     synthetic_per_class: tuple[int, int, int] = (80, 20, 40)
+    preset: str = "ctdistill"
+    augment: tuple[str, ...] = ("hflip", "rotate", "translate", "zoom", "contrast")
+    lr_schedule: str = "cosine"
+    warmup_epochs: int = 5
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    class_balance: str = "none"
+    validation: str = "carved"
+    valid_fraction: float = 0.2
+    bn_momentum: float = 0.9
+    student: str = "seed"
+    ensemble: str = "none"
 
     def __post_init__(self) -> None:
         # Aliases are resolved however the config was made (file, flags or Python).
         object.__setattr__(self, "teachers", canonical_teachers(self.teachers))
+        if tuple(self.augment) in (("none",), ("",)):  # `--augment none`
+            object.__setattr__(self, "augment", ())
+        object.__setattr__(self, "augment", tuple(self.augment))
         _validate(self)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any], source: str = "configuration") -> "Config":
         """Build a config from plain values (file contents or flags), coercing and checking types."""
         hints = get_type_hints(cls)
+        preset = values.get("preset", "ctdistill")
+        if preset not in PRESETS:
+            raise ConfigError(f"{source}: unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        values = {**PRESETS[preset], **values}
         unknown = sorted(set(values) - set(hints))
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; "
@@ -192,6 +241,17 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
     ("frozen_epochs", lambda v: v >= 0, "must be >= 0"),
     ("unfreeze_layers", lambda v: v >= -1, "must be -1 (all) or a layer count >= 0"),
     ("teachers", lambda v: len(v) >= 1, "must name at least one teacher"),
+    ("preset", lambda v: v in PRESETS, f"must be one of {', '.join(PRESETS)}"),
+    ("lr_schedule", lambda v: v in ("cosine", "constant"), "must be cosine or constant"),
+    ("warmup_epochs", lambda v: v >= 0, "must be >= 0"),
+    ("weight_decay", lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
+    ("label_smoothing", lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
+    ("class_balance", lambda v: v in ("none", "balanced"), "must be none or balanced"),
+    ("validation", lambda v: v in VALIDATION_MODES, f"must be one of {', '.join(VALIDATION_MODES)}"),
+    ("valid_fraction", lambda v: 0.05 <= v <= 0.5, "must be within [0.05, 0.5]"),
+    ("bn_momentum", lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
+    ("student", lambda v: v in STUDENTS, f"must be one of {', '.join(STUDENTS)}"),
+    ("ensemble", lambda v: v in ENSEMBLES, f"must be one of {', '.join(ENSEMBLES)}"),
     ("synthetic_per_class", lambda v: len(v) == 3 and min(v) >= 2, "must be three counts >= 2 (train, valid, test)"),
 )
 
@@ -202,6 +262,12 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{key}={getattr(cfg, key)!r} {message}")
     from ctdistill.quantize import QUANT_MODES  # the table of modes lives with the converter
 
+    from ctdistill.recipe import AUGMENTATIONS
+
+    unknown = [a for a in cfg.augment if a not in AUGMENTATIONS]
+    if unknown:
+        raise ConfigError(f"augment: unknown augmentation(s) {', '.join(unknown)}; choose from "
+                          f"{', '.join(AUGMENTATIONS)} (a vertical flip is not offered: see ctdistill.recipe)")
     bad = [m for m in cfg.quant_modes if m not in QUANT_MODES]
     if bad:
         raise ConfigError(f"quant_modes: unknown mode(s) {', '.join(bad)}; choose from {', '.join(QUANT_MODES)}")

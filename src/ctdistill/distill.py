@@ -15,11 +15,13 @@ The scratch baseline trains the identical student with the identical budget and 
 from __future__ import annotations
 
 import keras
+import numpy as np
 import pandas as pd
 
 from ctdistill.config import Config
 from ctdistill.data import Dataset
 from ctdistill.models.student import build_student
+from ctdistill.recipe import accuracy_metric, make_loss, make_optimizer, set_bn_momentum, steps_per_epoch
 from ctdistill.train import as_float, compile_classifier, fit
 
 
@@ -42,45 +44,79 @@ class CachedTeacherDistiller(keras.distillation.Distiller):
         return super()._extract_all_teacher_features(x)
 
 
-def make_distiller(teacher: keras.Model, student: keras.Model, temperature: float, alpha: float,
-                   learning_rate: float = 1e-3) -> CachedTeacherDistiller:
-    """A compiled ``Distiller`` with the loss above (the teacher is frozen by ``Distiller``).
+def make_distiller(teacher: keras.Model, student: keras.Model, cfg: Config, y_train: np.ndarray,
+                   epochs: int | None = None) -> CachedTeacherDistiller:
+    """A ``Distiller`` with the loss above, compiled with the shared recipe (the teacher is frozen).
+
+    Args:
+        teacher, student: models mapping images to logits.
+        cfg: temperature, alpha and the recipe (optimiser, schedule, label smoothing, BN momentum).
+        y_train: training labels (the schedule's steps per epoch depend on their count).
+        epochs: the schedule's length (default ``cfg.epochs``).
 
     Example:
-        >>> d = make_distiller(teacher, build_student((32, 32, 3), 4), 2.0, 0.5)   # doctest: +SKIP
-        >>> d.fit(x, y, epochs=1)                                                   # doctest: +SKIP
+        >>> d = make_distiller(teacher, build_student((32, 32, 3), 4), Config(), y)   # doctest: +SKIP
     """
+    set_bn_momentum(student, cfg.bn_momentum)
     distiller = CachedTeacherDistiller(
         teacher=teacher,
         student=student,
         # Pass a KLDivergence *instance*: with the default string "kl_divergence" Keras 3.15.1 resolves a
         # plain function, misses its softmax + T^2 branch and takes KL of raw scaled logits (caught by
         # tests/test_distill_loss.py: 8.93 instead of 1.02 on the worked example).
-        distillation_losses=keras.distillation.LogitsDistillation(temperature=temperature,
+        distillation_losses=keras.distillation.LogitsDistillation(temperature=cfg.temperature,
                                                                   loss=keras.losses.KLDivergence()),
-        student_loss_weight=alpha,
+        student_loss_weight=cfg.alpha,
     )
-    distiller.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    distiller.compile(optimizer=make_optimizer(cfg, cfg.learning_rate, steps_per_epoch(y_train, cfg),
+                                               epochs or cfg.epochs),
+                      loss=make_loss(cfg), metrics=[accuracy_metric()])
     return distiller
 
 
+def new_student(data: Dataset, cfg: Config, name: str) -> keras.Model:
+    return build_student(data.input_shape, data.n_classes, name=name, head=cfg.student, bn_momentum=cfg.bn_momentum)
+
+
 def distill_student(teacher: keras.Model, data: Dataset, cfg: Config, label: str) -> tuple[keras.Model, pd.DataFrame]:
-    """Distil a fresh seed student from ``teacher``; returns the best-on-valid student and its history."""
-    student = build_student(data.input_shape, data.n_classes, name="student")
-    distiller = make_distiller(teacher, student, cfg.temperature, cfg.alpha, cfg.learning_rate)
-    # One teacher pass per split instead of one per batch per epoch (see CachedTeacherDistiller).
-    inputs = {split: {"image": as_float(data.split(split).x),
-                      "teacher_logits": teacher.predict(as_float(data.split(split).x), batch_size=cfg.batch_size,
-                                                        verbose=0)} for split in ("train", "valid")}
+    """Distil a fresh student from ``teacher``; returns the best-on-valid student and its history.
+
+    Without augmentation the teacher's logits are computed once per image (see
+    ``CachedTeacherDistiller``). With augmentation the teacher runs on every augmented batch, so
+    teacher and student see the same view ("consistent teaching": Beyer et al. 2022, "Knowledge
+    distillation: A good teacher is patient and consistent").
+    """
+    distiller = make_distiller(teacher, new_student(data, cfg, "student"), cfg, data.train.y)
+    inputs = None
+    if not cfg.augment:
+        inputs = {split: {"image": as_float(data.split(split).x),
+                          "teacher_logits": teacher.predict(as_float(data.split(split).x), batch_size=cfg.batch_size,
+                                                            verbose=0)} for split in ("train", "valid")}
     history = fit(distiller, data, cfg, f"{label} distill", inputs=inputs)
     return distiller.student, history
 
 
 def train_scratch(data: Dataset, cfg: Config, label: str) -> tuple[keras.Model, pd.DataFrame]:
-    """The no-teacher baseline: same student, same optimiser, same budget and selection rule."""
-    student = build_student(data.input_shape, data.n_classes, name="scratch_student")
-    compile_classifier(student, cfg.learning_rate)
+    """The no-teacher baseline: same student, same recipe, same budget and selection rule."""
+    student = new_student(data, cfg, "scratch_student")
+    compile_classifier(student, cfg, cfg.learning_rate, data.train.y, cfg.epochs)
     history = fit(student, data, cfg, f"{label} scratch")
     return student, history
+
+
+def ensemble_teacher(teachers: dict[str, keras.Model], weights: dict[str, float], name: str = "ensemble") -> keras.Model:
+    """One teacher model whose logits are the weighted mean of several teachers' logits.
+
+    Args:
+        teachers: name -> teacher model (all taking the same input).
+        weights: name -> non-negative weight; normalised to sum to 1.
+
+    Returns:
+        A Keras model usable as ``keras.distillation.Distiller``'s teacher.
+    """
+    total = sum(weights[n] for n in teachers)
+    first = next(iter(teachers.values()))
+    inputs = keras.Input(first.input_shape[1:], name="image")
+    parts = [keras.layers.Rescaling(weights[n] / total, name=f"w_{n}")(t(inputs, training=False))
+             for n, t in teachers.items()]
+    return keras.Model(inputs, keras.layers.Add(name="mean_logits")(parts) if len(parts) > 1 else parts[0], name=name)

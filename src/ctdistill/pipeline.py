@@ -19,8 +19,8 @@ from ctdistill import report
 from ctdistill.config import Config
 from ctdistill.data import SPLITS, Dataset, load_dataset
 from ctdistill.data.audit import audit_cached, dedup_test_mask
-from ctdistill.data.split import grouped_split
-from ctdistill.distill import distill_student, train_scratch
+from ctdistill.data.split import carve_validation, grouped_split
+from ctdistill.distill import distill_student, ensemble_teacher, train_scratch
 from ctdistill.evaluate import Predictions, classification_metrics, predict_keras, predict_tflite
 from ctdistill.models.teachers import check_weights
 from ctdistill.quantize import convert_all
@@ -48,14 +48,15 @@ def run(cfg: Config, out: str | Path | None = None) -> Path:
     data = audit_step(cfg, data, run_dir)
     write_json(run_dir / "config.json", cfg.to_dict())
     write_json(run_dir / "manifest.json", manifest(cfg.to_dict(), data.summary()))
-    rows, quant_rows = [scratch_stage(data, cfg, run_dir)], []
-    timings = {"scratch_s": rows[0].pop("seconds"), "teachers": {}}
-    for name in cfg.teachers:
-        stage_rows, stage_quant, timings["teachers"][name] = teacher_stage(name, data, cfg, run_dir)
-        rows += stage_rows
-        quant_rows += stage_quant
-    summary = write_tables(run_dir, rows, quant_rows)
-    write_json(run_dir / "timings.json", {"total_s": round(time.perf_counter() - started, 2), **timings})
+    scratch_row = scratch_stage(data, cfg, run_dir)
+    tables = {"rows": [scratch_row], "quant": [], "timings": {"scratch_s": scratch_row.pop("seconds"), "teachers": {}}}
+    teachers = {name: teacher_and_student(name, lambda n=name: teacher_step(n, data, cfg, run_dir), data, cfg,
+                                          run_dir, tables) for name in cfg.teachers}
+    if cfg.ensemble != "none" and len(teachers) > 1:
+        teacher_and_student("ensemble", lambda: ensemble_step(teachers, tables["rows"], data, cfg, run_dir), data,
+                            cfg, run_dir, tables)
+    summary = write_tables(run_dir, tables["rows"], tables["quant"])
+    write_json(run_dir / "timings.json", {"total_s": round(time.perf_counter() - started, 2), **tables["timings"]})
     log.info("finished in %.0fs; results in %s\n%s", time.perf_counter() - started, run_dir,
              report.summary_text(summary))
     return run_dir
@@ -77,23 +78,34 @@ def load_data(cfg: Config) -> Dataset:
 
 
 def audit_step(cfg: Config, data: Dataset, run_dir: Path) -> Dataset:
-    """Audit the data for copies (cached), store the findings, re-split by copy groups when asked
-    (``--split``), and mark the de-duplicated test view; returns the dataset to train on."""
+    """Audit the data for copies (cached), store the findings, re-split by copy groups as configured
+    (``split``, ``validation``), and mark the de-duplicated test view; returns the dataset to train on."""
+    table = None
     if cfg.data is None:
         log.info("audit: skipped for the synthetic phantoms (each image is drawn independently)")
-        return data
-    result = audit_cached(cfg.data, data.fingerprint)
-    log.info("data audit (audit.csv, audit.json):\n%s", report.audit_text(result.summary))
-    report.write_audit(result.table, result.summary, run_dir)
-    if cfg.split == "grouped" or (cfg.split == "auto" and not data.given_splits):
-        data = grouped_split(data, result.table, cfg.seed)
-        counts = {s: len(data.split(s)) for s in SPLITS}
-        log.info("split by duplicate groups (StratifiedGroupKFold, seed %d): %s", cfg.seed, counts)
+    else:
+        result = audit_cached(cfg.data, data.fingerprint)
+        log.info("data audit (audit.csv, audit.json):\n%s", report.audit_text(result.summary))
+        report.write_audit(result.table, result.summary, run_dir)
+        table = result.table
+    if table is not None and (cfg.split == "grouped" or (cfg.split == "auto" and not data.given_splits)):
+        data = grouped_split(data, table, cfg.seed)
+        log.info("split by duplicate groups (StratifiedGroupKFold, seed %d): %s", cfg.seed, _sizes(data))
+    elif cfg.validation == "carved":
+        data = carve_validation(data, table, cfg.valid_fraction, cfg.seed)
+        log.info("validation carved from train+valid by copy groups (%.0f%%, seed %d; test as given): %s",
+                 100 * cfg.valid_fraction, cfg.seed, _sizes(data))
+    if data.train.paths:
         write_json(run_dir / "splits.json", {s: data.split(s).paths for s in SPLITS})
-    data.dedup_test = dedup_test_mask(result.table, data.train.paths + data.valid.paths, data.test.paths)
-    log.info("de-duplicated test view: %d of %d test images have no copy in train or valid; every test "
-             "metric is reported on both (columns *_dedup)", data.dedup_test.sum(), len(data.test))
+    if table is not None:
+        data.dedup_test = dedup_test_mask(table, data.train.paths + data.valid.paths, data.test.paths)
+        log.info("de-duplicated test view: %d of %d test images have no copy in train or valid; every test "
+                 "metric is reported on both (columns *_dedup)", data.dedup_test.sum(), len(data.test))
     return data
+
+
+def _sizes(data: Dataset) -> dict[str, int]:
+    return {s: len(data.split(s)) for s in SPLITS}
 
 
 def scratch_stage(data: Dataset, cfg: Config, run_dir: Path) -> dict:
@@ -114,11 +126,25 @@ def scratch_stage(data: Dataset, cfg: Config, run_dir: Path) -> dict:
     return {**row, "seconds": _lap(clock)[0]}
 
 
-def teacher_stage(name: str, data: Dataset, cfg: Config, run_dir: Path) -> tuple[list[dict], list[dict], dict]:
-    """Everything for one teacher; returns summary rows, ``TinyEvalRes_Quant`` rows and stage timings."""
+def teacher_and_student(name: str, make_teacher, data: Dataset, cfg: Config, run_dir: Path,
+                        tables: dict) -> keras.Model:
+    """Get a teacher from ``make_teacher()`` (train one, or build the ensemble), then distil and
+    quantize its student; appends the summary rows, quantization rows and timings to ``tables``."""
+    clock = time.perf_counter()
+    teacher, teacher_row = make_teacher()
+    teacher_s = _lap(clock)[0]
+    rows, quant_rows, times = student_stage(name, teacher, teacher_row, data, cfg, run_dir)
+    tables["rows"] += [teacher_row, *rows]
+    tables["quant"] += quant_rows
+    tables["timings"]["teachers"][name] = {"teacher_s": teacher_s, **times}
+    return teacher
+
+
+def student_stage(name: str, teacher: keras.Model, teacher_row: dict, data: Dataset, cfg: Config,
+                  run_dir: Path) -> tuple[list[dict], list[dict], dict]:
+    """Distil and quantize a student of one teacher; returns summary rows, ``TinyEvalRes_Quant`` rows
+    and stage timings."""
     clock, times = time.perf_counter(), {}
-    teacher, teacher_row = teacher_step(name, data, cfg, run_dir)
-    times["teacher_s"], clock = _lap(clock)
     student, student_row = distill_step(name, teacher, data, cfg, run_dir)
     times["distill_s"], clock = _lap(clock)
     quant_rows = quantize_step(name, student, student_row, data, cfg, run_dir)
@@ -128,7 +154,20 @@ def teacher_stage(name: str, data: Dataset, cfg: Config, run_dir: Path) -> tuple
                                      "recall_dedup")},
               "teacher_mb": teacher_row["size_mb"], "student_mb": student_row["size_mb"],
               "quantized_mb": row["size_mb"]} for row in quant_rows]
-    return [teacher_row, student_row, *quant_rows], table, times
+    return [student_row, *quant_rows], table, times
+
+
+def ensemble_step(teachers: dict[str, keras.Model], rows: list[dict], data: Dataset, cfg: Config,
+                  run_dir: Path) -> tuple[keras.Model, dict]:
+    """Wrap the trained teachers as one teacher whose logits are their (validation-weighted) mean."""
+    valid_acc = {row["teacher"]: row["valid_accuracy"] for row in rows if row["kind"] == "teacher"}
+    weights = {n: valid_acc[n] if cfg.ensemble == "weighted" else 1.0 for n in teachers}
+    log.info("== ensemble: %s mean of %s logits (weights %s)", cfg.ensemble, ", ".join(teachers),
+             {n: round(w, 4) for n, w in weights.items()})
+    teacher = ensemble_teacher(teachers, weights)
+    write_json(run_dir / "ensemble.json", {"rule": cfg.ensemble, "valid_accuracy": valid_acc, "weights": weights})
+    teacher_file = save_model(teacher, run_dir / "ensemble_Teacher.keras")
+    return teacher, record(run_dir, data, "ensemble_teacher", "teacher", "ensemble", "float32", teacher, teacher_file)
 
 
 def teacher_step(name: str, data: Dataset, cfg: Config, run_dir: Path) -> tuple[keras.Model, dict]:
@@ -171,6 +210,8 @@ def record(run_dir: Path, data: Dataset, model_id: str, kind: str, teacher: str,
         part = data.split(split)
         proba = predict(model, part.x)
         frames.append(report.predictions_frame(part.y, proba, data.class_names, part.paths).assign(split=split))
+        if split == "valid":
+            valid_accuracy = float((proba.argmax(axis=1) == part.y).mean())
         if split == "test":
             metrics = classification_metrics(Predictions(part.y, proba), data.class_names)
             metrics["dedup"] = dedup_metrics(part.y, proba, data)
@@ -183,7 +224,8 @@ def record(run_dir: Path, data: Dataset, model_id: str, kind: str, teacher: str,
             **{k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
             **{f"{k}_dedup": metrics["dedup"][k] for k in ("accuracy", "precision", "recall", "f1")},
             "n_test": len(data.test), "n_test_dedup": metrics["dedup"]["n"],
-            "size_mb": file.stat().st_size / 1e6, "params": params if params is not None else model.count_params()}
+            "size_mb": file.stat().st_size / 1e6, "params": params if params is not None else model.count_params(),
+            "valid_accuracy": valid_accuracy}
 
 
 def dedup_metrics(y_true, proba, data: Dataset) -> dict:

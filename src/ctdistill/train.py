@@ -18,6 +18,8 @@ import pandas as pd
 from ctdistill.config import Config
 from ctdistill.data import Dataset
 from ctdistill.models.teachers import build_teacher, resolve_weights, set_base_trainable
+from ctdistill.recipe import (accuracy_metric, make_loss, make_optimizer, one_hot, set_bn_momentum, steps_per_epoch,
+                              training_stream)
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +42,25 @@ class EpochLog(keras.callbacks.Callback):
                      time.perf_counter() - self._t0)
 
 
-def compile_classifier(model: keras.Model, learning_rate: float) -> None:
-    """Adam + cross-entropy on logits (the softmax lives in the loss, and only there)."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+def compile_classifier(model: keras.Model, cfg: Config, learning_rate: float, y_train: np.ndarray,
+                       epochs: int) -> None:
+    """Compile with the shared recipe: optimiser and schedule, cross-entropy on logits (the softmax
+    lives in the loss, and only there), one-hot labels (for label smoothing)."""
+    set_bn_momentum(model, cfg.bn_momentum)
+    model.compile(optimizer=make_optimizer(cfg, learning_rate, steps_per_epoch(y_train, cfg), epochs),
+                  loss=make_loss(cfg), metrics=[accuracy_metric()])
 
 
 def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int | None = None,
         inputs: dict | None = None) -> pd.DataFrame:
-    """Fit a compiled model on train, select on valid; returns the per-epoch history.
+    """Fit a compiled model on train (augmented, resampled as configured), select on valid.
 
     Args:
-        model: a compiled model (classifier or ``keras.distillation.Distiller``).
+        model: a model compiled by :func:`compile_classifier` or ``ctdistill.distill.make_distiller``.
         data: the dataset; only ``train`` and ``valid`` are used.
-        cfg: supplies batch size, epochs, patience and the monitored metric.
+        cfg: supplies the recipe, batch size, epochs, patience and the monitored metric.
         label: name used in the progress log.
-        epochs: maximum epochs (default ``cfg.epochs``).
+        epochs: maximum epochs (default ``cfg.epochs``); the same number the optimiser was compiled for.
         inputs: ``{"train": x, "valid": x}`` model inputs to use instead of the images (labels still
             come from ``data``), e.g. images with cached teacher logits.
 
@@ -65,12 +69,15 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
         column marking the restored epoch.
     """
     epochs = epochs or cfg.epochs
+    # Selection starts after the warm-up: an epoch-1 model must not win because the others are noisy.
     stop = keras.callbacks.EarlyStopping(monitor=cfg.monitor, patience=cfg.patience, restore_best_weights=True,
-                                         mode="max" if "acc" in cfg.monitor else "min")
+                                         mode="max" if "acc" in cfg.monitor else "min",
+                                         start_from_epoch=min(cfg.warmup_epochs, epochs - 1))
     t0 = time.perf_counter()
     inputs = inputs or {"train": as_float(data.train.x), "valid": as_float(data.valid.x)}
-    hist = model.fit(inputs["train"], data.train.y, validation_data=(inputs["valid"], data.valid.y),
-                     batch_size=cfg.batch_size, epochs=epochs, verbose=0, shuffle=True,
+    train = training_stream(inputs["train"], data.train.y, data.n_classes, cfg)
+    valid = (inputs["valid"], one_hot(data.valid.y, data.n_classes))
+    hist = model.fit(train, validation_data=valid, epochs=epochs, verbose=0, shuffle=False,  # the stream shuffles
                      callbacks=[stop, EpochLog(label, epochs)])
     frame = pd.DataFrame(hist.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
@@ -98,16 +105,17 @@ def train_teacher(name: str, data: Dataset, cfg: Config) -> tuple[keras.Model, p
     weights = resolve_weights(name, cfg.weights)
     teacher = build_teacher(name, data.input_shape, data.n_classes, weights)
     if weights is None:
-        compile_classifier(teacher, cfg.finetune_learning_rate)
+        compile_classifier(teacher, cfg, cfg.finetune_learning_rate, data.train.y, epochs)
         return teacher, fit(teacher, data, cfg, f"{name} teacher", epochs).assign(phase="scratch")
     phases = []
     if cfg.frozen_epochs > 0:
         set_base_trainable(teacher, False)
-        compile_classifier(teacher, cfg.learning_rate)
-        phases.append(fit(teacher, data, cfg, f"{name} teacher head", min(cfg.frozen_epochs, epochs))
+        head_epochs = min(cfg.frozen_epochs, epochs)
+        compile_classifier(teacher, cfg, cfg.learning_rate, data.train.y, head_epochs)
+        phases.append(fit(teacher, data, cfg, f"{name} teacher head", head_epochs)
                       .assign(phase="head"))
     set_base_trainable(teacher, True, cfg.unfreeze_layers)
-    compile_classifier(teacher, cfg.finetune_learning_rate)
+    compile_classifier(teacher, cfg, cfg.finetune_learning_rate, data.train.y, epochs)
     phases.append(fit(teacher, data, cfg, f"{name} teacher finetune", epochs).assign(phase="finetune"))
     history = pd.concat(phases, ignore_index=True)
     history["epoch"] = np.arange(1, len(history) + 1)

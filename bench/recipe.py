@@ -1,0 +1,109 @@
+"""Measure training-recipe choices on the student trained from scratch (no teacher), real data.
+
+Usage:
+    python bench/recipe.py [--data DIR] [--seeds 0,1,2] [--epochs 150] [--out results.csv] VARIANT...
+
+A variant is ``name`` from ``VARIANTS`` below (each is a set of config overrides on top of the
+default ``ctdistill`` recipe). Every (variant, seed) trains the student through the library's own
+``train_scratch`` on the same split logic as ``ctdistill run`` (audit, carved validation), then
+scores the official test split and its de-duplicated view. Rows are appended to ``--out`` as they
+finish (a long sweep loses nothing when stopped); the Markdown table at the end gives mean and
+standard deviation over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "chest-ct-scan"
+
+VARIANTS = {
+    "ctdistill": {},
+    "seed": {"preset": "seed"},
+    "seed+acc": {"preset": "seed", "monitor": "val_accuracy", "patience": 60},
+    "no-aug": {"augment": "none"},
+    "no-hflip": {"augment": "rotate,translate,zoom,contrast"},
+    "no-ls": {"label_smoothing": 0.0},
+    "no-wd": {"weight_decay": 0.0},
+    "constant-lr": {"lr_schedule": "constant", "warmup_epochs": 0},
+    "given-valid": {"validation": "given"},
+    "bn-0.99": {"bn_momentum": 0.99},
+    "balanced": {"class_balance": "balanced"},
+    "lr-3e-3": {"learning_rate": 3e-3},
+    "batch-32": {"batch_size": 32},
+    "gap": {"student": "gap"},
+    "64px": {"image_size": 64},
+    "64px-gap": {"image_size": 64, "student": "gap"},
+    "96px": {"image_size": 96},
+    "96px-gap": {"image_size": 96, "student": "gap"},
+}
+
+
+def run_one(data_dir: Path, overrides: dict, seed: int, epochs: int) -> dict:
+    from ctdistill.config import Config
+    from ctdistill.distill import train_scratch
+    from ctdistill.evaluate import Predictions, classification_metrics, predict_keras
+    from ctdistill.pipeline import audit_step, load_data, seed_everything
+
+    cfg = Config.from_mapping({"data": str(data_dir), "weights": "none", "teachers": "vgg16", "epochs": epochs,
+                               "seed": seed, **overrides}, "variant")
+    seed_everything(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = audit_step(cfg, load_data(cfg), Path(tmp))
+    t0 = time.perf_counter()
+    model, history = train_scratch(data, cfg, "bench")
+    seconds = time.perf_counter() - t0
+    proba = predict_keras(model, data.test.x)
+    full = classification_metrics(Predictions(data.test.y, proba), data.class_names)
+    mask = data.dedup_test
+    dedup = classification_metrics(Predictions(data.test.y[mask], proba[mask]), data.class_names)
+    best = int(history.loc[history["best"], "epoch"].iloc[0]) if history["best"].any() else len(history)
+    return {"seed": seed, "test_acc": full["accuracy"], "test_f1": full["f1"], "dedup_acc": dedup["accuracy"],
+            "epochs_run": len(history), "best_epoch": best, "seconds": round(seconds, 1),
+            "params": model.count_params()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variants", nargs="+", choices=list(VARIANTS))
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--out", type=Path, default=Path("recipe_results.csv"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    rows = []
+    for name in args.variants:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            row = {"variant": name, "epochs": args.epochs, **run_one(args.data, VARIANTS[name], seed, args.epochs)}
+            rows.append(row)
+            pd.DataFrame([row]).to_csv(args.out, mode="a", header=not args.out.exists(), index=False)
+            print(row, flush=True)
+    print(summarise(pd.DataFrame(rows)))
+
+
+def summarise(frame: pd.DataFrame) -> str:
+    """Markdown: mean ± std over seeds per variant (accuracies in %)."""
+    def fmt(col):
+        return lambda g: f"{100 * g[col].mean():.1f} ± {100 * g[col].std(ddof=1):.1f}" if len(g) > 1 else \
+            f"{100 * g[col].mean():.1f}"
+
+    groups = frame.groupby("variant", sort=False)
+    table = pd.DataFrame({"seeds": groups.size(), "test acc %": groups.apply(fmt("test_acc")),
+                          "dedup acc %": groups.apply(fmt("dedup_acc")), "macro F1": groups["test_f1"].mean().round(3),
+                          "best epoch": groups["best_epoch"].median(), "s / run": groups["seconds"].median(),
+                          "params": groups["params"].first()})
+    return table.to_markdown()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "src"))
+    main()
