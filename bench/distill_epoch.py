@@ -16,9 +16,11 @@ import time
 import keras
 
 import ctdistill  # noqa: F401  (sets TensorFlow's oneDNN switch before TensorFlow loads)
+from ctdistill.config import Config
 from ctdistill.data import load_dataset
 from ctdistill.distill import make_distiller
 from ctdistill.models import build_student, build_teacher
+from ctdistill.recipe import one_hot
 from ctdistill.train import as_float, compile_classifier
 
 
@@ -48,20 +50,23 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()
     data = load_dataset(args.data, 32, 3)
-    x, y, xv, yv = as_float(data.train.x), data.train.y, as_float(data.valid.x), data.valid.y
+    # No augmentation (the seed preset): the case where the teacher's logits can be cached.
+    cfg = Config.from_mapping({"preset": "seed", "weights": "none", "batch_size": args.batch_size})
+    x, xv = as_float(data.train.x), as_float(data.valid.x)
+    y, yv = one_hot(data.train.y, data.n_classes), one_hot(data.valid.y, data.n_classes)
     teacher = build_teacher(args.teacher, data.input_shape, data.n_classes, weights=None)
 
     scratch = build_student(data.input_shape, data.n_classes)
-    compile_classifier(scratch, 1e-3)
+    compile_classifier(scratch, cfg, 1e-3, data.train.y, args.epochs + 1)
     results = {"scratch student": epoch_seconds(scratch, x, y, xv, yv, args.epochs, args.batch_size)}
 
-    live = make_distiller(teacher, build_student(data.input_shape, data.n_classes), 2.0, 0.5)
+    live = make_distiller(teacher, build_student(data.input_shape, data.n_classes), cfg, data.train.y)
     results["distill, teacher on every batch"] = epoch_seconds(live, x, y, xv, yv, args.epochs, args.batch_size)
 
     t0 = time.perf_counter()
     logits = {n: teacher.predict(v, batch_size=args.batch_size, verbose=0) for n, v in (("train", x), ("valid", xv))}
     results["(one teacher pass over train+valid)"] = time.perf_counter() - t0
-    cached = make_distiller(teacher, build_student(data.input_shape, data.n_classes), 2.0, 0.5)
+    cached = make_distiller(teacher, build_student(data.input_shape, data.n_classes), cfg, data.train.y)
     results["distill, cached teacher logits"] = epoch_seconds(
         cached, {"image": x, "teacher_logits": logits["train"]}, y,
         {"image": xv, "teacher_logits": logits["valid"]}, yv, args.epochs, args.batch_size)

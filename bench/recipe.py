@@ -1,7 +1,7 @@
 """Measure training-recipe choices on the student trained from scratch (no teacher), real data.
 
 Usage:
-    python bench/recipe.py [--data DIR] [--seeds 0,1,2] [--epochs 150] [--out results.csv] VARIANT...
+    python bench/recipe.py [--data DIR] [--seeds 0,1,2] [--epochs 150] [--out results.csv] [--int8] VARIANT...
 
 A variant is ``name`` from ``VARIANTS`` below (each is a set of config overrides on top of the
 default ``ctdistill`` recipe). Every (variant, seed) trains the student through the library's own
@@ -47,7 +47,26 @@ VARIANTS = {
 }
 
 
-def run_one(data_dir: Path, overrides: dict, seed: int, epochs: int) -> dict:
+def int8_figures(model, data, tmp: Path) -> dict:
+    """Convert to full-int8 LiteRT, score it on test, time batch-1 inference (1 thread)."""
+    from ctdistill.quantize import LiteRTModel, convert_all
+
+    path = convert_all(model, ("int8",), data.train.x, lambda m: tmp / f"student_{m}.tflite")["int8"]
+    lite = LiteRTModel(path, num_threads=1)
+    acc = float((lite.predict_proba(data.test.x.astype("float32")).argmax(1) == data.test.y).mean())
+    one = data.test.x[:1].astype("float32")
+    for _ in range(20):
+        lite.logits(one)
+    times = []
+    for _ in range(300):
+        t0 = time.perf_counter()
+        lite.logits(one)
+        times.append(time.perf_counter() - t0)
+    return {"int8_acc": acc, "int8_kb": round(path.stat().st_size / 1e3, 1),
+            "int8_latency_ms": round(1e3 * sorted(times)[len(times) // 2], 3)}
+
+
+def run_one(data_dir: Path, overrides: dict, seed: int, epochs: int, int8: bool = False) -> dict:
     from ctdistill.config import Config
     from ctdistill.distill import train_scratch
     from ctdistill.evaluate import Predictions, classification_metrics, predict_keras
@@ -66,7 +85,11 @@ def run_one(data_dir: Path, overrides: dict, seed: int, epochs: int) -> dict:
     mask = data.dedup_test
     dedup = classification_metrics(Predictions(data.test.y[mask], proba[mask]), data.class_names)
     best = int(history.loc[history["best"], "epoch"].iloc[0]) if history["best"].any() else len(history)
-    return {"seed": seed, "test_acc": full["accuracy"], "test_f1": full["f1"], "dedup_acc": dedup["accuracy"],
+    extra = {}
+    if int8:
+        with tempfile.TemporaryDirectory() as tmp:
+            extra = int8_figures(model, data, Path(tmp))
+    return {**extra, "seed": seed, "test_acc": full["accuracy"], "test_f1": full["f1"], "dedup_acc": dedup["accuracy"],
             "epochs_run": len(history), "best_epoch": best, "seconds": round(seconds, 1),
             "params": model.count_params()}
 
@@ -78,12 +101,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--out", type=Path, default=Path("recipe_results.csv"))
+    parser.add_argument("--int8", action="store_true", help="also quantize to int8: test accuracy, size, "
+                                                           "batch-1 latency (median of 300 calls, 1 thread)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     rows = []
     for name in args.variants:
         for seed in (int(s) for s in args.seeds.split(",")):
-            row = {"variant": name, "epochs": args.epochs, **run_one(args.data, VARIANTS[name], seed, args.epochs)}
+            row = {"variant": name, "epochs": args.epochs, **run_one(args.data, VARIANTS[name], seed, args.epochs, args.int8)}
             rows.append(row)
             pd.DataFrame([row]).to_csv(args.out, mode="a", header=not args.out.exists(), index=False)
             print(row, flush=True)
@@ -101,6 +126,10 @@ def summarise(frame: pd.DataFrame) -> str:
                           "dedup acc %": groups.apply(fmt("dedup_acc")), "macro F1": groups["test_f1"].mean().round(3),
                           "best epoch": groups["best_epoch"].median(), "s / run": groups["seconds"].median(),
                           "params": groups["params"].first()})
+    if "int8_acc" in frame:
+        table["int8 acc %"] = groups.apply(fmt("int8_acc"))
+        table["int8 KB"] = groups["int8_kb"].first()
+        table["int8 ms (batch 1, 1 thread)"] = groups["int8_latency_ms"].median()
     return table.to_markdown()
 
 

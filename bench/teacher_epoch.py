@@ -15,7 +15,9 @@ import time
 import numpy as np
 
 import ctdistill  # noqa: F401  (sets TensorFlow's oneDNN switch before TensorFlow loads, unless set)
+from ctdistill.config import Config
 from ctdistill.models import build_teacher
+from ctdistill.recipe import one_hot
 from ctdistill.train import compile_classifier
 
 
@@ -28,12 +30,14 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (args.images, 32, 32, 3)).astype(np.float32)
-    y = rng.integers(0, 4, args.images)
+    labels = rng.integers(0, 4, args.images)
+    y = one_hot(labels, 4)
+    cfg = Config.from_mapping({"preset": "seed", "weights": "none"})
     print(f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}; {args.images} images, "
           f"batch {args.batch_size}; seconds per epoch (epoch 1 includes graph tracing)")
     for name in args.teachers:
         model = build_teacher(name, (32, 32, 3), 4, weights=None)
-        compile_classifier(model, 1e-4)
+        compile_classifier(model, cfg, 1e-4, labels, args.epochs)
         times = []
         for _ in range(args.epochs):
             t0 = time.perf_counter()
