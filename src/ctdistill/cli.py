@@ -79,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="new run folder (must not exist or be empty). Default: runs/run-<timestamp>")
     _common(run)
 
+    rep = sub.add_parser("report", help="rebuild a finished run's metrics, plots, report.html and report.md from its "
+                                        "saved predictions (no retraining; works on a copied run folder)")
+    rep.add_argument("run_dir", help="a finished run folder")
+    rep.add_argument("--out", help="folder for the report files (default: the run folder)")
+    rep.add_argument("--resamples", type=int, default=None, help="bootstrap resamples (default: the run's, 1000)")
+    rep.add_argument("--bins", type=int, default=None, help="calibration bins (default: the run's, 10)")
+    rep.add_argument("--ci-method", choices=("percentile", "BCa"), default=None,
+                     help="bootstrap interval method (default: the run's, percentile)")
+    _common(rep)
+
     data = sub.add_parser("data", help="dataset tools: prepare, inspect, audit").add_subparsers(
         dest="data_command", required=True, metavar="ACTION")
     prep = data.add_parser("prepare", help="write the seed's numpy layout (X_/y_ train, val, test) from an image tree")
@@ -169,7 +179,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {("run", None): cmd_run, ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect,
+def cmd_report(args: argparse.Namespace) -> int:
+    from ctdistill.report import build_report
+
+    for path in build_report(Path(args.run_dir), args.out, n_bins=args.bins, n_resamples=args.resamples,
+                             ci_method=args.ci_method):
+        print(path)
+    return 0
+
+
+COMMANDS = {("run", None): cmd_run, ("report", None): cmd_report, ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect,
             ("data", "audit"): cmd_audit}
 
 

@@ -82,6 +82,9 @@ class Config:
         student: ``seed`` (Flatten -> Dense 256, as the seed) or ``gap`` (global average pooling).
         ensemble: ``mean`` or ``weighted`` (by validation accuracy) also distils one student from the
             averaged logits of all teachers (two or more); ``none``.
+        ece_bins: equal-width confidence bins of the expected calibration error.
+        bootstrap_resamples, ci_method: the 95% bootstrap intervals (``percentile`` or ``BCa``;
+            0 resamples = no intervals), seeded with ``seed``.
     """
 
     data: str | None = None
@@ -116,6 +119,9 @@ class Config:
     bn_momentum: float = 0.9
     student: str = "seed"
     ensemble: str = "none"
+    ece_bins: int = 10
+    bootstrap_resamples: int = 1000
+    ci_method: str = "percentile"
 
     def __post_init__(self) -> None:
         # Aliases are resolved however the config was made (file, flags or Python).
@@ -252,6 +258,9 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
     ("bn_momentum", lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
     ("student", lambda v: v in STUDENTS, f"must be one of {', '.join(STUDENTS)}"),
     ("ensemble", lambda v: v in ENSEMBLES, f"must be one of {', '.join(ENSEMBLES)}"),
+    ("ece_bins", lambda v: 2 <= v <= 100, "must be between 2 and 100"),
+    ("bootstrap_resamples", lambda v: v == 0 or v >= 100, "must be 0 (no intervals) or >= 100"),
+    ("ci_method", lambda v: v in ("percentile", "BCa"), "must be percentile or BCa"),
     ("synthetic_per_class", lambda v: len(v) == 3 and min(v) >= 2, "must be three counts >= 2 (train, valid, test)"),
 )
 

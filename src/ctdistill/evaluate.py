@@ -1,6 +1,9 @@
 """Metrics from predictions: numbers in, numbers out (formatting lives in ``report``).
 
 Also the one place that turns a model (Keras or LiteRT) into class probabilities for a split.
+``clinical_metrics`` gives what a reader of a medical-imaging paper expects of one model: per-class
+sensitivity and specificity, one-vs-rest ROC-AUC, calibration (ECE) and bootstrap confidence
+intervals (scipy's ``bootstrap``).
 """
 
 from __future__ import annotations
@@ -8,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
-
 from scipy.special import softmax
+from scipy.stats import bootstrap, rankdata
+from sklearn.metrics import (accuracy_score, balanced_accuracy_score, classification_report, confusion_matrix,
+                             precision_recall_fscore_support)
 
 from ctdistill.quantize import LiteRTModel
 
@@ -64,3 +68,115 @@ def classification_metrics(pred: Predictions, class_names: list[str]) -> dict:
     out["report"] = classification_report(y, yp, labels=labels, target_names=class_names,
                                           output_dict=True, zero_division=0)
     return out
+
+
+CI_METRICS = ("accuracy", "f1", "auc")  # the metrics that get bootstrap confidence intervals
+
+
+def binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC as the Mann-Whitney U statistic (ties count one half), equal to sklearn's
+    ``roc_auc_score`` (tested) and fast enough to run inside a bootstrap; NaN without both classes."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def macro_auc(y: np.ndarray, proba: np.ndarray, n_classes: int) -> float:
+    """Macro one-vs-rest ROC-AUC over the classes present in ``y`` (NaN with fewer than two)."""
+    aucs = [binary_auc(y == c, proba[:, c]) for c in range(n_classes) if 0 < (y == c).sum() < len(y)]
+    return float(np.mean(aucs)) if len(aucs) >= 2 else float("nan")
+
+
+def macro_f1(y: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Macro F1 over all ``n_classes`` (a class never true nor predicted scores 0), as sklearn's
+    ``f1_score(average="macro", zero_division=0)`` (tested), from one ``bincount``."""
+    cm = np.bincount(y * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    denom = cm.sum(axis=0) + cm.sum(axis=1)
+    return float(np.mean(np.where(denom > 0, 2 * np.diag(cm) / np.maximum(denom, 1), 0.0)))
+
+
+def calibration_bins(y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> dict:
+    """Reliability-diagram bins and the expected calibration error.
+
+    ECE = sum over equal-width confidence bins of (n_b / N) * |accuracy_b - mean confidence_b|,
+    confidence = the top-class probability (Naeini et al. 2015; Guo et al. 2017, "On Calibration of
+    Modern Neural Networks").
+
+    Returns:
+        ``{"ece", "edges", "count", "accuracy", "confidence"}`` (per-bin lists; NaN for empty bins).
+
+    Example:
+        >>> calibration_bins(np.array([0, 1]), np.array([[0.9, 0.1], [0.6, 0.4]]), 10)["ece"]
+        0.35
+    """
+    confidence, correct = proba.max(axis=1), (proba.argmax(axis=1) == y).astype(float)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    count = np.bincount(index, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = np.bincount(index, correct, n_bins) / count
+        conf = np.bincount(index, confidence, n_bins) / count
+    ece = float(np.nansum(count / len(y) * np.abs(acc - conf)))
+    return {"ece": round(ece, 12), "edges": edges.tolist(), "count": count.tolist(), "accuracy": acc.tolist(),
+            "confidence": conf.tolist()}
+
+
+def bootstrap_ci(statistic, n: int, n_resamples: int = 1000, method: str = "percentile", seed: int = 0,
+                 level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap confidence intervals of ``statistic(indices) -> array`` over ``n`` resampled cases.
+
+    Cases are resampled as indices, so several arrays (labels, two models' probabilities) stay paired.
+    ``method`` is ``percentile`` or ``BCa`` (scipy.stats.bootstrap).
+    """
+    result = bootstrap((np.arange(n),), statistic, n_resamples=n_resamples, method=method, vectorized=False,
+                       confidence_level=level, random_state=np.random.default_rng(seed))
+    return np.atleast_1d(result.confidence_interval.low), np.atleast_1d(result.confidence_interval.high)
+
+
+def clinical_metrics(y: np.ndarray, proba: np.ndarray, class_names: list[str], n_bins: int = 10,
+                     n_resamples: int = 1000, ci_method: str = "percentile", seed: int = 0) -> dict:
+    """Everything reported per model on one split.
+
+    Args:
+        y: true labels (N,).
+        proba: class probabilities (N, K).
+        class_names: label index -> name.
+        n_bins: equal-width bins of the calibration error.
+        n_resamples, ci_method, seed: bootstrap of the 95% intervals of ``CI_METRICS`` (0 resamples: none).
+
+    Returns:
+        ``{"overall": {accuracy, balanced_accuracy, precision, recall, f1 (macro), *_weighted, auc,
+        ece, n, <m>_lo, <m>_hi}, "per_class": [{class, sensitivity, specificity, precision, f1, auc,
+        support}], "calibration": calibration_bins(...)}``.
+    """
+    k, yp = len(class_names), proba.argmax(axis=1)
+    base = classification_metrics(Predictions(y, proba), class_names)
+    overall = {key: base[key] for key in ("accuracy", "precision", "recall", "f1", "precision_weighted",
+                                          "recall_weighted", "f1_weighted")}
+    calibration = calibration_bins(y, proba, n_bins)
+    overall.update(balanced_accuracy=float(balanced_accuracy_score(y, yp)), auc=macro_auc(y, proba, k),
+                   ece=calibration["ece"], n=int(len(y)))
+    if n_resamples > 0:
+        def stat(i):
+            return np.array([np.mean(y[i] == yp[i]), macro_f1(y[i], yp[i], k), macro_auc(y[i], proba[i], k)])
+
+        low, high = bootstrap_ci(stat, len(y), n_resamples, ci_method, seed)
+        for name, lo, hi in zip(CI_METRICS, low, high):
+            overall[f"{name}_lo"], overall[f"{name}_hi"] = float(lo), float(hi)
+    confusion = np.asarray(base["confusion"])
+    per_class = []
+    for c, name in enumerate(class_names):
+        tp, fn = confusion[c, c], confusion[c].sum() - confusion[c, c]
+        fp = confusion[:, c].sum() - tp
+        tn = confusion.sum() - tp - fn - fp
+        per_class.append({"class": name, "sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp),
+                          "precision": _ratio(tp, tp + fp), "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+                          "auc": binary_auc(y == c, proba[:, c]), "support": int(tp + fn)})
+    return {"overall": overall, "per_class": per_class, "calibration": calibration, "confusion": base["confusion"]}
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b else float("nan")

@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import pandas as pd
 
-from ctdistill import report
+from ctdistill import plots, report
 from ctdistill.config import Config
 from ctdistill.data import SPLITS, Dataset, load_dataset
 from ctdistill.data.audit import audit_cached, dedup_test_mask
@@ -56,6 +56,8 @@ def run(cfg: Config, out: str | Path | None = None) -> Path:
         teacher_and_student("ensemble", lambda: ensemble_step(teachers, tables["rows"], data, cfg, run_dir), data,
                             cfg, run_dir, tables)
     summary = write_tables(run_dir, tables["rows"], tables["quant"])
+    log.info("== report: metrics with bootstrap intervals, calibration, quantization impact, distillation gain")
+    report.build_report(run_dir)
     write_json(run_dir / "timings.json", {"total_s": round(time.perf_counter() - started, 2), **tables["timings"]})
     log.info("finished in %.0fs; results in %s\n%s", time.perf_counter() - started, run_dir,
              report.summary_text(summary))
@@ -120,7 +122,7 @@ def scratch_stage(data: Dataset, cfg: Config, run_dir: Path) -> dict:
     seed_everything(cfg.seed)
     scratch, history = train_scratch(data, cfg, "baseline")
     report.write_csv(history, run_dir / "Scratch_history.csv")
-    report.plot_history(history, "student trained from scratch", run_dir / "Plots" / "scratch_curves.png")
+    plots.plot_history(history, "student trained from scratch", run_dir / "Plots" / "scratch_curves.png")
     scratch_file = save_model(scratch, run_dir / "Scratch_Student.keras")
     row = record(run_dir, data, "scratch_student", "scratch", "", "float32", scratch, scratch_file)
     return {**row, "seconds": _lap(clock)[0]}
@@ -175,7 +177,7 @@ def teacher_step(name: str, data: Dataset, cfg: Config, run_dir: Path) -> tuple[
     seed_everything(cfg.seed)
     teacher, history = train_teacher(name, data, cfg)
     report.write_csv(history, run_dir / f"{name}_teachermodel.csv")
-    report.plot_history(history, f"{name} teacher", run_dir / "Plots" / f"{name}_teacher_curves.png")
+    plots.plot_history(history, f"{name} teacher", run_dir / "Plots" / f"{name}_teacher_curves.png")
     teacher_file = save_model(teacher, run_dir / f"{name}_Teacher.keras")
     return teacher, record(run_dir, data, f"{name}_teacher", "teacher", name, "float32", teacher, teacher_file)
 
@@ -185,7 +187,7 @@ def distill_step(name: str, teacher: keras.Model, data: Dataset, cfg: Config, ru
     seed_everything(cfg.seed)
     student, history = distill_student(teacher, data, cfg, name)
     report.write_csv(history, run_dir / f"{name}_Distiller_history.csv")
-    report.plot_history(history, f"{name} distilled student", run_dir / "Plots" / f"{name}_distiller_curves.png")
+    plots.plot_history(history, f"{name} distilled student", run_dir / "Plots" / f"{name}_distiller_curves.png")
     student_file = save_model(student, run_dir / f"{name}_Student.keras")
     save_model(student, run_dir / f"{name}_Student.h5")
     row = record(run_dir, data, f"{name}_student", "distilled", name, "float32", student, student_file)
@@ -209,7 +211,10 @@ def record(run_dir: Path, data: Dataset, model_id: str, kind: str, teacher: str,
     for split in EVAL_SPLITS:
         part = data.split(split)
         proba = predict(model, part.x)
-        frames.append(report.predictions_frame(part.y, proba, data.class_names, part.paths).assign(split=split))
+        frame = report.predictions_frame(part.y, proba, data.class_names, part.paths).assign(split=split)
+        if split == "test" and data.dedup_test is not None:
+            frame["dedup"] = data.dedup_test  # in the de-duplicated test view (no copy in train or valid)
+        frames.append(frame)
         if split == "valid":
             valid_accuracy = float((proba.argmax(axis=1) == part.y).mean())
         if split == "test":
@@ -247,7 +252,7 @@ def write_seed_student_files(run_dir: Path, name: str, data: Dataset) -> None:
                      index=True)
     confusion = report.confusion_frame(metrics, data.class_names)
     report.write_csv(confusion, run_dir / f"{name}_student_Confusion.csv", index=True)
-    report.plot_confusion(confusion, f"{name}-distilled student, test split", run_dir / f"{name}_student_confusion_matrix.png")
+    plots.plot_confusion(confusion, f"{name}-distilled student, test split", run_dir / f"{name}_student_confusion_matrix.png")
     report.write_csv(test, run_dir / f"{name}_predictions.csv")
 
 

@@ -1,4 +1,5 @@
-"""Presentation: tables, plots and files in the seed's names. Computes nothing, only formats numbers.
+"""Presentation: tables and files in the seed's names, and the run report. Computes nothing, only formats
+numbers (``assess`` computes them, ``plots`` draws them, ``page`` lays out report.html / report.md).
 
 Every writer goes through ``runfolder.atomic_path`` so a file is either complete or absent.
 """
@@ -7,14 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # headless: no display on servers or CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ctdistill.runfolder import atomic_path, write_json  # noqa: E402
+from ctdistill import page, plots
+from ctdistill.assess import assess_run
+from ctdistill.runfolder import atomic_path, write_json
 
 # Test metrics twice: on the official test split, and (*_dedup) on the test images that have no exact or
 # near copy in train or valid (NaN when the data was not audited, e.g. the synthetic phantoms).
@@ -27,13 +26,6 @@ QUANT_COLUMNS = ["teacher", "mode", "accuracy", "precision", "recall", "teacher_
 def write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> Path:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=index)
-    return path
-
-
-def save_figure(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
     return path
 
 
@@ -62,41 +54,6 @@ def predictions_frame(y_true: np.ndarray, proba: np.ndarray, class_names: list[s
     if files is not None:
         frame.insert(0, "file", files)
     return frame
-
-
-def plot_confusion(confusion: pd.DataFrame, title: str, path: Path) -> Path:
-    """Confusion matrix heat map with class names and counts in every cell."""
-    values = confusion.to_numpy()
-    n = len(confusion)
-    fig, ax = plt.subplots(figsize=(1.3 * n + 2.5, 1.1 * n + 2))
-    im = ax.imshow(values, cmap="Blues")
-    ax.set_xticks(range(n), confusion.columns, rotation=35, ha="right")
-    ax.set_yticks(range(n), confusion.index)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title)
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, int(values[i, j]), ha="center", va="center",
-                    color="white" if values[i, j] > values.max() / 2 else "black")
-    fig.colorbar(im, ax=ax, label="images")
-    return save_figure(fig, path)
-
-
-def plot_history(history: pd.DataFrame, title: str, path: Path) -> Path:
-    """Loss and accuracy per epoch, train and validation, with the restored epoch marked."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, metric in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
-            if key in history:
-                ax.plot(history["epoch"], history[key], style, label=key)
-        if "best" in history and history["best"].any():
-            ax.axvline(history.loc[history["best"], "epoch"].iloc[-1], color="grey", lw=0.8, label="restored")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.legend()
-    fig.suptitle(title)
-    return save_figure(fig, path)
 
 
 def summary_text(summary: pd.DataFrame) -> str:
@@ -138,3 +95,51 @@ def audit_text(summary: dict) -> str:
                          f"(median {risk['median_width']:g}x{risk['median_height']:g} px, "
                          f"{risk['area_ratio_vs_rest']:g}x the other classes' pixel count)")
     return "\n".join(lines)
+
+
+REPORT_TABLES = ("metrics", "per_class", "quantization_impact", "distillation_gain")
+
+
+def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path]:
+    """Assess a finished run from its saved predictions and write the report files.
+
+    Args:
+        run_dir: the run folder.
+        out: where to write (default: the run folder itself).
+        **options: ``n_bins``, ``n_resamples``, ``ci_method`` (see ``assess.assess_run``).
+
+    Returns:
+        The files written: ``metrics.csv``, ``per_class.csv``, ``quantization_impact.csv``,
+        ``distillation_gain.csv``, the plots under ``Plots/``, ``report.html`` and ``report.md``.
+    """
+    run_dir = Path(run_dir)
+    out = Path(out) if out else run_dir
+    tables = assess_run(run_dir, **options)
+    written = [write_csv(tables[name], out / f"{name}.csv") for name in REPORT_TABLES]
+    figures = report_figures(tables, out / "Plots")
+    written += figures.values()
+    written += page.write_pages(tables, figures, run_dir, out)
+    return written
+
+
+def report_figures(tables: dict, folder: Path) -> dict[str, Path]:
+    """The report's figures: accuracy vs size, then per teacher group ROC, reliability and confusion."""
+    metrics, curves, names = tables["metrics"], tables["curves"], tables["class_names"]
+    figures = {"Accuracy against model size": plots.plot_accuracy_vs_size(metrics, folder / "accuracy_vs_size.png")}
+    scratch = list(metrics.loc[metrics["kind"] == "scratch", "model"])
+    for teacher in [t for t in metrics["teacher"].dropna().unique() if t]:
+        group = list(metrics.loc[metrics["teacher"] == teacher, "model"]) + scratch
+        figures[f"{teacher}: ROC curves"] = plots.plot_roc({m: curves[m]["roc"] for m in group}, names,
+                                                           f"{teacher} teacher, its students and the scratch student",
+                                                           folder / f"{teacher}_roc.png")
+        figures[f"{teacher}: reliability"] = plots.plot_reliability(
+            {m: curves[m]["calibration"] for m in group}, f"{teacher}: calibration on the test split",
+            folder / f"{teacher}_reliability.png")
+        student = f"{teacher}_student"
+        if student in curves:
+            figures[f"{teacher}: distilled student confusion"] = plots.plot_confusion_pair(
+                curves[student]["confusion"], names, f"{student}, test split", folder / f"{student}_confusion.png")
+    for model in scratch:
+        figures[f"{model}: confusion"] = plots.plot_confusion_pair(curves[model]["confusion"], names,
+                                                                   f"{model}, test split", folder / f"{model}_confusion.png")
+    return figures

@@ -1,0 +1,115 @@
+"""Lay out the run report: ``report.html`` (one self-contained file, images embedded) and ``report.md``.
+
+Formatting only: every number comes from ``assess.assess_run``'s tables.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ctdistill.runfolder import atomic_path
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
+th{background:#f0f3f7}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
+.note{color:#555;font-size:14px}h2{border-bottom:1px solid #ddd;padding-bottom:4px}
+#run td{text-align:left}.scroll{overflow-x:auto}"""
+
+SECTIONS = (
+    ("metrics", "Models",
+     "Every model on the official test split: accuracy, balanced accuracy, macro precision / recall / F1, macro "
+     "one-vs-rest ROC-AUC, expected calibration error (ECE), 95% bootstrap intervals in brackets (columns `_lo`, `_hi` in "
+     "metrics.csv), and the "
+     "de-duplicated test view (`_dedup`: test images with no copy in train or valid)."),
+    ("per_class", "Per class", "Sensitivity (recall), specificity, precision, F1, one-vs-rest AUC and support."),
+    ("quantization_impact", "What quantization changed",
+     "Each quantized student against its float student on the same test images: share of predictions that "
+     "flipped, McNemar's exact p-value, mean absolute probability drift, change in per-class sensitivity."),
+    ("distillation_gain", "What distillation gained",
+     "Distilled student minus the scratch student (same recipe and budget), with paired bootstrap 95% intervals."),
+)
+
+# The models table as shown: point estimate [95% interval]; metrics.csv keeps every column raw.
+SHOWN_METRICS = {"accuracy": "accuracy [95% CI]", "balanced_accuracy": "balanced accuracy",
+                 "f1": "macro F1 [95% CI]", "auc": "macro AUC [95% CI]", "ece": "ECE",
+                 "accuracy_dedup": "accuracy, de-duplicated", "f1_dedup": "macro F1, de-duplicated"}
+
+
+def write_pages(tables: dict, figures: dict[str, Path], run_dir: Path, out: Path) -> list[Path]:
+    """Write ``report.html`` and ``report.md`` into ``out``; returns their paths."""
+    frames = {name: _shown(name, tables[name]) for name, _, _ in SECTIONS}
+    header = _header(tables, run_dir)
+    return [_write(out / "report.html", _html(header, frames, figures)),
+            _write(out / "report.md", _markdown(header, frames, figures, out))]
+
+
+def _header(tables: dict, run_dir: Path) -> list[tuple[str, str]]:
+    config = tables["config"]
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    data = manifest.get("dataset", {})
+    counts = data.get("counts", {})
+    return [("run", str(run_dir.resolve().name)), ("data", str(data.get("source", config.get("data")))),
+            ("images", ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items())),
+            ("classes", ", ".join(tables["class_names"])),
+            ("teachers", ", ".join(config.get("teachers", []))), ("weights", str(config.get("weights"))),
+            ("recipe", f"preset {config.get('preset', 'seed-era')}, T={config.get('temperature')}, "
+                       f"alpha={config.get('alpha')}, {config.get('image_size')} px, seed {config.get('seed')}"),
+            ("git revision", str(manifest.get("git_revision"))),
+            ("intended use", "research only; not a medical device")]
+
+
+def _shown(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    if name != "metrics" or frame.empty:
+        return frame.round(4)
+    shown = frame[["model", "kind"]].copy()
+    for column, title in SHOWN_METRICS.items():
+        if column not in frame:
+            continue
+        text = frame[column].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+        if f"{column}_lo" in frame:
+            text += frame[column + "_lo"].map(lambda v: f" [{v:.3f}, ") + frame[column + "_hi"].map("{:.3f}]".format)
+        shown[title] = text
+    shown["test images"] = frame["n"].astype(str) + (" / " + frame["n_dedup"].astype(int).astype(str)
+                                                     if "n_dedup" in frame else "")
+    shown["size MB"] = frame["size_mb"].round(3)
+    shown["parameters"] = frame["params"]
+    return shown
+
+
+def _html(header, frames: dict, figures: dict[str, Path]) -> str:
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>ctdistill report</title>"
+             f"<style>{CSS}</style></head><body><h1>ctdistill report</h1><table id='run'>"]
+    parts += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in header]
+    parts.append("</table>")
+    for name, title, note in SECTIONS:
+        table = (f"<div class='scroll'>{frames[name].to_html(index=False, table_id=name, na_rep='', border=0)}</div>"
+                 if len(frames[name]) else "<p>none in this run</p>")
+        parts.append(f"<h2>{html.escape(title)}</h2><p class='note'>{html.escape(note)}</p>{table}")
+    parts.append("<h2>Plots</h2>")
+    for caption, path in figures.items():
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return "\n".join(parts + ["</body></html>"])
+
+
+def _markdown(header, frames: dict, figures: dict[str, Path], out: Path) -> str:
+    lines = ["# ctdistill report", "", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in header]
+    for name, title, note in SECTIONS:
+        lines += ["", f"## {title}", "", note, ""]
+        lines.append(frames[name].to_markdown(index=False) if len(frames[name]) else "none in this run")
+    lines += ["", "## Plots", ""]
+    lines += [f"![{caption}]({Path(path).relative_to(out).as_posix()})" for caption, path in figures.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return path

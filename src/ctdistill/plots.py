@@ -1,0 +1,141 @@
+"""Figures (PNG under ``Plots/``): training curves, confusion matrices, ROC curves, reliability
+diagrams and the accuracy-vs-size trade-off. They draw numbers computed elsewhere; nothing here
+computes a metric.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on servers or CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ctdistill.runfolder import atomic_path  # noqa: E402
+
+KIND_COLOURS = {"teacher": "tab:red", "distilled": "tab:blue", "quantized": "tab:green", "scratch": "tab:grey"}
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure atomically and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(confusion: pd.DataFrame, title: str, path: Path) -> Path:
+    """Confusion matrix heat map with class names and counts in every cell."""
+    values = confusion.to_numpy()
+    n = len(confusion)
+    fig, ax = plt.subplots(figsize=(1.3 * n + 2.5, 1.1 * n + 2))
+    im = ax.imshow(values, cmap="Blues")
+    ax.set_xticks(range(n), confusion.columns, rotation=35, ha="right")
+    ax.set_yticks(range(n), confusion.index)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, int(values[i, j]), ha="center", va="center",
+                    color="white" if values[i, j] > values.max() / 2 else "black")
+    fig.colorbar(im, ax=ax, label="images")
+    return save_figure(fig, path)
+
+
+def plot_history(history: pd.DataFrame, title: str, path: Path) -> Path:
+    """Loss and accuracy per epoch, train and validation, with the restored epoch marked."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if key in history:
+                ax.plot(history["epoch"], history[key], style, label=key)
+        if "best" in history and history["best"].any():
+            ax.axvline(history.loc[history["best"], "epoch"].iloc[-1], color="grey", lw=0.8, label="restored")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend()
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def plot_confusion_pair(confusion: list[list[int]], class_names: list[str], title: str, path: Path) -> Path:
+    """Counts and row-normalised rates (each row = the true class, so the diagonal is sensitivity)."""
+    counts = np.asarray(confusion, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = counts / counts.sum(axis=1, keepdims=True)
+    n = len(class_names)
+    fig, axes = plt.subplots(1, 2, figsize=(2.6 * n + 3, 1.1 * n + 2.2))
+    for ax, values, label, fmt in ((axes[0], counts, "images", "{:.0f}"), (axes[1], rates, "share of true class",
+                                                                             "{:.2f}")):
+        im = ax.imshow(values, cmap="Blues", vmin=0)
+        ax.set_xticks(range(n), class_names, rotation=35, ha="right")
+        ax.set_yticks(range(n), class_names)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
+                        color="white" if values[i, j] > np.nanmax(values) / 2 else "black")
+        fig.colorbar(im, ax=ax, label=label, fraction=0.046)
+    axes[0].set_title("counts")
+    axes[1].set_title("row-normalised")
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def plot_roc(curves: dict[str, list[dict]], class_names: list[str], title: str, path: Path) -> Path:
+    """One-vs-rest ROC curves: one panel per class, one line per model (``curves``: model -> per-class points)."""
+    n = len(class_names)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.8), squeeze=False, layout="constrained")
+    for c, ax in enumerate(axes[0]):
+        for model, per_class in curves.items():
+            if per_class[c]["fpr"]:
+                ax.plot(per_class[c]["fpr"], per_class[c]["tpr"], label=model, lw=1.2)
+        ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
+        ax.set_title(class_names[c])
+        ax.set_xlabel("1 - specificity")
+        ax.set_ylabel("sensitivity")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def plot_reliability(calibrations: dict[str, dict], title: str, path: Path) -> Path:
+    """Reliability diagram: accuracy against mean confidence per bin, one line per model, with its ECE."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8, label="perfect calibration")
+    for model, bins in calibrations.items():
+        conf, acc = np.asarray(bins["confidence"], float), np.asarray(bins["accuracy"], float)
+        keep = ~np.isnan(conf)
+        ax.plot(conf[keep], acc[keep], "o-", ms=3, label=f"{model} (ECE {bins['ece']:.3f})")
+    ax.set_xlabel("confidence (top-class probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def plot_accuracy_vs_size(metrics: pd.DataFrame, path: Path) -> Path:
+    """Every model of the run: test accuracy (95% CI) against file size, log size axis."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for kind, group in metrics.groupby("kind"):
+        err = None
+        if "accuracy_lo" in group:
+            err = [100 * (group["accuracy"] - group["accuracy_lo"]), 100 * (group["accuracy_hi"] - group["accuracy"])]
+        ax.errorbar(group["size_mb"], 100 * group["accuracy"], yerr=err, fmt="o", capsize=3,
+                    color=KIND_COLOURS.get(kind), label=kind)
+        for row in group.itertuples():
+            ax.annotate(row.model, (row.size_mb, 100 * row.accuracy), fontsize=6, xytext=(4, 2),
+                        textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("model file size (MB, log scale)")
+    ax.set_ylabel("test accuracy (%), 95% CI")
+    ax.set_title("accuracy against size, every model of the run")
+    ax.legend()
+    return save_figure(fig, path)

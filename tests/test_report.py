@@ -1,0 +1,82 @@
+"""The run report: metrics with intervals, per-class, quantization impact, distillation gain, plots, pages."""
+
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from ctdistill.config import Config
+from ctdistill.errors import RunFolderError
+from ctdistill.pipeline import run
+from ctdistill.report import build_report
+
+REPORT_FILES = ["metrics.csv", "per_class.csv", "quantization_impact.csv", "distillation_gain.csv", "report.html",
+                "report.md", "Plots/accuracy_vs_size.png", "Plots/tiny_roc.png", "Plots/tiny_reliability.png",
+                "Plots/tiny_student_confusion.png", "Plots/scratch_student_confusion.png"]
+
+
+@pytest.fixture(scope="module")
+def report_run(tmp_path_factory, tiny_teacher):
+    cfg = Config(teachers=(tiny_teacher,), weights="none", image_size=16, epochs=2, patience=2, batch_size=32,
+                 synthetic_per_class=(10, 4, 6), bootstrap_resamples=200)
+    return run(cfg, tmp_path_factory.mktemp("runs") / "r")
+
+
+def test_run_writes_every_report_file(report_run):
+    assert not [f for f in REPORT_FILES if not (report_run / f).is_file()]
+
+
+def test_metrics_have_intervals_auc_and_ece_for_every_model(report_run):
+    metrics = pd.read_csv(report_run / "metrics.csv")
+    summary = pd.read_csv(report_run / "summary.csv")
+    assert metrics["model"].tolist() == summary["model"].tolist()
+    for name in ("accuracy", "f1", "auc"):
+        assert metrics[[name, f"{name}_lo", f"{name}_hi"]].notna().all().all()
+        assert ((metrics[f"{name}_lo"] <= metrics[name]) & (metrics[name] <= metrics[f"{name}_hi"])).all()
+    assert metrics["ece"].between(0, 1).all() and metrics["balanced_accuracy"].notna().all()
+    assert metrics["accuracy"].tolist() == pytest.approx(summary["accuracy"].tolist())
+    per_class = pd.read_csv(report_run / "per_class.csv")
+    assert len(per_class) == 4 * len(metrics) and {"sensitivity", "specificity", "auc"} <= set(per_class)
+
+
+def test_quantization_impact_and_distillation_gain_rows(report_run):
+    impact = pd.read_csv(report_run / "quantization_impact.csv")
+    assert impact["model"].tolist() == ["tiny_student_dynamic", "tiny_student_float16", "tiny_student_int8"]
+    assert impact["flip_rate"].between(0, 1).all() and impact["mcnemar_p"].between(0, 1).all()
+    assert {f"sensitivity_change_{c}" for c in ("cavity", "mass", "nodule", "normal")} <= set(impact)
+    gain = pd.read_csv(report_run / "distillation_gain.csv")
+    assert gain[["model", "baseline"]].values.tolist() == [["tiny_student", "scratch_student"]]
+    assert gain["accuracy_gain_lo"].iloc[0] <= gain["accuracy_gain"].iloc[0] <= gain["accuracy_gain_hi"].iloc[0]
+
+
+def test_pages_are_self_contained(report_run):
+    page = (report_run / "report.html").read_text()
+    assert "data:image/png;base64," in page and "src='Plots" not in page and "http" not in page.split("<body>")[1]
+    for table_id in ("metrics", "per_class", "quantization_impact", "distillation_gain"):
+        assert f'id="{table_id}"' in page
+    markdown = (report_run / "report.md").read_text()
+    assert "](Plots/accuracy_vs_size.png)" in markdown and "## What quantization changed" in markdown
+
+
+def test_report_command_on_a_copied_run_reproduces_the_numbers(report_run, tmp_path):
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(report_run, copy)
+    for name in ("metrics.csv", "per_class.csv", "quantization_impact.csv", "distillation_gain.csv", "report.html"):
+        (copy / name).unlink()
+    for name in ("tiny_Teacher.keras", "tiny_Student.keras", "Scratch_Student.keras"):
+        (copy / name).unlink()  # the report needs no model
+    done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "report", str(copy)], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    for name in ("metrics.csv", "per_class.csv", "quantization_impact.csv", "distillation_gain.csv"):
+        assert (copy / name).read_bytes() == (report_run / name).read_bytes(), name
+
+
+def test_report_on_a_folder_that_is_not_a_run_fails_clearly(tmp_path):
+    with pytest.raises(RunFolderError, match="not a finished ctdistill run"):
+        build_report(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "report", str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "not a finished ctdistill run" in done.stderr and "Traceback" not in done.stderr
