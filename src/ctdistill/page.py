@@ -22,10 +22,10 @@ th{background:#f0f3f7}td:first-child,th:first-child{text-align:left}img{max-widt
 
 SECTIONS = (
     ("metrics", "Models",
-     "Every model on the official test split: accuracy, balanced accuracy, macro precision / recall / F1, macro "
-     "one-vs-rest ROC-AUC, expected calibration error (ECE), 95% bootstrap intervals in brackets (columns `_lo`, `_hi` in "
-     "metrics.csv), and the "
-     "de-duplicated test view (`_dedup`: test images with no copy in train or valid)."),
+     "Every model on the official test split: accuracy, balanced accuracy, macro F1, macro one-vs-rest ROC-AUC, "
+     "expected calibration error (ECE), 95% bootstrap intervals in brackets (metrics.csv has every column, the "
+     "intervals as `<metric>_lo` / `<metric>_hi`), and the de-duplicated test view (test images with no copy in "
+     "train or valid)."),
     ("per_class", "Per class", "Sensitivity (recall), specificity, precision, F1, one-vs-rest AUC and support."),
     ("quantization_impact", "What quantization changed",
      "Each quantized student against its float student on the same test images: share of predictions that "
