@@ -20,7 +20,7 @@ REPORT_FILES = ["metrics.csv", "per_class.csv", "quantization_impact.csv", "dist
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory, tiny_teacher):
     cfg = Config(teachers=(tiny_teacher,), weights="none", image_size=16, epochs=2, patience=2, batch_size=32,
-                 synthetic_per_class=(10, 4, 6), bootstrap_resamples=200)
+                 synthetic_per_class=(10, 4, 6), bootstrap_resamples=200, seeds=(0, 1))
     return run(cfg, tmp_path_factory.mktemp("runs") / "r")
 
 
@@ -51,6 +51,20 @@ def test_quantization_impact_and_distillation_gain_rows(report_run):
     assert gain["accuracy_gain_lo"].iloc[0] <= gain["accuracy_gain"].iloc[0] <= gain["accuracy_gain_hi"].iloc[0]
 
 
+def test_seeds_repeat_the_student_stages_and_report_mean_and_std(report_run):
+    assert sorted(f.name for f in (report_run / "predictions" / "seed1").glob("*.csv")) == [
+        "scratch_student.csv", "tiny_student.csv", "tiny_student_int8.csv"]
+    seeds = pd.read_csv(report_run / "seeds.csv").set_index("model")
+    assert set(seeds.index) == {"scratch_student", "tiny_student", "tiny_student_int8"}
+    assert (seeds["seeds"] == 2).all() and seeds["accuracy_std"].notna().all()
+    metrics = pd.read_csv(report_run / "metrics.csv").set_index("model")
+    for model in seeds.index:  # seed 0 is the run's own model
+        assert seeds.loc[model, "accuracy_seed0"] == pytest.approx(metrics.loc[model, "accuracy"])
+        pair = seeds.loc[model, ["accuracy_seed0", "accuracy_seed1"]]
+        assert seeds.loc[model, "accuracy_mean"] == pytest.approx(pair.mean())
+    assert "Across seeds" in (report_run / "report.md").read_text()
+
+
 def test_pages_are_self_contained(report_run):
     page = (report_run / "report.html").read_text()
     assert "data:image/png;base64," in page and "src='Plots" not in page and "http" not in page.split("<body>")[1]
@@ -63,14 +77,15 @@ def test_pages_are_self_contained(report_run):
 def test_report_command_on_a_copied_run_reproduces_the_numbers(report_run, tmp_path):
     copy = tmp_path / "elsewhere"
     shutil.copytree(report_run, copy)
-    for name in ("metrics.csv", "per_class.csv", "quantization_impact.csv", "distillation_gain.csv", "report.html"):
+    for name in ("metrics.csv", "per_class.csv", "quantization_impact.csv", "distillation_gain.csv", "seeds.csv",
+                 "report.html"):
         (copy / name).unlink()
     for name in ("tiny_Teacher.keras", "tiny_Student.keras", "Scratch_Student.keras"):
         (copy / name).unlink()  # the report needs no model
     done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "report", str(copy)], capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    for name in ("metrics.csv", "per_class.csv", "quantization_impact.csv", "distillation_gain.csv"):
+    for name in ("metrics.csv", "per_class.csv", "quantization_impact.csv", "distillation_gain.csv", "seeds.csv"):
         assert (copy / name).read_bytes() == (report_run / name).read_bytes(), name
 
 

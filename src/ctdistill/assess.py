@@ -33,9 +33,9 @@ class ModelPredictions:
     dedup: np.ndarray | None  # the de-duplicated test view (None when the run was not audited)
 
 
-def load_predictions(run_dir: Path, model: str, class_names: list[str]) -> ModelPredictions:
-    """Test-split labels and probabilities of ``model`` from ``predictions/<model>.csv``."""
-    path = run_dir / "predictions" / f"{model}.csv"
+def load_predictions(run_dir: Path, model: str, class_names: list[str], folder: Path | None = None) -> ModelPredictions:
+    """Test-split labels and probabilities of ``model`` from ``predictions/<model>.csv`` (or ``folder``)."""
+    path = (folder or run_dir / "predictions") / f"{model}.csv"
     if not path.is_file():
         raise RunFolderError(f"{path}: missing; is {run_dir} a finished ctdistill run?")
     frame = pd.read_csv(path)
@@ -57,7 +57,7 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
 
     Returns:
         ``{"metrics", "per_class", "quantization_impact", "distillation_gain"}`` DataFrames, plus
-        ``"curves"`` (per model: ROC points per class and calibration bins, for the plots),
+        ``"seeds"`` (mean ± std across ``--seeds``; empty without), ``"curves"`` (per model: ROC points per class and calibration bins, for the plots),
         ``"class_names"``, ``"summary"`` (the run's summary.csv) and ``"config"``.
     """
     run_dir = Path(run_dir)
@@ -87,7 +87,31 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
     return {"metrics": pd.DataFrame(metric_rows), "per_class": pd.DataFrame(class_rows),
             "quantization_impact": _quantization_table(summary, preds, class_names),
             "distillation_gain": _gain_table(summary, preds, class_names, options),
+            "seeds": _seed_table(run_dir, preds, class_names, options["seed"]),
             "curves": curves, "class_names": class_names, "summary": summary, "config": config}
+
+
+def _seed_table(run_dir: Path, preds: dict, class_names: list[str], seed: int) -> pd.DataFrame:
+    """Per model: test accuracy and macro-F1 for every seed (``--seeds``), then mean and std."""
+    folders = sorted((run_dir / "predictions").glob("seed*"), key=lambda f: int(f.name[4:]))
+    if not folders:
+        return pd.DataFrame()
+    rows = []
+    for name, folder in [(seed, None)] + [(int(f.name[4:]), f) for f in folders]:
+        models = [f.stem for f in sorted(folders[0].glob("*.csv"))]
+        for model in models:
+            p = preds[model] if folder is None else load_predictions(run_dir, model, class_names, folder)
+            view = clinical_metrics(p.y, p.proba, class_names, n_resamples=0)["overall"]
+            dedup = float(np.mean(p.y[p.dedup] == p.proba[p.dedup].argmax(1))) if p.dedup is not None else np.nan
+            rows.append({"model": model, "seed": name, "accuracy": view["accuracy"], "f1": view["f1"],
+                         "accuracy_dedup": dedup})
+    long = pd.DataFrame(rows)
+    stats = long.groupby("model", sort=False).agg(
+        seeds=("seed", "count"), accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
+        f1_mean=("f1", "mean"), f1_std=("f1", "std"), accuracy_dedup_mean=("accuracy_dedup", "mean"),
+        accuracy_dedup_std=("accuracy_dedup", "std"))
+    per_seed = long.pivot(index="model", columns="seed", values="accuracy").add_prefix("accuracy_seed")
+    return stats.join(per_seed).reset_index()
 
 
 def roc_points(positive: np.ndarray, score: np.ndarray) -> dict:

@@ -44,6 +44,8 @@ RUN_OPTIONS = (
                               "near copies straddles two splits (stratified, seeded); auto (default): given when "
                               "the data has splits, grouped otherwise"),
     ("--seed", "seed", int, "random seed; the same seed, data and config repeat a run (default 0)"),
+    ("--seeds", "seeds", str, "comma-separated seeds: also repeat the student stages (scratch, distilled, int8) "
+                              "with these, from the same teachers, and report mean ± std (e.g. 0,1,2)"),
     ("--preset", "preset", str, "named training recipe: ctdistill (default, measured in BENCHMARKS.md) or seed "
                                 "(the seed script's: no augmentation, constant Adam, stop on val_loss, given valid)"),
     ("--augment", "augment", str, "comma-separated training augmentations: hflip, rotate, translate, zoom, "

@@ -85,6 +85,8 @@ class Config:
         ece_bins: equal-width confidence bins of the expected calibration error.
         bootstrap_resamples, ci_method: the 95% bootstrap intervals (``percentile`` or ``BCa``;
             0 resamples = no intervals), seeded with ``seed``.
+        seeds: repeat the student stages (scratch, distilled, int8) with these seeds as well, from
+            the same teachers, and report mean ± std across seeds; empty = only ``seed``.
     """
 
     data: str | None = None
@@ -122,6 +124,7 @@ class Config:
     ece_bins: int = 10
     bootstrap_resamples: int = 1000
     ci_method: str = "percentile"
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # Aliases are resolved however the config was made (file, flags or Python).

@@ -32,6 +32,9 @@ SECTIONS = (
      "flipped, McNemar's exact p-value, mean absolute probability drift, change in per-class sensitivity."),
     ("distillation_gain", "What distillation gained",
      "Distilled student minus the scratch student (same recipe and budget), with paired bootstrap 95% intervals."),
+    ("seeds", "Across seeds",
+     "The student stages repeated with other seeds (--seeds), from the same teachers: test accuracy and macro-F1, "
+     "mean and standard deviation across seeds, and each seed's accuracy."),
 )
 
 # The models table as shown: point estimate [95% interval]; metrics.csv keeps every column raw.

@@ -21,14 +21,14 @@ from ctdistill.data import SPLITS, Dataset, load_dataset
 from ctdistill.data.audit import audit_cached, dedup_test_mask
 from ctdistill.data.split import carve_validation, grouped_split
 from ctdistill.distill import distill_student, ensemble_teacher, train_scratch
-from ctdistill.evaluate import Predictions, classification_metrics, predict_keras, predict_tflite
 from ctdistill.models.teachers import check_weights
 from ctdistill.quantize import convert_all
-from ctdistill.runfolder import atomic_path, create_run_dir, manifest, plan_run_dir, write_json
+from ctdistill.records import record, save_model
+from ctdistill.repeats import repeat_students
+from ctdistill.runfolder import create_run_dir, manifest, plan_run_dir, write_json
 from ctdistill.train import train_teacher
 
 log = logging.getLogger("ctdistill")
-EVAL_SPLITS = ("valid", "test")
 
 
 def run(cfg: Config, out: str | Path | None = None) -> Path:
@@ -53,9 +53,13 @@ def run(cfg: Config, out: str | Path | None = None) -> Path:
     teachers = {name: teacher_and_student(name, lambda n=name: teacher_step(n, data, cfg, run_dir), data, cfg,
                                           run_dir, tables) for name in cfg.teachers}
     if cfg.ensemble != "none" and len(teachers) > 1:
-        teacher_and_student("ensemble", lambda: ensemble_step(teachers, tables["rows"], data, cfg, run_dir), data,
-                            cfg, run_dir, tables)
+        make = lambda: ensemble_step(teachers, tables["rows"], data, cfg, run_dir)  # noqa: E731
+        teachers["ensemble"] = teacher_and_student("ensemble", make, data, cfg, run_dir, tables)
     summary = write_tables(run_dir, tables["rows"], tables["quant"])
+    if cfg.seeds:
+        clock = time.perf_counter()
+        repeat_students(cfg, data, teachers, run_dir)
+        tables["timings"]["seeds_s"] = _lap(clock)[0]
     log.info("== report: metrics with bootstrap intervals, calibration, quantization impact, distillation gain")
     report.build_report(run_dir)
     write_json(run_dir / "timings.json", {"total_s": round(time.perf_counter() - started, 2), **tables["timings"]})
@@ -203,46 +207,6 @@ def quantize_step(name: str, student: keras.Model, student_row: dict, data: Data
                    params=student_row["params"]) for mode, path in files.items()]
 
 
-def record(run_dir: Path, data: Dataset, model_id: str, kind: str, teacher: str, mode: str, model,
-           file: Path, params: int | None = None) -> dict:
-    """Predict valid and test once, save the predictions, return the model's summary row (test split)."""
-    predict = predict_tflite if isinstance(model, Path) else predict_keras
-    frames = []
-    for split in EVAL_SPLITS:
-        part = data.split(split)
-        proba = predict(model, part.x)
-        frame = report.predictions_frame(part.y, proba, data.class_names, part.paths).assign(split=split)
-        if split == "test" and data.dedup_test is not None:
-            frame["dedup"] = data.dedup_test  # in the de-duplicated test view (no copy in train or valid)
-        frames.append(frame)
-        if split == "valid":
-            valid_accuracy = float((proba.argmax(axis=1) == part.y).mean())
-        if split == "test":
-            metrics = classification_metrics(Predictions(part.y, proba), data.class_names)
-            metrics["dedup"] = dedup_metrics(part.y, proba, data)
-    (run_dir / "predictions").mkdir(exist_ok=True)
-    report.write_csv(pd.concat(frames, ignore_index=True), run_dir / "predictions" / f"{model_id}.csv")
-    write_json(run_dir / "predictions" / f"{model_id}_metrics.json", metrics)
-    log.info("[%s] test accuracy %.4f (de-duplicated %.4f)  macro-F1 %.4f  (%.3f MB)", model_id, metrics["accuracy"],
-             metrics["dedup"]["accuracy"], metrics["f1"], file.stat().st_size / 1e6)
-    return {"model": model_id, "kind": kind, "teacher": teacher, "mode": mode,
-            **{k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
-            **{f"{k}_dedup": metrics["dedup"][k] for k in ("accuracy", "precision", "recall", "f1")},
-            "n_test": len(data.test), "n_test_dedup": metrics["dedup"]["n"],
-            "size_mb": file.stat().st_size / 1e6, "params": params if params is not None else model.count_params(),
-            "valid_accuracy": valid_accuracy}
-
-
-def dedup_metrics(y_true, proba, data: Dataset) -> dict:
-    """Test metrics on the de-duplicated view; NaN when the data was not audited."""
-    if data.dedup_test is None:
-        return {"accuracy": float("nan"), "precision": float("nan"), "recall": float("nan"), "f1": float("nan"),
-                "n": None}
-    mask = data.dedup_test
-    view = classification_metrics(Predictions(y_true[mask], proba[mask]), data.class_names)
-    return {**{k: view[k] for k in ("accuracy", "precision", "recall", "f1")}, "n": int(mask.sum())}
-
-
 def write_seed_student_files(run_dir: Path, name: str, data: Dataset) -> None:
     """The seed's per-teacher student files, from the distilled student's saved test predictions."""
     frame = pd.read_csv(run_dir / "predictions" / f"{name}_student.csv")
@@ -261,15 +225,6 @@ def write_tables(run_dir: Path, rows: list[dict], quant_rows: list[dict]) -> pd.
     report.write_csv(summary, run_dir / "summary.csv")
     report.write_csv(pd.DataFrame(quant_rows, columns=report.QUANT_COLUMNS), run_dir / "TinyEvalRes_Quant.csv")
     return summary
-
-
-def save_model(model: keras.Model, path: Path) -> Path:
-    """Save atomically, without optimizer state, so the file size is the deployable model's size."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    bare = keras.Model(model.inputs, model.outputs, name=model.name)  # same layers, never compiled
-    with atomic_path(path) as tmp:
-        bare.save(tmp)
-    return path
 
 
 def _metrics_file(run_dir: Path, model_id: str) -> dict:

@@ -97,7 +97,7 @@ def audit_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
-REPORT_TABLES = ("metrics", "per_class", "quantization_impact", "distillation_gain")
+REPORT_TABLES = ("metrics", "per_class", "quantization_impact", "distillation_gain", "seeds")
 
 
 def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path]:
@@ -115,7 +115,7 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir
     tables = assess_run(run_dir, **options)
-    written = [write_csv(tables[name], out / f"{name}.csv") for name in REPORT_TABLES]
+    written = [write_csv(tables[name], out / f"{name}.csv") for name in REPORT_TABLES if len(tables[name])]
     figures = report_figures(tables, out / "Plots")
     written += figures.values()
     written += page.write_pages(tables, figures, run_dir, out)
