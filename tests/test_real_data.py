@@ -24,3 +24,24 @@ def test_real_dataset_loads_with_one_label_set():
     assert ds.class_names == ["adenocarcinoma", "large.cell.carcinoma", "normal", "squamous.cell.carcinoma"]
     assert ds.train.x.shape == (613, 32, 32, 3) and len(ds.valid) == 72 and len(ds.test) == 315
     assert ds.train.counts(4) == [195, 115, 148, 155]
+
+
+def test_real_data_run_writes_the_report_with_intervals_auc_and_ece(tmp_path, tiny_teacher, tiny_teacher_b):
+    import pandas as pd
+
+    from ctdistill.config import Config
+    from ctdistill.pipeline import run
+
+    cfg = Config(data=str(require_shared_data()), teachers=(tiny_teacher, tiny_teacher_b), weights="none",
+                 epochs=2, patience=2, quant_modes=("dynamic", "int8"), ensemble="mean", bootstrap_resamples=200)
+    out = run(cfg, tmp_path / "run")
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert len(metrics) == 1 + 3 * 4  # scratch; per teacher and the ensemble: teacher, student, two quantized
+    for column in ("accuracy_lo", "accuracy_hi", "f1_lo", "f1_hi", "auc", "auc_lo", "auc_hi", "ece",
+                   "accuracy_dedup"):
+        assert metrics[column].notna().all(), column
+    assert (metrics["n"] == 315).all() and (metrics["n_dedup"] < 315).all()
+    impact = pd.read_csv(out / "quantization_impact.csv")
+    assert len(impact) == 6 and impact[["flip_rate", "mcnemar_p"]].notna().all().all()
+    assert len(pd.read_csv(out / "distillation_gain.csv")) == 3
+    assert (out / "report.html").stat().st_size > 50_000  # images embedded
