@@ -91,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="bootstrap interval method (default: the run's, percentile)")
     _common(rep)
 
+    pred = sub.add_parser("predict", help="predict with an exported model on images, folders and DICOM files",
+                          description="Predict with a .tflite or .keras model (or a run folder: its best int8 student) "
+                                      "on PNG/JPEG/... images, folders (recursively) and DICOM files (by content).")
+    pred.add_argument("model", help=".tflite or .keras file with its model card (<file>.json), or a run folder")
+    pred.add_argument("inputs", nargs="+", help="image files, folders, DICOM files")
+    pred.add_argument("--out", help="write the table to a .csv or .json file (never overwrites)")
+    pred.add_argument("--teacher", help="run folder: the student of this teacher")
+    pred.add_argument("--mode", help="run folder: this quantization mode (default int8; float32 = the Keras student)")
+    pred.add_argument("--window-level", type=float, default=-600.0, help="DICOM window level in HU (default -600)")
+    pred.add_argument("--window-width", type=float, default=1500.0, help="DICOM window width in HU (default 1500)")
+    _common(pred)
+
     data = sub.add_parser("data", help="dataset tools: prepare, inspect, audit").add_subparsers(
         dest="data_command", required=True, metavar="ACTION")
     prep = data.add_parser("prepare", help="write the seed's numpy layout (X_/y_ train, val, test) from an image tree")
@@ -190,7 +202,38 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {("run", None): cmd_run, ("report", None): cmd_report, ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect,
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ctdistill.quiet import import_backend_quietly
+
+    if not args.debug:
+        import_backend_quietly()
+    from ctdistill.predict import predict_paths
+    from ctdistill.runfolder import atomic_path, refuse_existing
+
+    if args.window_width <= 0:
+        raise CtdistillError(f"--window-width must be > 0, got {args.window_width:g}")
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        if out.suffix not in (".csv", ".json"):
+            raise CtdistillError(f"{out}: --out must end in .csv or .json")
+        refuse_existing(out)
+    table, failed = predict_paths(args.model, args.inputs, args.teacher, args.mode,
+                                  (args.window_level, args.window_width))
+    print(f"model: {table.attrs['model']}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(table) else "no readable input")
+    if out is not None:
+        with atomic_path(out) as tmp:
+            table.to_csv(tmp, index=False) if out.suffix == ".csv" else table.to_json(tmp, orient="records", indent=1)
+        print(out)
+    for message in failed:
+        print(f"skipped: {message}", file=sys.stderr)
+    if failed:
+        print(f"error: {len(failed)} of {len(failed) + table['file'].nunique()} inputs could not be read",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+COMMANDS = {("run", None): cmd_run, ("report", None): cmd_report, ("predict", None): cmd_predict, ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect,
             ("data", "audit"): cmd_audit}
 
 

@@ -57,7 +57,8 @@ def record(run_dir: Path, data: Dataset, model_id: str, kind: str, teacher: str,
             **{f"{k}_dedup": metrics["dedup"][k] for k in ("accuracy", "precision", "recall", "f1")},
             "n_test": len(data.test), "n_test_dedup": metrics["dedup"]["n"],
             "size_mb": file.stat().st_size / 1e6, "params": params if params is not None else model.count_params(),
-            "valid_accuracy": valid_accuracy}
+            "valid_accuracy": valid_accuracy, "file": file.relative_to(run_dir).as_posix()
+            if file.is_relative_to(run_dir) else ""}
 
 
 def dedup_metrics(y_true, proba, data: Dataset) -> dict:

@@ -13,12 +13,14 @@ import pandas as pd
 
 from ctdistill import page, plots
 from ctdistill.assess import assess_run
+from ctdistill.card import write_cards
 from ctdistill.runfolder import atomic_path, write_json
 
 # Test metrics twice: on the official test split, and (*_dedup) on the test images that have no exact or
 # near copy in train or valid (NaN when the data was not audited, e.g. the synthetic phantoms).
 SUMMARY_COLUMNS = ["model", "kind", "teacher", "mode", "accuracy", "precision", "recall", "f1", "accuracy_dedup",
-                   "precision_dedup", "recall_dedup", "f1_dedup", "n_test", "n_test_dedup", "size_mb", "params"]
+                   "precision_dedup", "recall_dedup", "f1_dedup", "n_test", "n_test_dedup", "size_mb", "params",
+                   "valid_accuracy", "file"]
 QUANT_COLUMNS = ["teacher", "mode", "accuracy", "precision", "recall", "teacher_mb", "student_mb", "quantized_mb",
                  "accuracy_dedup", "precision_dedup", "recall_dedup"]
 
@@ -119,6 +121,8 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     figures = report_figures(tables, out / "Plots")
     written += figures.values()
     written += page.write_pages(tables, figures, run_dir, out)
+    if out == run_dir:  # the model files are here: give each its card
+        written += write_cards(run_dir)
     return written
 
 

@@ -1,0 +1,82 @@
+"""Model cards: the JSON sidecar next to every exported model (after Mitchell et al. 2019, "Model
+Cards for Model Reporting").
+
+``<model file>.json`` holds what a user needs to run the model correctly and judge it: class names,
+input spec, preprocessing, test metrics with confidence intervals, the dataset fingerprint, the
+training configuration, and the intended use and limitations. ``ctdistill predict`` reads its
+preprocessing from here, so prediction repeats training's exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ctdistill.runfolder import write_json
+
+INTENDED_USE = ("Research on model compression for chest-CT slice classification. Not a medical device: not "
+                "for diagnosis, triage or any clinical decision.")
+LIMITATIONS = ("Trained and tested on one small public dataset of single axial slices (PNG/JPEG, already "
+               "windowed by its curators) with duplicated images across splits: see the de-duplicated test "
+               "metrics. Accuracy on other scanners, protocols, windows or populations is unknown. The four "
+               "classes do not cover other findings; every input is forced into one of them.")
+CARD_METRICS = ("accuracy", "accuracy_lo", "accuracy_hi", "balanced_accuracy", "f1", "f1_lo", "f1_hi", "auc",
+                "auc_lo", "auc_hi", "ece", "n", "accuracy_dedup", "f1_dedup", "n_dedup")
+
+
+def card_path(model_file: Path) -> Path:
+    return model_file.with_name(model_file.name + ".json")
+
+
+def write_cards(run_dir: Path) -> list[Path]:
+    """Write a card for every model file of a run listed in ``summary.csv`` (column ``file``)."""
+    summary = pd.read_csv(run_dir / "summary.csv")
+    if "file" not in summary:
+        return []
+    metrics = pd.read_csv(run_dir / "metrics.csv").set_index("model") if (run_dir / "metrics.csv").is_file() else None
+    config = json.loads((run_dir / "config.json").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    written = []
+    for row in summary.itertuples():
+        model_file = run_dir / str(row.file)
+        if not model_file.is_file():
+            continue
+        scores = {} if metrics is None else {k: _plain(metrics.loc[row.model, k]) for k in CARD_METRICS
+                                             if k in metrics}
+        written.append(write_json(card_path(model_file), card(row._asdict(), scores, config, manifest)))
+    return written
+
+
+def card(row: dict, scores: dict, config: dict, manifest: dict) -> dict:
+    """The card of one model (``row``: its summary.csv row)."""
+    data = manifest["dataset"]
+    height, width, channels = data["input_shape"]
+    return {
+        "model": row["model"], "file": row["file"], "kind": row["kind"], "teacher": _plain(row["teacher"]) or None,
+        "mode": row["mode"], "class_names": data["class_names"],
+        "input": {"layout": "NHWC", "height": height, "width": width, "channels": channels,
+                  "values": "pixel intensities 0..255 as float32 (int8 models quantize inside ctdistill's runner)"},
+        "output": "logits, one per class; softmax gives probabilities",
+        "preprocessing": {
+            "decode": "by file content; converted to RGB (channels 3) or grey (channels 1)",
+            "resize": f"stretched to {width}x{height}, bilinear (PIL)",
+            "normalisation": "none outside the model (it rescales 0..255 inside)",
+            "dicom": "Hounsfield units from RescaleSlope/RescaleIntercept, lung window level -600 width 1500, "
+                     "MONOCHROME1 inverted, one image per frame"},
+        "metrics": {"split": "official test split; *_dedup: test images with no copy in train or valid", **scores,
+                    "valid_accuracy": _plain(row.get("valid_accuracy"))},
+        "size_mb": row["size_mb"], "params": int(row["params"]),
+        "dataset": {"source": data["source"], "fingerprint": data["fingerprint"], "counts": data["counts"]},
+        "training": config, "git_revision": manifest.get("git_revision"),
+        "intended_use": INTENDED_USE, "limitations": LIMITATIONS,
+    }
+
+
+def _plain(value):
+    """JSON-safe scalars: NaN becomes None, numpy numbers become Python numbers."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,81 @@
+"""DICOM slices to model input: Hounsfield units, a lung window, then the images' common path.
+
+A DICOM file is recognised by its content (the ``DICM`` marker after the 128-byte preamble),
+whatever its name. CT pixel values become Hounsfield units through RescaleSlope/RescaleIntercept
+(pydicom's modality LUT), a window (default the lung window, width 1500, level -600) maps them onto
+0..255, MONOCHROME1 (white = low) is inverted, and every frame of a multi-frame file becomes one
+image. Then the same mode conversion and resize as every training image (``decode_pil``).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from ctdistill.data.decode import decode_pil
+from ctdistill.errors import DataError
+
+LUNG_WINDOW = (-600.0, 1500.0)  # (level, width) in Hounsfield units
+
+
+def is_dicom(data: bytes) -> bool:
+    """True for a DICOM Part 10 file (``DICM`` at byte 128)."""
+    return len(data) >= 132 and data[128:132] == b"DICM"
+
+
+def window_to_uint8(values: np.ndarray, level: float, width: float) -> np.ndarray:
+    """Map ``level - width/2 .. level + width/2`` onto 0..255 (clipped), as a radiology viewer does.
+
+    Example:
+        >>> window_to_uint8(np.array([-1350.0, -600.0, 150.0]), -600, 1500).tolist()
+        [0, 128, 255]
+    """
+    low = level - width / 2.0
+    scaled = (values.astype(np.float64) - low) / width
+    return np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
+
+
+def decode_dicom(data: bytes, size: int, channels: int, name: str = "<dicom>",
+                 window: tuple[float, float] = LUNG_WINDOW) -> list[np.ndarray]:
+    """Decode a DICOM file into one ``(size, size, channels)`` uint8 array per frame.
+
+    Args:
+        data: the file's bytes.
+        size, channels: the model's input.
+        name: the file name used in error messages.
+        window: ``(level, width)`` in Hounsfield units for grey-scale images.
+
+    Raises:
+        DataError: unreadable file, no pixel data, or a compressed transfer syntax whose pixel-data
+            handler is not installed (the message names it).
+    """
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data))
+    except Exception as exc:  # pydicom raises many types for a broken file
+        raise DataError(f"{name}: not a readable DICOM file ({exc})") from None
+    if "PixelData" not in ds:
+        raise DataError(f"{name}: DICOM file has no pixel data")
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:  # missing handler (e.g. pylibjpeg for JPEG 2000) or broken pixel data
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        label = getattr(syntax, "name", syntax)
+        raise DataError(f"{name}: cannot decode DICOM pixel data (transfer syntax {label}): {exc}") from None
+    frames = pixels if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1 else pixels[None]
+    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2"))
+    out = []
+    for frame in frames:
+        if photometric.startswith("MONOCHROME"):
+            grey = window_to_uint8(apply_modality_lut(frame, ds), *window)
+            if photometric == "MONOCHROME1":  # low values are shown white
+                grey = 255 - grey
+            img = Image.fromarray(grey, mode="L")
+        else:  # colour (RGB, YBR converted by pydicom): no Hounsfield units to window
+            img = Image.fromarray(np.asarray(frame, dtype=np.uint8))
+        out.append(decode_pil(img, size, channels))
+    return out

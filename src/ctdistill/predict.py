@@ -1,0 +1,123 @@
+"""Predict with an exported model on image files, folders and DICOM files.
+
+The model's card (``<model file>.json``, see ``card``) gives its input size, channels and class
+names; images go through the same decoding as the training images (``decode_image``), DICOM files
+through ``data.dicom``. A run folder as the model picks its best int8 student by validation accuracy
+(or the one named with ``teacher`` / ``mode``).
+
+Example:
+    >>> table, failed = predict_paths("runs/ct1", ["scans/"])      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctdistill.card import card_path
+from ctdistill.data.decode import decode_image
+from ctdistill.data.dicom import LUNG_WINDOW, decode_dicom, is_dicom
+from ctdistill.errors import CtdistillError, DataError
+from ctdistill.evaluate import predict_keras, predict_tflite
+
+MODEL_SUFFIXES = (".tflite", ".keras", ".h5")
+
+
+def resolve_model(path: str | Path, teacher: str | None = None, mode: str | None = None) -> Path:
+    """A model file, or the best matching model of a run folder (``mode`` default int8)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise CtdistillError(f"{path}: no such model file or run folder")
+    cards = [json.loads(p.read_text()) for p in sorted(path.glob("*.json")) if p.name.endswith(
+        tuple(s + ".json" for s in MODEL_SUFFIXES))]
+    wanted = [c for c in cards if c["kind"] in ("quantized", "distilled") and c["mode"] == (mode or "int8")
+              and (teacher is None or c["teacher"] == teacher)]
+    if not wanted:
+        raise CtdistillError(f"{path}: no model card for a student with mode={mode or 'int8'}"
+                             f"{f', teacher={teacher}' if teacher else ''}; is it a finished ctdistill run?")
+    best = max(wanted, key=lambda c: c["metrics"].get("valid_accuracy") or 0.0)
+    return path / best["file"]
+
+
+def load_card(model_file: Path) -> dict:
+    sidecar = card_path(model_file)
+    if not sidecar.is_file():
+        raise CtdistillError(f"{model_file}: its model card {sidecar.name} is missing (it holds the input size, "
+                             "channels and class names); export models with ctdistill run or ctdistill report")
+    return json.loads(sidecar.read_text())
+
+
+def load_model(model_file: Path):
+    """A ``.tflite`` path (run by LiteRT), or a Keras model loaded in safe mode (no Lambda code)."""
+    if model_file.suffix == ".tflite":
+        from ctdistill.quantize import LiteRTModel
+
+        try:
+            LiteRTModel(model_file)
+        except Exception as exc:  # LiteRT reports a corrupt flatbuffer as ValueError or RuntimeError
+            raise CtdistillError(f"{model_file}: not a valid .tflite model ({exc})") from None
+        return model_file
+    import keras
+
+    import ctdistill.models.teachers  # noqa: F401  (registers the teachers' preprocessing layer)
+
+    try:
+        return keras.saving.load_model(model_file, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise CtdistillError(f"{model_file}: cannot load the Keras model safely ({exc})") from None
+
+
+def expand_inputs(paths: list[str | Path]) -> list[Path]:
+    """Files as given; folders recursively (sorted, hidden files skipped)."""
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        else:
+            files.append(path)
+    return files
+
+
+def read_input(path: Path, size: int, channels: int, window: tuple[float, float]) -> list[np.ndarray]:
+    """One array per image (a multi-frame DICOM file gives one per frame)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if is_dicom(data):
+        return decode_dicom(data, size, channels, str(path), window)
+    return [decode_image(data, size, channels, str(path))]
+
+
+def predict_paths(model: str | Path, inputs: list[str | Path], teacher: str | None = None, mode: str | None = None,
+                  window: tuple[float, float] = LUNG_WINDOW) -> tuple[pd.DataFrame, list[str]]:
+    """Predict every input; returns the table (file, frame, predicted class, one probability per class)
+    and the one-line errors of the inputs that could not be read (they are skipped)."""
+    model_file = resolve_model(model, teacher, mode)
+    info = load_card(model_file)
+    runner = load_model(model_file)
+    size, channels, names = info["input"]["height"], info["input"]["channels"], info["class_names"]
+    rows, arrays, failed = [], [], []
+    for path in expand_inputs(inputs):
+        try:
+            frames = read_input(path, size, channels, window)
+        except DataError as exc:
+            failed.append(str(exc))
+            continue
+        rows += [{"file": str(path), "frame": i} for i in range(len(frames))]
+        arrays += frames
+    table = pd.DataFrame(rows, columns=["file", "frame"])
+    if arrays:
+        x = np.stack(arrays).astype(np.float32)
+        proba = predict_tflite(runner, x) if isinstance(runner, Path) else predict_keras(runner, x)
+        table["predicted"] = np.asarray(names)[proba.argmax(axis=1)]
+        for i, name in enumerate(names):
+            table[f"prob_{name}"] = proba[:, i]
+    table.attrs["model"] = str(model_file)
+    return table, failed

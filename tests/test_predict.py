@@ -1,0 +1,127 @@
+"""ctdistill predict: model cards, parity with the run's evaluation, folders, DICOM, bad inputs."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_tree, save_image
+
+from ctdistill.config import Config
+from ctdistill.data.dicom import decode_dicom, window_to_uint8
+from ctdistill.errors import CtdistillError
+from ctdistill.pipeline import run
+from ctdistill.predict import predict_paths, resolve_model
+
+
+@pytest.fixture(scope="module")
+def tree_run(tmp_path_factory, tiny_teacher):
+    root = make_tree(tmp_path_factory.mktemp("data") / "tree", per_class=4, size=24)
+    cfg = Config(data=str(root), teachers=(tiny_teacher,), weights="none", image_size=16, epochs=2, patience=2,
+                 batch_size=8, quant_modes=("dynamic", "int8"), bootstrap_resamples=0)
+    return root, run(cfg, tmp_path_factory.mktemp("runs") / "r")
+
+
+def test_every_model_has_a_card(tree_run):
+    _, out = tree_run
+    for name in ("tiny_Teacher.keras", "tiny_Student.keras", "tiny_student_int8.tflite", "Scratch_Student.keras"):
+        card = json.loads((out / f"{name}.json").read_text())
+        assert card["class_names"] == ["adeno", "normal"] and card["input"]["height"] == 16
+        assert "not a medical device" in card["intended_use"].lower() and card["training"]["seed"] == 0
+        assert len(card["dataset"]["fingerprint"]) == 64 and card["metrics"]["accuracy"] is not None
+
+
+@pytest.mark.parametrize("model", ["tiny_student_int8.tflite", "tiny_student_dynamic.tflite", "tiny_Student.keras",
+                                   "tiny_Teacher.keras"])
+def test_predict_matches_the_runs_own_evaluation(tree_run, model):
+    root, out = tree_run
+    table, failed = predict_paths(out / model, [root / "test"])
+    assert not failed and len(table) == 8
+    model_id = {"tiny_Student.keras": "tiny_student", "tiny_Teacher.keras": "tiny_teacher"}.get(model, model[:-7])
+    saved = pd.read_csv(out / "predictions" / f"{model_id}.csv")
+    saved = saved[saved["split"] == "test"].set_index("file")
+    probs = [c for c in table if c.startswith("prob_")]
+    np.testing.assert_allclose(table.set_index("file").loc[saved.index, probs].to_numpy(),
+                               saved[probs].to_numpy(), atol=1e-5)
+    assert (table.set_index("file").loc[saved.index, "predicted"] == saved["predicted_label"]).all()
+
+
+def test_run_folder_picks_an_int8_student_and_honours_mode(tree_run):
+    _, out = tree_run
+    assert resolve_model(out).name == "tiny_student_int8.tflite"
+    assert resolve_model(out, mode="float32").name == "tiny_Student.keras"
+    with pytest.raises(CtdistillError, match="no model card for a student with mode=float16"):
+        resolve_model(out, mode="float16")
+
+
+def _ct_dicom(path, pixels, slope=1.0, intercept=-1024.0, photometric="MONOCHROME2"):
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = CTImageStorage, meta.MediaStorageSOPInstanceUID, "CT"
+    frames = pixels if pixels.ndim == 3 else pixels[None]
+    ds.Rows, ds.Columns = frames.shape[1:]
+    if len(frames) > 1:
+        ds.NumberOfFrames = len(frames)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    ds.PixelData = frames.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_dicom_hounsfield_window_monochrome1_and_frames(tmp_path):
+    raw = np.array([[0, 424], [1174, 2000]], np.uint16)  # HU = raw - 1024: -1024, -600, 150, 976
+    f = _ct_dicom(tmp_path / "ct.dcm", raw)
+    (grey,) = decode_dicom(f.read_bytes(), 2, 1)
+    np.testing.assert_array_equal(grey[..., 0], window_to_uint8(raw.astype(float) - 1024, -600, 1500))
+    # -600 HU is the window centre, 150 HU its top; -1024 HU (air) is (1350 - 1024) / 1500 * 255 = 55
+    assert grey[0, 1, 0] == 128 and grey[1, 0, 0] == 255 and grey[0, 0, 0] == 55
+    (inverted,) = decode_dicom(_ct_dicom(tmp_path / "m1.dcm", raw, photometric="MONOCHROME1").read_bytes(), 2, 1)
+    np.testing.assert_array_equal(inverted, 255 - grey)
+    frames = decode_dicom(_ct_dicom(tmp_path / "multi.dcm", np.stack([raw, raw[::-1]])).read_bytes(), 2, 3)
+    assert len(frames) == 2 and frames[0].shape == (2, 2, 3)
+    np.testing.assert_array_equal(frames[1][..., 0], grey[::-1, :, 0])
+
+
+def test_predict_cli_on_folder_dicom_and_bad_files(tree_run, tmp_path):
+    root, out = tree_run
+    inputs = tmp_path / "inputs"
+    save_image(inputs / "slice.jpg", np.full((30, 30), 100, np.uint8), "JPEG")
+    _ct_dicom(inputs / "scan_without_extension", np.full((2, 8, 8), 500, np.uint16))  # DICOM by content, 2 frames
+    (inputs / "notes.png").write_text("not an image")
+    result = tmp_path / "pred.csv"
+    done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "predict", str(out), str(inputs),
+                           str(root / "test" / "normal" / "img0.png"), "--out", str(result)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1  # one input could not be read
+    assert "notes.png: not a readable image" in done.stderr and "Traceback" not in done.stderr
+    table = pd.read_csv(result)
+    assert table["file"].str.endswith("scan_without_extension").sum() == 2 and len(table) == 4
+    assert sorted(table.loc[table["file"].str.endswith("scan_without_extension"), "frame"]) == [0, 1]
+    assert np.allclose(table[["prob_adeno", "prob_normal"]].sum(axis=1), 1, atol=1e-4)
+    again = subprocess.run([sys.executable, "-m", "ctdistill.cli", "predict", str(out), str(inputs), "--out",
+                            str(result)], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_predict_refuses_a_corrupt_model_and_a_model_without_card(tmp_path):
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    bad.with_name("broken.tflite.json").write_text(json.dumps({"input": {"height": 8, "channels": 3},
+                                                                "class_names": ["a", "b"]}))
+    with pytest.raises(CtdistillError, match="broken.tflite: not a valid .tflite model"):
+        predict_paths(bad, [tmp_path])
+    lonely = tmp_path / "lonely.keras"
+    lonely.write_bytes(b"zip?")
+    with pytest.raises(CtdistillError, match="model card lonely.keras.json is missing"):
+        predict_paths(lonely, [tmp_path])
