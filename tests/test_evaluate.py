@@ -93,6 +93,9 @@ def test_quantization_impact_counts_flips_drift_and_sensitivity_change():
     assert impact["prob_drift"] == pytest.approx(0.4 / 8)
     assert impact["sensitivity_change_a"] == -0.5 and impact["sensitivity_change_b"] == 0.0
     assert impact["float_only_correct"] == 1 and impact["mcnemar_p"] == 1.0
+    assert not impact["collapsed"]
+    collapsed = quantization_impact(y, float_p, np.tile([0.4, 0.6], (4, 1)), ["a", "b"])
+    assert collapsed["collapsed"] and collapsed["sensitivity_change_a"] == -1.0
 
 
 def test_paired_gain_of_a_model_against_itself_is_exactly_zero():

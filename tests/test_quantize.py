@@ -20,7 +20,7 @@ def converted(tmp_path_factory):
 
 def test_every_mode_writes_a_smaller_file(converted):
     student, _, files = converted
-    assert set(files) == {"dynamic", "float16", "int8"}
+    assert set(files) == {"dynamic", "float16", "int8", "16x8"}
     float_bytes = student.count_params() * 4
     for mode, path in files.items():
         assert path.stat().st_size < float_bytes, mode
@@ -40,7 +40,15 @@ def test_quantized_probabilities_track_the_float_model(converted, mode):
     got = LiteRTModel(files[mode]).predict_proba(data.test.x, batch_size=5)  # several batch sizes
     assert got.shape == reference.shape
     assert np.allclose(got.sum(axis=1), 1.0, atol=1e-5)
-    assert np.abs(got - reference).max() < (0.15 if mode == "int8" else 0.02)
+    assert np.abs(got - reference).max() < {"int8": 0.15, "16x8": 0.05}.get(mode, 0.02)
+
+
+def test_16x8_model_keeps_float_io_and_int16_activations(converted):
+    _, _, files = converted
+    model = LiteRTModel(files["16x8"])
+    assert model.input["dtype"] == np.float32 and model.output["dtype"] == np.float32
+    dtypes = {d["dtype"] for d in model.interpreter.get_tensor_details()}
+    assert np.int16 in dtypes and np.int8 in dtypes
 
 
 def test_batched_equals_one_at_a_time(converted):

@@ -39,7 +39,8 @@ RUN_OPTIONS = (
     ("--frozen-epochs", "frozen_epochs", int, "max epochs of the frozen-base teacher phase (pretrained weights "
                                               "only; default 10)"),
     ("--unfreeze-layers", "unfreeze_layers", int, "base layers to unfreeze from the top; -1 = all (default -1)"),
-    ("--quant-modes", "quant_modes", str, "comma-separated PTQ modes: dynamic, float16, int8 (default all three)"),
+    ("--quant-modes", "quant_modes", str, "comma-separated PTQ modes: dynamic, float16, int8, 16x8 (int16 activations, "
+                                              "int8 weights) (default dynamic,float16,int8)"),
     ("--split", "split", str, "given: keep the dataset's splits; grouped: re-split so that no group of exact or "
                               "near copies straddles two splits (stratified, seeded); auto (default): given when "
                               "the data has splits, grouped otherwise"),

@@ -36,14 +36,17 @@ def quantization_impact(y: np.ndarray, float_proba: np.ndarray, quant_proba: np.
     Returns:
         ``{"accuracy_change", "flip_rate"`` (share of images whose predicted class changed),
         ``"mcnemar_p"``, ``"float_only_correct"``, ``"quant_only_correct"``, ``"prob_drift"`` (mean
-        absolute change of the class probabilities), ``"sensitivity_change_<class>"``...}``.
+        absolute change of the class probabilities), ``"collapsed"`` (it predicts one class for
+        everything while the float model did not), ``"sensitivity_change_<class>"``...}``.
     """
     pf, pq = float_proba.argmax(axis=1), quant_proba.argmax(axis=1)
     test = mcnemar_exact(y, pf, pq)
     out = {"accuracy_change": float(np.mean(pq == y) - np.mean(pf == y)), "flip_rate": float(np.mean(pf != pq)),
            "mcnemar_p": test["p_value"], "float_only_correct": test["a_only_correct"],
            "quant_only_correct": test["b_only_correct"],
-           "prob_drift": float(np.mean(np.abs(quant_proba - float_proba)))}
+           "prob_drift": float(np.mean(np.abs(quant_proba - float_proba))),
+           # One class for every image while the float model told classes apart: a broken model, not a result.
+           "collapsed": bool(len(np.unique(pq)) == 1 and len(np.unique(pf)) > 1)}
     for c, name in enumerate(class_names):
         mask = y == c
         out[f"sensitivity_change_{name}"] = float(np.mean(pq[mask] == c) - np.mean(pf[mask] == c)) if mask.any() \

@@ -29,7 +29,8 @@ SECTIONS = (
     ("per_class", "Per class", "Sensitivity (recall), specificity, precision, F1, one-vs-rest AUC and support."),
     ("quantization_impact", "What quantization changed",
      "Each quantized student against its float student on the same test images: share of predictions that "
-     "flipped, McNemar's exact p-value, mean absolute probability drift, change in per-class sensitivity."),
+     "flipped, McNemar's exact p-value, mean absolute probability drift, change in per-class sensitivity; "
+     "collapsed = True marks a model that predicts one class for everything (broken, whatever its accuracy)."),
     ("distillation_gain", "What distillation gained",
      "Distilled student minus the scratch student (same recipe and budget), with paired bootstrap 95% intervals."),
     ("seeds", "Across seeds",

@@ -6,6 +6,7 @@ Every writer goes through ``runfolder.atomic_path`` so a file is either complete
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from ctdistill import page, plots
 from ctdistill.assess import assess_run
 from ctdistill.card import write_cards
 from ctdistill.runfolder import atomic_path, write_json
+
+log = logging.getLogger("ctdistill")
 
 # Test metrics twice: on the official test split, and (*_dedup) on the test images that have no exact or
 # near copy in train or valid (NaN when the data was not audited, e.g. the synthetic phantoms).
@@ -117,6 +120,9 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir
     tables = assess_run(run_dir, **options)
+    impact = tables["quantization_impact"]
+    for model in impact.loc[impact["collapsed"], "model"] if len(impact) else []:
+        log.warning("%s predicts one class for every test image: a collapsed model, not a result", model)
     written = [write_csv(tables[name], out / f"{name}.csv") for name in REPORT_TABLES if len(tables[name])]
     figures = report_figures(tables, out / "Plots")
     written += figures.values()
