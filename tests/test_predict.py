@@ -125,3 +125,18 @@ def test_predict_refuses_a_corrupt_model_and_a_model_without_card(tmp_path):
     lonely.write_bytes(b"zip?")
     with pytest.raises(CtdistillError, match="model card lonely.keras.json is missing"):
         predict_paths(lonely, [tmp_path])
+
+
+@pytest.mark.slow
+def test_bench_cli_on_a_run_folder_writes_the_table_and_the_latency_chart(tree_run):
+    _, out = tree_run
+    done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "bench", str(out), "--calls", "5", "--threads", "1",
+                           "--batch", "16"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out / "bench.csv")
+    assert sorted(table["model"]) == ["Scratch_Student", "tiny_Student", "tiny_student_dynamic", "tiny_student_int8"]
+    assert (table[["latency_ms_median", "latency_ms_p95", "throughput_img_s"]] > 0).all().all()
+    assert (table["latency_ms_p95"] >= table["latency_ms_median"]).all()
+    assert set(table["format"]) == {"keras float32", "litert dynamic", "litert int8"}
+    assert (out / "Plots" / "accuracy_vs_latency.png").is_file()
+    assert "Accuracy against batch-1 latency" in (out / "report.html").read_text()

@@ -104,6 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--window-width", type=float, default=1500.0, help="DICOM window width in HU (default 1500)")
     _common(pred)
 
+    bench = sub.add_parser("bench", help="latency and throughput of exported models (Keras and LiteRT), 1 thread "
+                                         "and all threads")
+    bench.add_argument("models", nargs="+", help=".tflite / .keras files, or a run folder (all its student models)")
+    bench.add_argument("--out", help="CSV file (default: bench.csv in the run folder, or ./bench.csv; never "
+                                     "overwrites)")
+    bench.add_argument("--calls", type=int, default=200, help="timed batch-1 calls after warm-up (default 200)")
+    bench.add_argument("--batch", type=int, default=256, help="batch size for throughput (default 256)")
+    bench.add_argument("--threads", help="comma-separated thread counts (default: 1 and all cores)")
+    _common(bench)
+
     data = sub.add_parser("data", help="dataset tools: prepare, inspect, audit").add_subparsers(
         dest="data_command", required=True, metavar="ACTION")
     prep = data.add_parser("prepare", help="write the seed's numpy layout (X_/y_ train, val, test) from an image tree")
@@ -234,7 +244,32 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {("run", None): cmd_run, ("report", None): cmd_report, ("predict", None): cmd_predict, ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect,
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ctdistill.quiet import import_backend_quietly
+
+    if not args.debug:
+        import_backend_quietly()
+    from ctdistill.benchmark import bench_models
+    from ctdistill.report import write_csv
+    from ctdistill.runfolder import refuse_existing
+
+    run_dir = Path(args.models[0]) if len(args.models) == 1 and Path(args.models[0]).is_dir() else None
+    out = Path(args.out) if args.out else (run_dir or Path(".")) / "bench.csv"
+    refuse_existing(out)
+    threads = tuple(int(t) for t in args.threads.split(",")) if args.threads else None
+    table = bench_models(args.models, threads, args.calls, batch=args.batch,
+                         progress=lambda m: logging.getLogger("ctdistill").info("bench: %s", m))
+    print(table.round(3).to_string(index=False))
+    print(write_csv(table, out))
+    if run_dir is not None and (run_dir / "summary.csv").is_file():
+        from ctdistill.report import build_report
+
+        build_report(run_dir)  # adds the latency-vs-accuracy chart
+        print(run_dir / "report.html")
+    return 0
+
+
+COMMANDS = {("run", None): cmd_run, ("bench", None): cmd_bench, ("report", None): cmd_report, ("predict", None): cmd_predict, ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect,
             ("data", "audit"): cmd_audit}
 
 

@@ -139,3 +139,21 @@ def plot_accuracy_vs_size(metrics: pd.DataFrame, path: Path) -> Path:
     ax.set_title("accuracy against size, every model of the run")
     ax.legend()
     return save_figure(fig, path)
+
+
+def plot_accuracy_vs_latency(metrics: pd.DataFrame, bench: pd.DataFrame, path: Path) -> Path:
+    """Test accuracy against batch-1 median latency (``ctdistill bench``), one marker per thread count."""
+    joined = bench.merge(metrics[["model", "kind", "accuracy"]], on="model")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for (kind, threads), group in joined.groupby(["kind", "threads"]):
+        ax.scatter(group["latency_ms_median"], 100 * group["accuracy"], color=KIND_COLOURS.get(kind),
+                   marker="o" if threads == 1 else "^", label=f"{kind}, {threads} thread(s)")
+        for row in group.itertuples():
+            ax.annotate(row.model, (row.latency_ms_median, 100 * row.accuracy), fontsize=6, xytext=(4, 2),
+                        textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("batch-1 latency, median (ms, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("accuracy against latency on this machine")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
