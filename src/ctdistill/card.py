@@ -39,6 +39,8 @@ def write_cards(run_dir: Path) -> list[Path]:
     metrics = pd.read_csv(run_dir / "metrics.csv").set_index("model") if (run_dir / "metrics.csv").is_file() else None
     config = json.loads((run_dir / "config.json").read_text())
     manifest = json.loads((run_dir / "manifest.json").read_text())
+    gate_file = run_dir / "quant_gate.json"
+    gates = json.loads(gate_file.read_text()) if gate_file.is_file() else {}
     written = []
     for row in summary.itertuples():
         model_file = run_dir / str(row.file)
@@ -46,7 +48,13 @@ def write_cards(run_dir: Path) -> list[Path]:
             continue
         scores = {} if metrics is None else {k: _plain(metrics.loc[row.model, k]) for k in CARD_METRICS
                                              if k in metrics}
-        written.append(write_json(card_path(model_file), card(row._asdict(), scores, config, manifest)))
+        info = card(row._asdict(), scores, config, manifest)
+        gate = gates.get(_plain(row.teacher) or "")
+        if gate and row.kind == "quantized":
+            tried = {a["mode"]: a for a in gate["attempts"]}
+            info["safety_gate"] = {"max_drop_points": gate["max_drop_points"], "decision": gate["decision"],
+                                   "chosen": row.mode == gate["decision"], "this_attempt": tried.get(row.mode)}
+        written.append(write_json(card_path(model_file), info))
     return written
 
 

@@ -41,6 +41,9 @@ RUN_OPTIONS = (
     ("--unfreeze-layers", "unfreeze_layers", int, "base layers to unfreeze from the top; -1 = all (default -1)"),
     ("--quant-modes", "quant_modes", str, "comma-separated PTQ modes: dynamic, float16, int8, 16x8 (int16 activations, "
                                               "int8 weights) (default dynamic,float16,int8)"),
+    ("--max-quant-drop", "max_quant_drop", float, "quantization safety gate: most validation-accuracy points full "
+                                                  "int8 may lose before int8-mixed, 16x8, float16 are tried "
+                                                  "(default 1.0; negative = off)"),
     ("--split", "split", str, "given: keep the dataset's splits; grouped: re-split so that no group of exact or "
                               "near copies straddles two splits (stratified, seeded); auto (default): given when "
                               "the data has splits, grouped otherwise"),

@@ -87,6 +87,8 @@ class Config:
             0 resamples = no intervals), seeded with ``seed``.
         seeds: repeat the student stages (scratch, distilled, int8) with these seeds as well, from
             the same teachers, and report mean ± std across seeds; empty = only ``seed``.
+        max_quant_drop: the quantization safety gate: the largest validation-accuracy loss (points)
+            full int8 may have before int8-mixed, 16x8 and float16 are tried (``quantgate``); < 0 = off.
     """
 
     data: str | None = None
@@ -125,6 +127,7 @@ class Config:
     bootstrap_resamples: int = 1000
     ci_method: str = "percentile"
     seeds: tuple[int, ...] = ()
+    max_quant_drop: float = 1.0
 
     def __post_init__(self) -> None:
         # Aliases are resolved however the config was made (file, flags or Python).

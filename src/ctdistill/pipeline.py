@@ -7,6 +7,7 @@ predictions are saved, and the test numbers go into the tables.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -22,6 +23,7 @@ from ctdistill.data.audit import audit_cached, dedup_test_mask
 from ctdistill.data.split import carve_validation, grouped_split
 from ctdistill.distill import distill_student, ensemble_teacher, train_scratch
 from ctdistill.models.teachers import check_weights
+from ctdistill.quantgate import run_gate
 from ctdistill.quantize import convert_all
 from ctdistill.records import record, save_model
 from ctdistill.repeats import repeat_students
@@ -202,7 +204,17 @@ def distill_step(name: str, teacher: keras.Model, data: Dataset, cfg: Config, ru
 def quantize_step(name: str, student: keras.Model, student_row: dict, data: Dataset, cfg: Config,
                   run_dir: Path) -> list[dict]:
     log.info("== %s: quantizing the student (%s)", name, ", ".join(cfg.quant_modes))
-    files = convert_all(student, cfg.quant_modes, data.train.x, lambda m: run_dir / f"{name}_student_{m}.tflite")
+    out = lambda m: run_dir / f"{name}_student_{m}.tflite"  # noqa: E731
+    files = convert_all(student, cfg.quant_modes, data.train.x, out)
+    if "int8" in files and cfg.max_quant_drop >= 0:
+        decision, attempts = run_gate(student, files, data.train.x, data.valid.x, data.valid.y,
+                                      student_row["valid_accuracy"], cfg.max_quant_drop, out)
+        files.update({a.mode: run_dir / a.file for a in attempts})
+        gate_file = run_dir / "quant_gate.json"
+        gate = json.loads(gate_file.read_text()) if gate_file.is_file() else {}
+        gate[name] = {"max_drop_points": cfg.max_quant_drop, "decision": decision,
+                      "attempts": [dataclasses.asdict(a) for a in attempts]}
+        write_json(gate_file, gate)
     return [record(run_dir, data, f"{name}_student_{mode}", "quantized", name, mode, path, path,
                    params=student_row["params"]) for mode, path in files.items()]
 

@@ -2,8 +2,9 @@
 
 The model's card (``<model file>.json``, see ``card``) gives its input size, channels and class
 names; images go through the same decoding as the training images (``decode_image``), DICOM files
-through ``data.dicom``. A run folder as the model picks its best int8 student by validation accuracy
-(or the one named with ``teacher`` / ``mode``).
+through ``data.dicom``. A run folder as the model picks, among the quantized students the safety gate
+chose (``quantgate``), the one with the best validation accuracy (or the one named with
+``teacher`` / ``mode``).
 
 Example:
     >>> table, failed = predict_paths("runs/ct1", ["scans/"])      # doctest: +SKIP
@@ -35,10 +36,17 @@ def resolve_model(path: str | Path, teacher: str | None = None, mode: str | None
         raise CtdistillError(f"{path}: no such model file or run folder")
     cards = [json.loads(p.read_text()) for p in sorted(path.glob("*.json")) if p.name.endswith(
         tuple(s + ".json" for s in MODEL_SUFFIXES))]
-    wanted = [c for c in cards if c["kind"] in ("quantized", "distilled") and c["mode"] == (mode or "int8")
+    def chosen(c):  # without --mode: the safety gate's choice, else int8
+        if mode is not None:
+            return c["mode"] == mode
+        gate = c.get("safety_gate")
+        return gate["chosen"] if gate else c["mode"] == "int8"
+
+    wanted = [c for c in cards if c["kind"] in ("quantized", "distilled") and chosen(c)
               and (teacher is None or c["teacher"] == teacher)]
     if not wanted:
-        raise CtdistillError(f"{path}: no model card for a student with mode={mode or 'int8'}"
+        raise CtdistillError(f"{path}: no model card for a student with "
+                             f"{f'mode={mode}' if mode else 'a mode that passed the quantization gate'}"
                              f"{f', teacher={teacher}' if teacher else ''}; is it a finished ctdistill run?")
     best = max(wanted, key=lambda c: c["metrics"].get("valid_accuracy") or 0.0)
     return path / best["file"]

@@ -15,6 +15,7 @@ once per mode. TensorFlow is imported only here, for conversion; running a ``.tf
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -55,6 +56,21 @@ QUANT_MODES: dict[str, Callable] = {"dynamic": _dynamic, "float16": _float16, "i
 CALIBRATION_IMAGES = 200  # enough for stable activation ranges; conversion time grows with it
 
 
+def representative_samples(calibration: np.ndarray) -> np.ndarray:
+    """The (seeded) calibration images: at most ``CALIBRATION_IMAGES`` training images as float32."""
+    pick = np.random.default_rng(0).permutation(len(calibration))[:CALIBRATION_IMAGES]
+    return calibration[pick].astype(np.float32)
+
+
+@contextlib.contextmanager
+def saved_model(model) -> Iterator[str]:
+    """Export a Keras model once as a temporary SavedModel (what the converter reads)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with tempfile.TemporaryDirectory(prefix="ctdistill-export-") as tmp:
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        yield tmp
+
+
 def convert_all(model, modes: tuple[str, ...], calibration: np.ndarray, out_path: Callable[[str], Path]) -> dict[str, Path]:
     """Convert a Keras model to one ``.tflite`` per mode.
 
@@ -67,22 +83,18 @@ def convert_all(model, modes: tuple[str, ...], calibration: np.ndarray, out_path
     Returns:
         ``{mode: path}`` of the written files.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    rng = np.random.default_rng(0)
-    pick = rng.permutation(len(calibration))[:CALIBRATION_IMAGES]
-    samples = calibration[pick].astype(np.float32)
+    samples = representative_samples(calibration)
 
     def representative() -> Iterator[list[np.ndarray]]:
         for sample in samples:
             yield [sample[None]]
 
     written = {}
-    with tempfile.TemporaryDirectory(prefix="ctdistill-export-") as tmp:
-        model.export(tmp, format="tf_saved_model", verbose=False)
+    with saved_model(model) as folder:
         for mode in modes:
-            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+            converter = tf.lite.TFLiteConverter.from_saved_model(folder)
             QUANT_MODES[mode](converter, tf, representative)
             with quiet_stderr():  # the converter's C++ calibration prints status lines to fd 2
                 blob = converter.convert()
