@@ -93,6 +93,23 @@ def test_dicom_hounsfield_window_monochrome1_and_frames(tmp_path):
     np.testing.assert_array_equal(frames[1][..., 0], grey[::-1, :, 0])
 
 
+def test_compressed_dicom_without_its_handler_names_the_transfer_syntax(tmp_path):
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGLSLossless
+
+    from ctdistill.errors import DataError
+
+    path = _ct_dicom(tmp_path / "jpegls.dcm", np.zeros((4, 4), np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless  # no JPEG-LS handler is installed with ctdistill
+    ds.PixelData = encapsulate([b"\xff\xd8 compressed frame"])
+    ds.save_as(path)
+    with pytest.raises(DataError, match="jpegls.dcm: cannot decode DICOM pixel data .*JPEG-LS.*pylibjpeg") as err:
+        decode_dicom(path.read_bytes(), 8, 3, str(path))
+    assert "\n" not in str(err.value)  # one line
+
+
 def test_predict_cli_on_folder_dicom_and_bad_files(tree_run, tmp_path):
     root, out = tree_run
     inputs = tmp_path / "inputs"

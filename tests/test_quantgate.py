@@ -50,7 +50,7 @@ def case(tmp_path_factory):
 
 def test_gate_rejects_collapsed_int8_and_falls_back_to_a_mode_that_passes(case):
     model, x, y, files, out = case
-    decision, attempts = run_gate(model, files, x, x, y, 1.0, 1.0, lambda m: out / f"m_{m}.tflite")
+    decision, attempts = run_gate(model, files, x, x, y, 1.0, lambda m: out / f"m_{m}.tflite")
     first = attempts[0]
     assert first.mode == "int8" and not first.passed and first.collapsed and first.drop_points == pytest.approx(50)
     assert decision in ("int8-mixed", "16x8", "float16") and attempts[-1].mode == decision and attempts[-1].passed
@@ -62,7 +62,7 @@ def test_gate_rejects_collapsed_int8_and_falls_back_to_a_mode_that_passes(case):
 
 def test_gate_accepts_int8_when_it_keeps_accuracy(tmp_path):
     model, x, y, files, out = _case(tmp_path, outlier=0.0)  # no outlier: int8 is fine
-    decision, attempts = run_gate(model, files, x, x, y, 1.0, 1.0, lambda m: out / f"m_{m}.tflite")
+    decision, attempts = run_gate(model, files, x, x, y, 1.0, lambda m: out / f"m_{m}.tflite")
     assert decision == "int8" and len(attempts) == 1
     assert attempts[0].passed and not attempts[0].collapsed and attempts[0].drop_points <= 1.0
 

@@ -1,5 +1,8 @@
 """Checks on the real Kaggle chest-CT dataset in ../shared (skipped loudly when it is absent)."""
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 from conftest import require_shared_data
 
@@ -33,7 +36,8 @@ def test_real_data_run_writes_the_report_with_intervals_auc_and_ece(tmp_path, ti
     from ctdistill.pipeline import run
 
     cfg = Config(data=str(require_shared_data()), teachers=(tiny_teacher, tiny_teacher_b), weights="none",
-                 epochs=2, patience=2, quant_modes=("dynamic", "int8"), ensemble="mean", bootstrap_resamples=200)
+                 epochs=2, patience=2, quant_modes=("dynamic", "int8"), ensemble="mean", bootstrap_resamples=200,
+                 max_quant_drop=-1.0)  # gate off: two epochs make weak models; the gate has its own tests
     out = run(cfg, tmp_path / "run")
     metrics = pd.read_csv(out / "metrics.csv")
     assert len(metrics) == 1 + 3 * 4  # scratch; per teacher and the ensemble: teacher, student, two quantized
@@ -45,3 +49,18 @@ def test_real_data_run_writes_the_report_with_intervals_auc_and_ece(tmp_path, ti
     assert len(impact) == 6 and impact[["flip_rate", "mcnemar_p"]].notna().all().all()
     assert len(pd.read_csv(out / "distillation_gain.csv")) == 3
     assert (out / "report.html").stat().st_size > 50_000  # images embedded
+
+    # predict on the real PNG/JPEG test folder gives the run's own test predictions (int8 and Keras)
+    from ctdistill.predict import predict_paths
+
+    test_dir = require_shared_data() / "test"
+    for model in (f"{tiny_teacher}_student_int8.tflite", f"{tiny_teacher}_Student.keras"):
+        table, failed = predict_paths(out / model, [test_dir])
+        assert not failed and len(table) == 315
+        model_id = model.rsplit(".", 1)[0].replace("_Student", "_student")
+        saved = pd.read_csv(out / "predictions" / f"{model_id}.csv")
+        saved = saved[saved["split"] == "test"]
+        key = saved["file"].map(lambda f: str(Path(f).resolve()))
+        got = table.assign(key=table["file"].map(lambda f: str(Path(f).resolve()))).set_index("key").loc[key]
+        probs = [c for c in saved if c.startswith("prob_")]
+        np.testing.assert_allclose(got[probs].to_numpy(), saved[probs].to_numpy(), atol=1e-5)

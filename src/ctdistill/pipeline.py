@@ -207,8 +207,8 @@ def quantize_step(name: str, student: keras.Model, student_row: dict, data: Data
     out = lambda m: run_dir / f"{name}_student_{m}.tflite"  # noqa: E731
     files = convert_all(student, cfg.quant_modes, data.train.x, out)
     if "int8" in files and cfg.max_quant_drop >= 0:
-        decision, attempts = run_gate(student, files, data.train.x, data.valid.x, data.valid.y,
-                                      student_row["valid_accuracy"], cfg.max_quant_drop, out)
+        decision, attempts = run_gate(student, files, data.train.x, data.valid.x, data.valid.y, cfg.max_quant_drop,
+                                      out)
         files.update({a.mode: run_dir / a.file for a in attempts})
         gate_file = run_dir / "quant_gate.json"
         gate = json.loads(gate_file.read_text()) if gate_file.is_file() else {}

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctdistill.evaluate import predict_keras
 from ctdistill.quantize import LiteRTModel, convert_all, representative_samples, saved_model
 from ctdistill.quiet import quiet_stderr
 from ctdistill.runfolder import atomic_path
@@ -44,13 +45,15 @@ class Attempt:
     float_layers: list[str] = dataclasses.field(default_factory=list)
 
 
-def check(mode: str, path: Path, valid_x: np.ndarray, valid_y: np.ndarray, float_accuracy: float,
+def check(mode: str, path: Path, valid_x: np.ndarray, valid_y: np.ndarray, float_pred: np.ndarray,
           max_drop: float) -> Attempt:
-    """Score one quantized file on the validation split against the gate."""
+    """Score one quantized file on the validation split against the gate (``float_pred``: the float
+    student's predicted classes on the same images)."""
     predicted = LiteRTModel(path).predict_proba(valid_x.astype(np.float32)).argmax(axis=1)
     accuracy = float(np.mean(predicted == valid_y))
-    drop = 100.0 * (float_accuracy - accuracy)
-    collapsed = len(np.unique(predicted)) == 1 and len(np.unique(valid_y)) > 1
+    drop = 100.0 * (float(np.mean(float_pred == valid_y)) - accuracy)
+    # One class for everything is the quantizer's failure only if the float model told classes apart.
+    collapsed = len(np.unique(predicted)) == 1 and len(np.unique(float_pred)) > 1
     return Attempt(mode, accuracy, round(drop, 4), collapsed, drop <= max_drop and not collapsed, path.name)
 
 
@@ -89,19 +92,19 @@ def convert_mixed(model, calibration: np.ndarray, float_layers: list[str], path:
 
 
 def run_gate(model, files: dict[str, Path], calibration: np.ndarray, valid_x: np.ndarray, valid_y: np.ndarray,
-             float_accuracy: float, max_drop: float, out_path: Callable[[str], Path]) -> tuple[str, list[Attempt]]:
+             max_drop: float, out_path: Callable[[str], Path]) -> tuple[str, list[Attempt]]:
     """Check full int8; fall back in ``FALLBACKS`` order until one passes. Returns (decision, attempts).
 
     Args:
         model: the float Keras student.
         files: already converted files by mode (must include ``int8``; others are reused).
         calibration: training images for calibration.
-        valid_x, valid_y: the validation split the gate judges on.
-        float_accuracy: the float student's validation accuracy (0..1).
+        valid_x, valid_y: the validation split the gate judges on (the float student is scored on it too).
         max_drop: the largest accepted loss, in accuracy points.
         out_path: maps a mode to the file a new conversion is written to.
     """
-    attempts = [check("int8", files["int8"], valid_x, valid_y, float_accuracy, max_drop)]
+    float_pred = predict_keras(model, valid_x).argmax(axis=1)
+    attempts = [check("int8", files["int8"], valid_x, valid_y, float_pred, max_drop)]
     for mode in FALLBACKS:
         if attempts[-1].passed:
             break
@@ -116,7 +119,7 @@ def run_gate(model, files: dict[str, Path], calibration: np.ndarray, valid_x: np
             path = files[mode]
         else:
             path = convert_all(model, (mode,), calibration, out_path)[mode]
-        attempts.append(dataclasses.replace(check(mode, path, valid_x, valid_y, float_accuracy, max_drop),
+        attempts.append(dataclasses.replace(check(mode, path, valid_x, valid_y, float_pred, max_drop),
                                             float_layers=layers))
     decision = next((a.mode for a in attempts if a.passed), "none")
     log.info("quantization gate: %s (%s)", decision,

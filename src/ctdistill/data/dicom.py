@@ -65,7 +65,8 @@ def decode_dicom(data: bytes, size: int, channels: int, name: str = "<dicom>",
     except Exception as exc:  # missing handler (e.g. pylibjpeg for JPEG 2000) or broken pixel data
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         label = getattr(syntax, "name", syntax)
-        raise DataError(f"{name}: cannot decode DICOM pixel data (transfer syntax {label}): {exc}") from None
+        reason = " ".join(str(exc).split())  # pydicom lists plugins on several lines: keep the error one line
+        raise DataError(f"{name}: cannot decode DICOM pixel data (transfer syntax {label}): {reason}") from None
     frames = pixels if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1 else pixels[None]
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2"))
     out = []
