@@ -96,7 +96,8 @@ def run_one(data_dir: Path, overrides: dict, seed: int, epochs: int, int8: bool 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variants", nargs="+", choices=list(VARIANTS))
+    parser.add_argument("variants", nargs="*", help=f"variants: {', '.join(VARIANTS)}")
+    parser.add_argument("--table", type=Path, help="only print the Markdown table of an earlier --out CSV")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=150)
@@ -105,6 +106,12 @@ def main(argv: list[str] | None = None) -> None:
                                                            "batch-1 latency (median of 300 calls, 1 thread)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.table:
+        print(summarise(pd.read_csv(args.table)))
+        return
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown or not args.variants:
+        parser.error(f"unknown or no variants {unknown}; choose from {', '.join(VARIANTS)}")
     rows = []
     for name in args.variants:
         for seed in (int(s) for s in args.seeds.split(",")):
