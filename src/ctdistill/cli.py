@@ -41,6 +41,10 @@ RUN_OPTIONS = (
     ("--unfreeze-layers", "unfreeze_layers", int, "base layers to unfreeze from the top; -1 = all (default -1)"),
     ("--quant-modes", "quant_modes", str, "comma-separated PTQ modes: dynamic, float16, int8, 16x8 (int16 activations, "
                                               "int8 weights) (default dynamic,float16,int8)"),
+    ("--bootstrap-resamples", "bootstrap_resamples", int, "bootstrap resamples of the 95%% intervals; 0 = none "
+                                                          "(default 1000)"),
+    ("--ci-method", "ci_method", str, "bootstrap interval method: percentile (default) or BCa"),
+    ("--ece-bins", "ece_bins", int, "equal-width bins of the expected calibration error (default 10)"),
     ("--max-quant-drop", "max_quant_drop", float, "quantization safety gate: most validation-accuracy points full "
                                                   "int8 may lose before int8-mixed, 16x8, float16 are tried "
                                                   "(default 1.0; negative = off)"),
