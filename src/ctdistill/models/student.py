@@ -2,8 +2,8 @@
 
 Both: three Conv2D blocks (32, 64, 128 filters, 3x3, same padding, ReLU, BatchNorm, MaxPool 2).
 ``seed`` then has Flatten, Dense 256 ReLU, Dropout 0.5, Dense ``n_classes``: its Flatten -> Dense
-weights grow with the input area (2.1 M parameters at 32 px, 8.5 M at 64 px). ``gap`` replaces
-Flatten with global average pooling, so its size does not depend on the input size.
+weights grow with the input area (0.62 M parameters at 32 px, 2.19 M at 64 px). ``gap`` replaces
+Flatten with global average pooling, so its size does not depend on the input size (0.13 M).
 
 The models take raw 0..255 pixels (they rescale inside, so the exported ``.tflite`` needs no
 separate preprocessing) and output *logits*: the softmax is applied outside, exactly once.
