@@ -156,4 +156,8 @@ def test_bench_cli_on_a_run_folder_writes_the_table_and_the_latency_chart(tree_r
     assert (table["latency_ms_p95"] >= table["latency_ms_median"]).all()
     assert set(table["format"]) == {"keras float32", "litert dynamic", "litert int8"}
     assert (out / "Plots" / "accuracy_vs_latency.png").is_file()
+    from ctdistill.assess import assess_run
+
+    summary = assess_run(out, n_resamples=0)["summary"]
+    assert set(table["file"]) <= set(summary["file"])  # every timed file maps to a model of the report
     assert "Accuracy against batch-1 latency" in (out / "report.html").read_text()

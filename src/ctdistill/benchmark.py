@@ -23,7 +23,7 @@ import pandas as pd
 
 from ctdistill.errors import CtdistillError
 
-BENCH_COLUMNS = ["model", "format", "threads", "latency_ms_median", "latency_ms_p95", "throughput_img_s",
+BENCH_COLUMNS = ["model", "file", "format", "threads", "latency_ms_median", "latency_ms_p95", "throughput_img_s",
                  "batch", "calls", "size_mb"]
 
 
@@ -108,7 +108,7 @@ def bench_models(paths: list[str | Path], threads: tuple[int, ...] | None = None
             if progress:
                 progress(f"{path.name}: {n} thread(s)")
             timing = (bench_keras if path.suffix == ".keras" else bench_tflite)(path, n, calls, warmup, batch)
-            rows.append({"model": path.name.rsplit(".", 1)[0], "format": fmt, "threads": n, **timing, "batch": batch,
+            rows.append({"model": path.name.rsplit(".", 1)[0], "file": path.name, "format": fmt, "threads": n, **timing, "batch": batch,
                          "calls": calls, "size_mb": path.stat().st_size / 1e6})
     return pd.DataFrame(rows, columns=BENCH_COLUMNS)
 

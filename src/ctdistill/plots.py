@@ -130,9 +130,7 @@ def plot_accuracy_vs_size(metrics: pd.DataFrame, path: Path) -> Path:
             err = [100 * (group["accuracy"] - group["accuracy_lo"]), 100 * (group["accuracy_hi"] - group["accuracy"])]
         ax.errorbar(group["size_mb"], 100 * group["accuracy"], yerr=err, fmt="o", capsize=3,
                     color=KIND_COLOURS.get(kind), label=kind)
-        for row in group.itertuples():
-            ax.annotate(row.model, (row.size_mb, 100 * row.accuracy), fontsize=6, xytext=(4, 2),
-                        textcoords="offset points")
+        _label(ax, group["model"], group["size_mb"], 100 * group["accuracy"])
     ax.set_xscale("log")
     ax.set_xlabel("model file size (MB, log scale)")
     ax.set_ylabel("test accuracy (%), 95% CI")
@@ -142,18 +140,24 @@ def plot_accuracy_vs_size(metrics: pd.DataFrame, path: Path) -> Path:
 
 
 def plot_accuracy_vs_latency(metrics: pd.DataFrame, bench: pd.DataFrame, path: Path) -> Path:
-    """Test accuracy against batch-1 median latency (``ctdistill bench``), one marker per thread count."""
+    """Test accuracy against batch-1 median latency (``ctdistill bench``), one marker per thread count.
+
+    ``bench["model"]`` must hold the run's model ids (``report`` maps bench file names to them)."""
     joined = bench.merge(metrics[["model", "kind", "accuracy"]], on="model")
     fig, ax = plt.subplots(figsize=(8, 5))
     for (kind, threads), group in joined.groupby(["kind", "threads"]):
         ax.scatter(group["latency_ms_median"], 100 * group["accuracy"], color=KIND_COLOURS.get(kind),
                    marker="o" if threads == 1 else "^", label=f"{kind}, {threads} thread(s)")
-        for row in group.itertuples():
-            ax.annotate(row.model, (row.latency_ms_median, 100 * row.accuracy), fontsize=6, xytext=(4, 2),
-                        textcoords="offset points")
+        _label(ax, group["model"], group["latency_ms_median"], 100 * group["accuracy"])
     ax.set_xscale("log")
     ax.set_xlabel("batch-1 latency, median (ms, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("accuracy against latency on this machine")
     ax.legend(fontsize=7)
     return save_figure(fig, path)
+
+
+def _label(ax, names, xs, ys) -> None:
+    """Name every point, small, just right of it."""
+    for name, x, y in zip(names, xs, ys):
+        ax.annotate(name, (x, y), fontsize=6, xytext=(4, 2), textcoords="offset points")

@@ -137,9 +137,12 @@ def report_figures(tables: dict, folder: Path) -> dict[str, Path]:
     metrics, curves, names = tables["metrics"], tables["curves"], tables["class_names"]
     figures = {"Accuracy against model size": plots.plot_accuracy_vs_size(metrics, folder / "accuracy_vs_size.png")}
     bench_file = folder.parent / "bench.csv"
-    if bench_file.is_file():  # written by `ctdistill bench RUN_DIR`
+    if bench_file.is_file():  # written by `ctdistill bench RUN_DIR`; its rows name files, the report models
+        bench, summary = pd.read_csv(bench_file), tables["summary"]
+        if "file" in bench and "file" in summary:
+            bench["model"] = bench["file"].map(dict(zip(summary["file"], summary["model"]))).fillna(bench["model"])
         figures["Accuracy against batch-1 latency"] = plots.plot_accuracy_vs_latency(
-            metrics, pd.read_csv(bench_file), folder / "accuracy_vs_latency.png")
+            metrics, bench, folder / "accuracy_vs_latency.png")
     scratch = list(metrics.loc[metrics["kind"] == "scratch", "model"])
     for teacher in [t for t in metrics["teacher"].dropna().unique() if t]:
         group = list(metrics.loc[metrics["teacher"] == teacher, "model"]) + scratch
