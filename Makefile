@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## The main job on the built-in synthetic phantoms (about 6 minutes on 2 CPU cores).
+## The main job on the built-in synthetic phantoms (about 10 minutes on 2 CPU cores).
 demo: $(STAMP)
 	$(BIN)/ctdistill run --config configs/demo.toml --out $(DEMO_OUT)
 
