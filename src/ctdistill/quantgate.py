@@ -26,7 +26,7 @@ import pandas as pd
 
 from ctdistill.evaluate import predict_keras
 from ctdistill.quantize import LiteRTModel, convert_all, representative_samples, saved_model
-from ctdistill.quiet import quiet_stderr
+from ctdistill.quiet import quiet_native_output
 from ctdistill.runfolder import atomic_path
 
 log = logging.getLogger("ctdistill")
@@ -62,11 +62,10 @@ def worst_layers(model, calibration: np.ndarray, n: int) -> list[str]:
     import tensorflow as tf
 
     samples = representative_samples(calibration)
-    with saved_model(model) as folder:
+    with saved_model(model) as folder, quiet_native_output():  # the debugger converts on construction
         debugger = tf.lite.experimental.QuantizationDebugger(converter=_converter(tf, folder, samples),
                                                              debug_dataset=_dataset(samples))
-        with quiet_stderr():
-            debugger.run()
+        debugger.run()
     buffer = io.StringIO()
     debugger.layer_statistics_dump(buffer)
     buffer.seek(0)
@@ -80,12 +79,11 @@ def convert_mixed(model, calibration: np.ndarray, float_layers: list[str], path:
     import tensorflow as tf
 
     samples = representative_samples(calibration)
-    with saved_model(model) as folder:
+    with saved_model(model) as folder, quiet_native_output():  # the debugger converts on construction
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_layers)
         debugger = tf.lite.experimental.QuantizationDebugger(converter=_converter(tf, folder, samples),
                                                              debug_dataset=_dataset(samples), debug_options=options)
-        with quiet_stderr():
-            blob = debugger.get_nondebug_quantized_model()
+        blob = debugger.get_nondebug_quantized_model()
     with atomic_path(path) as part:
         part.write_bytes(blob)
     return path

@@ -15,20 +15,35 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for the duration of the block."""
+def quiet_fd(fd: int) -> Iterator[None]:
+    """Send file descriptor ``fd`` to /dev/null for the duration of the block."""
     try:
-        saved = os.dup(2)
-    except OSError:  # no real stderr (embedded interpreters): nothing to hide
+        saved = os.dup(fd)
+    except OSError:  # no such descriptor (embedded interpreters): nothing to hide
         yield
         return
     with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
+        os.dup2(null.fileno(), fd)
         try:
             yield
         finally:
-            os.dup2(saved, 2)
+            os.dup2(saved, fd)
             os.close(saved)
+
+
+def quiet_stderr() -> contextlib.AbstractContextManager[None]:
+    """Send file descriptor 2 to /dev/null for the duration of the block."""
+    return quiet_fd(2)
+
+
+@contextlib.contextmanager
+def quiet_native_output() -> Iterator[None]:
+    """Both descriptors: TensorFlow's quantization debugger prints "fully_quantize: ..." on 1 from C++."""
+    import sys
+
+    sys.stdout.flush()  # Python's own buffered output must not land in /dev/null
+    with quiet_fd(1), quiet_fd(2):
+        yield
 
 
 def import_backend_quietly() -> None:
