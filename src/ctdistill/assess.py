@@ -96,9 +96,8 @@ def _seed_table(run_dir: Path, preds: dict, class_names: list[str], seed: int) -
     folders = sorted((run_dir / "predictions").glob("seed*"), key=lambda f: int(f.name[4:]))
     if not folders:
         return pd.DataFrame()
-    rows = []
+    rows, models = [], [f.stem for f in sorted(folders[0].glob("*.csv"))]
     for name, folder in [(seed, None)] + [(int(f.name[4:]), f) for f in folders]:
-        models = [f.stem for f in sorted(folders[0].glob("*.csv"))]
         for model in models:
             p = preds[model] if folder is None else load_predictions(run_dir, model, class_names, folder)
             view = clinical_metrics(p.y, p.proba, class_names, n_resamples=0)["overall"]
