@@ -19,12 +19,12 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CTDISTILL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
-@pytest.fixture(scope="session")
-def tiny_teacher():
-    """Registers teacher ``tiny`` (a two-conv network) in the teacher table; returns its name.
+def register_tiny_teachers() -> tuple[str, str]:
+    """Register teachers ``tiny`` (a two-conv network) and ``tiny_b`` (the same, another name) in the
+    teacher table. The table is the only extension point: the pipeline treats them exactly like the
+    seven real ones. Also used by ``tiny_cli.py`` for CLI runs in a subprocess."""
+    import dataclasses
 
-    The table is the only extension point: the pipeline treats it exactly like the seven real ones.
-    """
     import keras
     from keras import layers
 
@@ -41,18 +41,20 @@ def tiny_teacher():
         return model
 
     TEACHERS.setdefault("tiny", TeacherSpec(tiny, lambda x: x / 127.5 - 1.0, 8, "tiny_notop.h5"))
-    return "tiny"
+    TEACHERS.setdefault("tiny_b", dataclasses.replace(TEACHERS["tiny"], weights_file="tiny_b_notop.h5"))
+    return "tiny", "tiny_b"
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher():
+    """Teacher ``tiny`` registered in the teacher table; returns its name."""
+    return register_tiny_teachers()[0]
 
 
 @pytest.fixture(scope="session")
 def tiny_teacher_b(tiny_teacher):
     """A second tiny teacher (same builder, other name), for ensembles."""
-    from ctdistill.models.teachers import TEACHERS
-
-    import dataclasses
-
-    TEACHERS.setdefault("tiny_b", dataclasses.replace(TEACHERS[tiny_teacher], weights_file="tiny_b_notop.h5"))
-    return "tiny_b"
+    return register_tiny_teachers()[1]
 
 
 def save_image(path: Path, array: np.ndarray, fmt: str | None = None, mode: str | None = None) -> Path:

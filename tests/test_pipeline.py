@@ -88,6 +88,19 @@ def test_an_existing_run_is_never_overwritten(tiny_run, tiny_teacher):
     assert (out / "summary.csv").read_bytes() == before
 
 
+def test_same_config_and_seed_give_byte_identical_predictions(tiny_run, tmp_path):
+    """Determinism (``deterministic=True``, the default): a second run of the same config repeats the
+    first one's predictions, every model and both splits, byte for byte."""
+    cfg, first = tiny_run
+    second = run(cfg, tmp_path / "again")
+    files = sorted(p.relative_to(first) for p in (first / "predictions").rglob("*.csv"))
+    assert len(files) >= 6  # scratch, teacher, student and its three quantized models
+    for name in files:
+        assert (second / name).read_bytes() == (first / name).read_bytes(), name
+    record = json.loads((first / "stages" / "teacher-tiny.json").read_text())
+    assert record["key"] == json.loads((second / "stages" / "teacher-tiny.json").read_text())["key"]
+
+
 def test_audited_run_reports_official_and_deduplicated_test_metrics(tmp_path, tiny_teacher):
     import shutil
 

@@ -68,6 +68,10 @@ RUN_OPTIONS = (
     ("--valid-fraction", "valid_fraction", float, "share of train+valid carved out for validation (default 0.2)"),
     ("--bn-momentum", "bn_momentum", float, "BatchNorm moving-average momentum of every model (default 0.9)"),
     ("--student", "student", str, "student head: seed (Flatten, as the seed; default) or gap (global average pooling)"),
+    ("--strict", "strict", bool, "stop at the first unreadable image (default: skip it, list it at the end and in "
+                                 "manifest.json)"),
+    ("--deterministic", "deterministic", bool, "deterministic TensorFlow ops: the same data, config and seed give "
+                                               "identical predictions (default on; --no-deterministic is faster)"),
     ("--ensemble", "ensemble", str, "also distil one student from all teachers' mean logits: mean, weighted "
                                     "(by validation accuracy), or none (default)"),
 )
@@ -85,8 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
                                      "scratch, quantize, evaluate, and write everything into a new run folder.")
     run.add_argument("--config", help="TOML or JSON file with config keys (flags override it)")
     for flag, key, typ, text in RUN_OPTIONS:
-        run.add_argument(flag, dest=key, type=typ, default=None, help=text)
+        if typ is bool:  # --strict / --no-strict
+            run.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            run.add_argument(flag, dest=key, type=typ, default=None, help=text)
     run.add_argument("--out", help="new run folder (must not exist or be empty). Default: runs/run-<timestamp>")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR with its own "
+                                                         "configuration: finished stages are kept, the rest run "
+                                                         "again; other flags must not change its configuration")
     _common(run)
 
     rep = sub.add_parser("report", help="rebuild a finished run's metrics, plots, report.html and report.md from its "
@@ -174,6 +184,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ctdistill.pipeline import run
 
     overrides = {key: getattr(args, key) for _, key, _, _ in RUN_OPTIONS if getattr(args, key) is not None}
+    if args.resume:
+        from ctdistill.config import read_values
+        from ctdistill.stages import resumed_config
+
+        if args.out:
+            raise CtdistillError("--resume continues RUN_DIR in place; leave out --out")
+        values = {**(read_values(args.config) if args.config else {}), **overrides}
+        print(run(resumed_config(Path(args.resume), values), args.resume, resume=True))
+        return 0
     cfg = Config.from_file(args.config, overrides) if args.config else Config.from_mapping(overrides, "flags")
     print(run(cfg, args.out))
     return 0
@@ -295,11 +314,28 @@ def main(argv: list[str] | None = None) -> int:
     except CtdistillError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, permissions, a file vanishing under us
+        if args.debug:
+            raise
+        print(f"error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or one_line(exc)}",
+              file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: one line here, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"error: internal error {type(exc).__name__}: {one_line(exc)} (rerun with --debug for the "
+              "traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+def one_line(exc: BaseException) -> str:
+    """The message on one line (library messages sometimes span several)."""
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

@@ -89,6 +89,10 @@ class Config:
             the same teachers, and report mean ± std across seeds; empty = only ``seed``.
         max_quant_drop: the quantization safety gate: the largest validation-accuracy loss (points)
             full int8 may have before int8-mixed, 16x8 and float16 are tried (``quantgate``); < 0 = off.
+        strict: stop at the first unreadable image; by default it is skipped, and every skipped
+            file is listed in the log, ``manifest.json`` and the report.
+        deterministic: TensorFlow's deterministic ops, so the same data, config and seed on the same
+            machine give identical predictions (cost measured in BENCHMARKS.md).
     """
 
     data: str | None = None
@@ -128,6 +132,8 @@ class Config:
     ci_method: str = "percentile"
     seeds: tuple[int, ...] = ()
     max_quant_drop: float = 1.0
+    strict: bool = False
+    deterministic: bool = True
 
     def __post_init__(self) -> None:
         # Aliases are resolved however the config was made (file, flags or Python).
@@ -157,21 +163,28 @@ class Config:
     @classmethod
     def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "Config":
         """Read a ``.toml`` or ``.json`` file, then apply ``overrides`` (e.g. command-line flags)."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-            values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not a valid {path.suffix.lstrip('.') or 'config'} file ({exc})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a table of keys at the top level")
-        return cls.from_mapping({**values, **(overrides or {})}, source=str(path))
+        return cls.from_mapping({**read_values(path), **(overrides or {})}, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (tuples become lists)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def read_values(path: str | Path) -> dict[str, Any]:
+    """The keys of a ``.toml`` or ``.json`` config file, unchecked (``Config.from_mapping`` checks)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a valid {path.suffix.lstrip('.') or 'config'} file ({exc})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a table of keys at the top level")
+    return values
 
 
 def canonical_teachers(names: Any, source: str = "teachers") -> tuple[str, ...]:
@@ -208,6 +221,8 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
             if "int" in text:
                 return tuple(_strict_int(v) for v in items)
             return tuple(str(v).strip() for v in items if str(v).strip())
+        if text == "bool":
+            return _strict_bool(value)
         if text == "int":
             return _strict_int(value)
         if text == "float":
@@ -225,6 +240,14 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
     raise ConfigError(f"{source}: {key} must be {_describe(text)}, got {value!r}")
 
 
+def _strict_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.strip().lower() in ("true", "yes", "1")
+    raise TypeError
+
+
 def _strict_int(value: Any) -> int:
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise TypeError
@@ -234,7 +257,7 @@ def _strict_int(value: Any) -> int:
 def _describe(text: str) -> str:
     if text.startswith("tuple"):
         return "a list (or comma-separated string)"
-    return {"int": "an integer", "float": "a number"}.get(text, "a string")
+    return {"int": "an integer", "float": "a number", "bool": "true or false"}.get(text, "a string")
 
 
 _RULES: tuple[tuple[str, Any, str], ...] = (

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ctdistill.config import Config
 from ctdistill.data import Dataset
+from ctdistill.evaluate import keras_logits
 from ctdistill.models.student import build_student
 from ctdistill.recipe import accuracy_metric, make_loss, make_optimizer, set_bn_momentum, steps_per_epoch
 from ctdistill.train import as_float, compile_classifier, fit
@@ -90,8 +91,8 @@ def distill_student(teacher: keras.Model, data: Dataset, cfg: Config, label: str
     inputs = None
     if not cfg.augment:
         inputs = {split: {"image": as_float(data.split(split).x),
-                          "teacher_logits": teacher.predict(as_float(data.split(split).x), batch_size=cfg.batch_size,
-                                                            verbose=0)} for split in ("train", "valid")}
+                          "teacher_logits": keras_logits(teacher, as_float(data.split(split).x), cfg.batch_size)}
+                  for split in ("train", "valid")}
     history = fit(distiller, data, cfg, f"{label} distill", inputs=inputs)
     return distiller.student, history
 

@@ -32,8 +32,19 @@ class Predictions:
 
 
 def predict_keras(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities of a logits-output Keras model (one ``predict`` call per split)."""
-    return softmax(np.asarray(model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)), axis=1)
+    """Softmax probabilities of a logits-output Keras model."""
+    return softmax(keras_logits(model, x, batch_size), axis=1)
+
+
+def keras_logits(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The model's outputs, batch by batch with ``predict_on_batch``.
+
+    ``Model.predict`` on NumPy arrays builds a parallel ``tf.data`` map, which TensorFlow's
+    deterministic mode rewrites with a spurious C++ error line on every call.
+    """
+    x = x.astype(np.float32, copy=False)
+    return np.concatenate([np.asarray(model.predict_on_batch(x[i:i + batch_size]))
+                           for i in range(0, len(x), batch_size)]) if len(x) else np.zeros((0, model.outputs[0].shape[-1]))
 
 
 def predict_tflite(path, x: np.ndarray, batch_size: int = 256) -> np.ndarray:

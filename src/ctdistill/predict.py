@@ -77,6 +77,9 @@ def load_model(model_file: Path):
     try:
         return keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as exc:
+        if "Lambda" in str(exc):  # safe mode's refusal: a Lambda layer is pickled Python code
+            raise CtdistillError(f"{model_file}: refused: it contains a Lambda layer (arbitrary Python code); "
+                                 "ctdistill loads Keras models in safe mode only") from None
         raise CtdistillError(f"{model_file}: cannot load the Keras model safely ({exc})") from None
 
 

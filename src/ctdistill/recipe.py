@@ -113,8 +113,22 @@ def training_stream(x, y: np.ndarray, n_classes: int, cfg: Config):
                 return {**inputs, "image": augmenter(inputs["image"], training=True)}, labels
             return augmenter(inputs, training=True), labels
 
-        stream = stream.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        # The augmenter draws from one random state: deterministic runs apply it batch after batch
+        # (a parallel map would be serialised by TensorFlow's determinism anyway).
+        stream = stream.map(augment, num_parallel_calls=None if cfg.deterministic else tf.data.AUTOTUNE)
     return stream.prefetch(tf.data.AUTOTUNE)
+
+
+def validation_stream(x, y: np.ndarray, n_classes: int, batch_size: int):
+    """The validation split as a plain batched ``tf.data`` stream (one-hot labels).
+
+    Keras would wrap NumPy arrays in a parallel map of its own, which TensorFlow's deterministic
+    mode rewrites with a spurious C++ error line ("NodeDef mentions attribute
+    use_unbounded_threadpool") on every ``fit``.
+    """
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, one_hot(y, n_classes))).batch(batch_size)
 
 
 def set_bn_momentum(model: keras.Model, momentum: float) -> None:

@@ -67,7 +67,19 @@ def plan_run_dir(out: str | Path | None, base: str | Path = "runs") -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunFolderError(f"{out}: already exists and is not empty; choose another --out "
                              "(earlier results are never overwritten)")
+    check_writable(out)
     return out
+
+
+def check_writable(out: Path) -> None:
+    """Refuse a folder that cannot be created or written, before any work is done."""
+    parent = out
+    while not parent.exists():  # the nearest existing ancestor decides
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RunFolderError(f"{out}: cannot create the run folder: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunFolderError(f"{out}: cannot write the run folder: {parent} is not writable")
 
 
 def refuse_existing(*paths: Path) -> None:

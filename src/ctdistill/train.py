@@ -19,7 +19,7 @@ from ctdistill.config import Config
 from ctdistill.data import Dataset
 from ctdistill.models.teachers import build_teacher, resolve_weights, set_base_trainable
 from ctdistill.recipe import (accuracy_metric, make_loss, make_optimizer, one_hot, set_bn_momentum, steps_per_epoch,
-                              training_stream)
+                              training_stream, validation_stream)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
     t0 = time.perf_counter()
     inputs = inputs or {"train": as_float(data.train.x), "valid": as_float(data.valid.x)}
     train = training_stream(inputs["train"], data.train.y, data.n_classes, cfg)
-    valid = (inputs["valid"], one_hot(data.valid.y, data.n_classes))
+    valid = validation_stream(inputs["valid"], data.valid.y, data.n_classes, cfg.batch_size)
     hist = model.fit(train, validation_data=valid, epochs=epochs, verbose=0, shuffle=False,  # the stream shuffles
                      callbacks=[stop, EpochLog(label, epochs)])
     frame = pd.DataFrame(hist.history)

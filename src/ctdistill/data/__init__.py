@@ -20,7 +20,7 @@ __all__ = ["SPLITS", "Dataset", "Split", "load_dataset", "write_numpy"]
 
 
 def load_dataset(path: str | Path | None, size: int, channels: int, seed: int = 0,
-                 synthetic_per_class: tuple[int, int, int] = (80, 20, 40)) -> Dataset:
+                 synthetic_per_class: tuple[int, int, int] = (80, 20, 40), strict: bool = False) -> Dataset:
     """Load ``path`` as whichever layout it is; ``None`` gives the built-in synthetic phantoms.
 
     Args:
@@ -28,6 +28,8 @@ def load_dataset(path: str | Path | None, size: int, channels: int, seed: int = 
         size, channels: every image is returned as ``(size, size, channels)`` uint8.
         seed: seeds the phantoms and the split of a tree without split folders.
         synthetic_per_class: phantom counts per class for (train, valid, test).
+        strict: stop at the first unreadable image instead of skipping it (and listing it in
+            ``Dataset.skipped``).
 
     Returns:
         A :class:`Dataset`.
@@ -41,4 +43,4 @@ def load_dataset(path: str | Path | None, size: int, channels: int, seed: int = 
         raise DataError(f"{root}: data path is a file; give the folder that holds the images or arrays")
     if is_numpy_layout(root):
         return load_numpy(root, size, channels)
-    return load_tree(root, size, channels, seed)
+    return load_tree(root, size, channels, seed, strict)

@@ -32,7 +32,7 @@ from PIL import Image
 from scipy.cluster.hierarchy import DisjointSet
 
 from ctdistill.data import cache
-from ctdistill.data.decode import to_mode
+from ctdistill.data.decode import check_pixels, to_mode
 from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy
 from ctdistill.data.tree import find_split_dirs, list_images
 from ctdistill.errors import DataError
@@ -57,11 +57,16 @@ class AuditResult:
 
 def describe_image(data: bytes, name: str) -> dict:
     """Pixel hash, perceptual hash, size, mode and format of one encoded image."""
+    if not data:
+        raise DataError(f"{name}: empty file (0 bytes)")
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt, mode, (width, height) = img.format, img.mode, img.size
+            check_pixels(img, name)
             img.load()
             rgb = to_mode(img, 3)
+    except DataError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure is reported per file
         raise DataError(f"{name}: not a readable image ({exc})") from None
     return _hashes(rgb) | {"width": width, "height": height, "mode": mode, "format": fmt}
@@ -80,9 +85,17 @@ def collect(path: Path) -> pd.DataFrame:
     rows = []
     for split, folder in split_dirs.items():
         for label, file in list_images(folder):
-            rows.append({"path": str(file), "split": split, "label": label,
-                         **describe_image(file.read_bytes(), str(file))})
-    return pd.DataFrame(rows)
+            try:
+                rows.append({"path": str(file), "split": split, "label": label,
+                             **describe_image(file.read_bytes(), str(file))})
+            except DataError as exc:  # the loader skips (or, --strict, refuses) it; the audit lists it
+                rows.append({"path": str(file), "split": split, "label": label, "unreadable": str(exc)})
+    table = pd.DataFrame(rows)
+    if "unreadable" in table:
+        unreadable = table["unreadable"].dropna().tolist()
+        table = table[table["unreadable"].isna()].drop(columns="unreadable").reset_index(drop=True)
+        table.attrs["unreadable"] = unreadable
+    return table
 
 
 def _collect_numpy(path: Path) -> pd.DataFrame:
@@ -180,7 +193,8 @@ def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD) -> AuditRes
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
-    table = flag(group(collect(root), threshold))
+    collected = collect(root)
+    table = flag(group(collected, threshold))
     conflicts = table[table["label_conflict"]].groupby("near_group")["label"].agg(lambda s: sorted(set(s)))
     summary = {
         "path": str(root), "threshold": threshold, "n_files": len(table),
@@ -195,6 +209,7 @@ def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD) -> AuditRes
                    for s in table["split"].unique()},
         "duplicates_by_split_and_class": _duplicate_counts(table),
         "shortcut_risks": shortcut_risks(table),
+        "unreadable_files": collected.attrs.get("unreadable", []),
     }
     return AuditResult(table, summary)
 
@@ -221,7 +236,7 @@ def dedup_test_mask(table: pd.DataFrame, earlier_ids: list[str], test_ids: list[
     return np.array([group[i] not in earlier for i in test_ids], dtype=bool)
 
 
-AUDIT_VERSION = 1
+AUDIT_VERSION = 2
 
 
 def audit_cached(path: str | Path, fingerprint: str, threshold: int = DEFAULT_THRESHOLD) -> AuditResult:

@@ -34,6 +34,8 @@ class Dataset:
         fingerprint: sha256 over the source content (files or arrays), recorded in every manifest.
         source: a one-line human description (path and kind, or "synthetic phantoms").
         dedup_test: boolean mask over ``test``: the de-duplicated test view (None until audited).
+        given_splits: False when ctdistill made the splits (a folder without split folders).
+        skipped: one message (file and reason) per unreadable image that was left out.
     """
 
     train: Split
@@ -44,6 +46,7 @@ class Dataset:
     source: str
     dedup_test: np.ndarray | None = None  # set by the audit: test images without copies in train/valid
     given_splits: bool = True  # False when ctdistill made the splits (a folder without split folders)
+    skipped: list[str] = dataclasses.field(default_factory=list)  # unreadable images left out, one message each
 
     @property
     def n_classes(self) -> int:
@@ -64,4 +67,5 @@ class Dataset:
             "input_shape": list(self.input_shape),
             "class_names": self.class_names,
             "counts": {s: dict(zip(self.class_names, self.split(s).counts(self.n_classes))) for s in SPLITS},
+            "skipped": self.skipped,
         }

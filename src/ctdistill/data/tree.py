@@ -54,21 +54,27 @@ def list_images(split_dir: Path) -> list[tuple[str, Path]]:
     return items
 
 
-def check_label_sets(per_split: dict[str, list[tuple[str, Path]]]) -> list[str]:
+def check_label_sets(per_split: dict[str, list[tuple[str, Path]]], when: str = "after normalising folder names"
+                     ) -> list[str]:
     """The shared sorted class names; a clear error when splits disagree after normalisation."""
     sets = {s: {label for label, _ in items} for s, items in per_split.items()}
     first, reference = next(iter(sets.items()))
     for split, labels in sets.items():
         if labels != reference:
-            raise DataError(f"classes differ between splits after normalising folder names: {first} has "
+            raise DataError(f"classes differ between splits {when}: {first} has "
                             f"{sorted(reference)}, {split} has {sorted(labels)}")
     if len(reference) < 2:
         raise DataError(f"only one class ({sorted(reference)}) found: classification needs at least two")
     return sorted(reference)
 
 
-def load_tree(root: Path, size: int, channels: int, seed: int = 0) -> Dataset:
-    """Decode a split tree (or a class-folder tree, split 70/10/20 stratified by ``seed``)."""
+def load_tree(root: Path, size: int, channels: int, seed: int = 0, strict: bool = False) -> Dataset:
+    """Decode a split tree (or a class-folder tree, split 70/10/20 stratified by ``seed``).
+
+    An image that cannot be decoded (empty, truncated, not an image, too large) is skipped and
+    listed in ``Dataset.skipped``; ``strict=True`` stops at the first one instead. Problems of the
+    folder structure (missing split, empty class, differing class sets) always stop.
+    """
     split_dirs = find_split_dirs(root)
     if split_dirs is None:
         per_split = {"all": list_images(root)}
@@ -87,30 +93,69 @@ def load_tree(root: Path, size: int, channels: int, seed: int = 0) -> Dataset:
     arrays = cache.load(key)
     if arrays is None:
         log.info("decoding %d images from %s to %dx%dx%d", len(content), root, size, size, channels)
-        arrays = {s: _decode_all(items, size, channels) for s, items in per_split.items()}
+        arrays = _decode_splits(per_split, size, channels, strict)
         cache.store(key, arrays)
     else:
         log.info("decoded images found in cache (%s)", cache.cache_dir())
+    skipped = [str(m) for m in arrays.pop("skipped")]
+    if skipped:
+        if strict:  # cached from a lenient run: strict mode still refuses
+            raise DataError(f"{skipped[0]} (--strict: stopping at the first unreadable image)")
+        per_split = _without_skipped(per_split, arrays)
+        names = check_label_sets(per_split, "after skipping unreadable images")
+        index = {n: i for i, n in enumerate(names)}
+        log.warning("skipped %d unreadable image(s) (use --strict to stop instead):\n  %s", len(skipped),
+                    "\n  ".join(skipped))
     splits = {s: Split(arrays[s], np.array([index[l] for l, _ in items], dtype=np.int64),
                        [str(p) for _, p in items]) for s, items in per_split.items()}
     given = "all" not in splits
     if not given:  # provisional; the pipeline re-splits by duplicate groups once the audit has run
         splits = _stratified_split(splits["all"], seed)
     return Dataset(**splits, class_names=names, fingerprint=fingerprint, source=f"image folder tree {root}",
-                   given_splits=given)
+                   given_splits=given, skipped=skipped)
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _decode_all(items: list[tuple[str, Path]], size: int, channels: int) -> np.ndarray:
-    def one(item: tuple[str, Path]) -> np.ndarray:
-        return decode_image(item[1].read_bytes(), size, channels, name=str(item[1]))
+def _decode_splits(per_split: dict[str, list[tuple[str, Path]]], size: int, channels: int,
+                   strict: bool) -> dict[str, np.ndarray]:
+    """``{split: images}`` of the readable files, ``{split}_ok`` masks, and ``skipped`` messages."""
+    arrays: dict[str, np.ndarray] = {}
+    skipped: list[str] = []
+    for split, items in per_split.items():
+        decoded = _decode_all(items, size, channels)
+        failures = [d for d in decoded if isinstance(d, DataError)]
+        if failures and strict:
+            raise DataError(f"{failures[0]} (--strict: stopping at the first unreadable image)")
+        skipped += [str(d) for d in failures]
+        ok = np.array([not isinstance(d, DataError) for d in decoded], dtype=bool)
+        arrays[f"{split}_ok"] = ok
+        good = [d for d in decoded if not isinstance(d, DataError)]
+        arrays[split] = np.stack(good) if good else np.zeros((0, size, size, channels), np.uint8)
+    arrays["skipped"] = np.array(skipped, dtype=str)  # a unicode array: cached without pickling
+    return arrays
+
+
+def _without_skipped(per_split: dict[str, list[tuple[str, Path]]],
+                     arrays: dict[str, np.ndarray]) -> dict[str, list[tuple[str, Path]]]:
+    return {s: [item for item, ok in zip(items, arrays[f"{s}_ok"]) if ok] for s, items in per_split.items()}
+
+
+def _decode_all(items: list[tuple[str, Path]], size: int, channels: int) -> list[np.ndarray | DataError]:
+    """Every image decoded, or the ``DataError`` that names why it could not be."""
+    def one(item: tuple[str, Path]) -> np.ndarray | DataError:
+        try:
+            return decode_image(item[1].read_bytes(), size, channels, name=str(item[1]))
+        except DataError as exc:
+            return exc
+        except OSError as exc:  # unreadable file (permissions, vanished)
+            return DataError(f"{item[1]}: cannot read ({exc.strerror or exc})")
 
     # PIL releases the GIL while decoding, so threads use both cores without copying arrays.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return np.stack(list(pool.map(one, items)))
+        return list(pool.map(one, items))
 
 
 def _stratified_split(split: Split, seed: int) -> dict[str, Split]:
