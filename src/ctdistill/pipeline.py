@@ -102,7 +102,8 @@ def train_and_quantize(cfg: Config, data: Dataset, run_dir: Path, book: Stages) 
                                           run_dir, tables, book) for name in cfg.teachers}
     if cfg.ensemble != "none" and len(teachers) > 1:
         make = lambda: ensemble_step(teachers, tables["rows"], data, cfg, run_dir)  # noqa: E731
-        teachers["ensemble"] = teacher_and_student("ensemble", make, data, cfg, run_dir, tables, book)
+        teachers["ensemble"] = teacher_and_student("ensemble", make, data, cfg, run_dir, tables, book,
+                                                   after=tuple(f"teacher-{n}" for n in teachers))
     if cfg.seeds:
         book.run("seeds", lambda: (None, repeat_students(cfg, data, teachers, run_dir)),
                  after=tuple(f"teacher-{n}" for n in teachers))
@@ -188,13 +189,13 @@ def scratch_stage(data: Dataset, cfg: Config, run_dir: Path) -> dict:
 
 
 def teacher_and_student(name: str, make_teacher, data: Dataset, cfg: Config, run_dir: Path, tables: dict,
-                        book: Stages) -> keras.Model:
-    """Get a teacher from ``make_teacher()`` (train one, or build the ensemble), then distil and
-    quantize its student, each stage behind its completion record; appends the summary rows,
-    quantization rows, gate decisions and timings to ``tables``."""
+                        book: Stages, after: tuple[str, ...] = ()) -> keras.Model:
+    """Get a teacher from ``make_teacher()`` (train one, or build the ensemble from the stages
+    ``after``), then distil and quantize its student, each stage behind its completion record;
+    appends the summary rows, quantization rows, gate decisions and timings to ``tables``."""
     restore = lambda row: load_model(run_dir / row["file"])  # noqa: E731
     stage = {k: f"{k}-{name}" for k in ("teacher", "distill", "quantize")}
-    teacher, teacher_row = book.run(stage["teacher"], make_teacher, restore)
+    teacher, teacher_row = book.run(stage["teacher"], make_teacher, restore, after=after)
     student, student_row = book.run(stage["distill"], lambda: distill_step(name, teacher, data, cfg, run_dir),
                                     restore, after=(stage["teacher"],))
     _, quant = book.run(stage["quantize"], lambda: (None, quantize_step(name, student, student_row, data, cfg,
