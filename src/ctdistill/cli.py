@@ -71,7 +71,8 @@ RUN_OPTIONS = (
     ("--strict", "strict", bool, "stop at the first unreadable image (default: skip it, list it at the end and in "
                                  "manifest.json)"),
     ("--deterministic", "deterministic", bool, "deterministic TensorFlow ops: the same data, config and seed give "
-                                               "identical predictions (default on; --no-deterministic is faster)"),
+                                               "identical predictions (default on; off is ~10%% faster per "
+                                               "epoch, BENCHMARKS.md)"),
     ("--ensemble", "ensemble", str, "also distil one student from all teachers' mean logits: mean, weighted "
                                     "(by validation accuracy), or none (default)"),
 )

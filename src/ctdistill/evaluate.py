@@ -43,8 +43,10 @@ def keras_logits(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     deterministic mode rewrites with a spurious C++ error line on every call.
     """
     x = x.astype(np.float32, copy=False)
+    if not len(x):
+        return np.zeros((0, model.outputs[0].shape[-1]), np.float32)
     return np.concatenate([np.asarray(model.predict_on_batch(x[i:i + batch_size]))
-                           for i in range(0, len(x), batch_size)]) if len(x) else np.zeros((0, model.outputs[0].shape[-1]))
+                           for i in range(0, len(x), batch_size)])
 
 
 def predict_tflite(path, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
