@@ -174,7 +174,8 @@ NUMPY_CASES = {
     "channels": ("X_train.npy", lambda x, y: (x[..., :2], None), "got shape (6, 8, 8, 2)"),
     "length": ("y_test.npy", lambda x, y: (None, y[:4]), "y_test.npy: 4 labels for 6 images"),
     "range": ("y_val.npy", lambda x, y: (None, np.array([-1, 0, 1, 0, 1, 0])), "y_val.npy: labels must be within"),
-    "onehot": ("y_train.npy", lambda x, y: (None, y * 0.5), "y_train.npy: one-hot rows must be non-negative and sum to 1"),
+    "onehot": ("y_train.npy", lambda x, y: (None, y * 0.5),
+               "y_train.npy: one-hot rows must be non-negative and sum to 1"),
 }
 
 
@@ -292,3 +293,10 @@ def test_debug_shows_the_traceback():
                            capture_output=True, text=True, env=env, timeout=300)
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
+
+
+def test_data_prepare_never_overwrites_arrays(tmp_path, capsys):
+    folder = _arrays(tmp_path)
+    before = (folder / "X_train.npy").read_bytes()
+    fails(capsys, ["data", "prepare", make_tree(tmp_path / "tree2"), "--out", folder], "X_train.npy: already exists")
+    assert (folder / "X_train.npy").read_bytes() == before

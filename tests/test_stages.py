@@ -24,7 +24,8 @@ def test_a_finished_stage_is_restored_not_recomputed(tmp_path):
     assert obj == "model a" and result == {"accuracy": 0.5, "n": 3}  # NumPy scalars stored as numbers
     record = json.loads((tmp_path / "stages" / "teacher-a.json").read_text())
     assert list(record["files"]) == ["a.bin"] and record["seconds"] >= 0
-    obj, again = Stages(tmp_path, "key").run("teacher-a", stage(tmp_path, "a", calls), restore=lambda r: f"loaded {r['n']}")
+    obj, again = Stages(tmp_path, "key").run("teacher-a", stage(tmp_path, "a", calls),
+                                             restore=lambda r: f"loaded {r['n']}")
     assert calls == ["a"] and obj == "loaded 3" and again == result
 
 

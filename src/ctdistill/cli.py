@@ -202,8 +202,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from ctdistill.config import Config
     from ctdistill.data import load_dataset, write_numpy
+    from ctdistill.data.numpy_layout import output_files
+    from ctdistill.runfolder import refuse_existing
 
     Config.from_mapping({"image_size": args.image_size, "channels": args.channels, "weights": "none"}, "flags")
+    refuse_existing(*output_files(Path(args.out)))
     for path in write_numpy(load_dataset(args.tree, args.image_size, args.channels), Path(args.out)):
         print(path)
     return 0

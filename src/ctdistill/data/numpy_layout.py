@@ -107,6 +107,11 @@ def _labels(y: np.ndarray, n: int, n_classes: int, path: Path) -> np.ndarray:
     return labels
 
 
+def output_files(out: Path) -> list[Path]:
+    """The files :func:`write_numpy` writes into ``out``."""
+    return [out / f"{kind}_{FILE_SPLIT[s]}.npy" for s in SPLITS for kind in ("X", "y")] + [out / CLASS_FILE]
+
+
 def write_numpy(dataset: Dataset, out: Path) -> list[Path]:
     """Write ``dataset`` in the seed's layout (uint8 X, one-hot float32 y) plus class names."""
     out.mkdir(parents=True, exist_ok=True)
