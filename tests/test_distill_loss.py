@@ -88,3 +88,26 @@ def test_label_smoothing_smooths_only_the_hard_label_targets():
     target = (1 - eps) * Y1 + eps / k  # Szegedy et al. 2016
     ce = -(target * np.log(_softmax(STUDENT))).sum(axis=1).mean()
     assert got == pytest.approx(0.5 * ce, rel=1e-5)
+
+
+def test_a_pool_of_augmented_views_carries_the_teachers_logits_of_each_view(tiny_teacher):
+    """``teacher_views``: every pooled image comes with the teacher's logits of exactly that image
+    (consistent teaching), the images are augmented, and the stream repeats for any epoch count."""
+    from ctdistill.data import load_dataset
+    from ctdistill.distill import distill_student, view_pool_stream
+    from ctdistill.models.teachers import build_teacher
+
+    data = load_dataset(None, 16, 3, 0, (6, 3, 3))
+    cfg = Config(teachers=(tiny_teacher,), weights="none", image_size=16, batch_size=8, epochs=2, teacher_views=3)
+    teacher = build_teacher(tiny_teacher, data.input_shape, data.n_classes, weights=None)
+    batches = list(view_pool_stream(teacher, data, cfg).take(10))  # 3 views x 24 images = 9 batches, then more
+    assert len(batches) == 10
+    images = np.concatenate([b[0]["image"].numpy() for b in batches[:9]])
+    logits = np.concatenate([b[0]["teacher_logits"].numpy() for b in batches[:9]])
+    assert images.shape == (72, 16, 16, 3)
+    np.testing.assert_allclose(logits, np.asarray(teacher(images, training=False)), rtol=1e-4, atol=1e-4)
+    originals = data.train.x.reshape(len(data.train), -1).astype(np.float32)
+    unchanged = [(np.abs(originals - img.ravel()) <= 1).all(axis=1).any() for img in images[:8]]
+    assert not any(unchanged)  # each pooled image is a new view, not a training image as it was
+    student, history = distill_student(teacher, data, cfg, "views")
+    assert len(history) == 2 and student.output.shape[-1] == data.n_classes

@@ -89,6 +89,10 @@ class Config:
             the same teachers, and report mean ± std across seeds; empty = only ``seed``.
         max_quant_drop: the quantization safety gate: the largest validation-accuracy loss (points)
             full int8 may have before int8-mixed, 16x8 and float16 are tried (``quantgate``); < 0 = off.
+        teacher_views: with augmentation, 0 runs the teacher on every augmented batch; k > 0 computes
+            its logits once on k augmented copies of the training split and draws each epoch's
+            batches from that pool (``distill.view_pool_stream``): the teacher's cost is paid k
+            times instead of once per epoch.
         strict: stop at the first unreadable image; by default it is skipped, and every skipped
             file is listed in the log, ``manifest.json`` and the report.
         deterministic: TensorFlow's deterministic ops, so the same data, config and seed on the same
@@ -132,6 +136,7 @@ class Config:
     ci_method: str = "percentile"
     seeds: tuple[int, ...] = ()
     max_quant_drop: float = 1.0
+    teacher_views: int = 0
     strict: bool = False
     deterministic: bool = True
 
@@ -288,6 +293,7 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
     ("student", lambda v: v in STUDENTS, f"must be one of {', '.join(STUDENTS)}"),
     ("ensemble", lambda v: v in ENSEMBLES, f"must be one of {', '.join(ENSEMBLES)}"),
     ("ece_bins", lambda v: 2 <= v <= 100, "must be between 2 and 100"),
+    ("teacher_views", lambda v: 0 <= v <= 1000, "must be between 0 (teacher on every batch) and 1000"),
     ("bootstrap_resamples", lambda v: v == 0 or v >= 100, "must be 0 (no intervals) or >= 100"),
     ("ci_method", lambda v: v in ("percentile", "BCa"), "must be percentile or BCa"),
     ("synthetic_per_class", lambda v: len(v) == 3 and min(v) >= 2, "must be three counts >= 2 (train, valid, test)"),

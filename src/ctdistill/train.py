@@ -52,7 +52,7 @@ def compile_classifier(model: keras.Model, cfg: Config, learning_rate: float, y_
 
 
 def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int | None = None,
-        inputs: dict | None = None) -> pd.DataFrame:
+        inputs: dict | None = None, train=None) -> pd.DataFrame:
     """Fit a compiled model on train (augmented, resampled as configured), select on valid.
 
     Args:
@@ -63,6 +63,8 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
         epochs: maximum epochs (default ``cfg.epochs``); the same number the optimiser was compiled for.
         inputs: ``{"train": x, "valid": x}`` model inputs to use instead of the images (labels still
             come from ``data``), e.g. images with cached teacher logits.
+        train: a ready training stream (repeating) to use instead, e.g. a pool of augmented views
+            (``ctdistill.distill``); an epoch is then the optimiser steps of one pass over train.
 
     Returns:
         DataFrame with one row per epoch (``epoch`` plus Keras' logged metrics) and a ``best``
@@ -75,9 +77,11 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
                                          start_from_epoch=min(cfg.warmup_epochs, epochs - 1))
     t0 = time.perf_counter()
     inputs = inputs or {"train": as_float(data.train.x), "valid": as_float(data.valid.x)}
-    train = training_stream(inputs["train"], data.train.y, data.n_classes, cfg)
+    steps = None if train is None else steps_per_epoch(data.train.y, cfg)
+    train = train if train is not None else training_stream(inputs["train"], data.train.y, data.n_classes, cfg)
     valid = validation_stream(inputs["valid"], data.valid.y, data.n_classes, cfg.batch_size)
-    hist = model.fit(train, validation_data=valid, epochs=epochs, verbose=0, shuffle=False,  # the stream shuffles
+    hist = model.fit(train, validation_data=valid, epochs=epochs, steps_per_epoch=steps, verbose=0,
+                     shuffle=False,  # the stream shuffles
                      callbacks=[stop, EpochLog(label, epochs)])
     frame = pd.DataFrame(hist.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
