@@ -28,8 +28,11 @@ bootstrap_resamples = 100
 
 def start(*args) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored across
+    # exec (CI may run us so): give the run the default disposition, as a terminal would.
     return subprocess.Popen([sys.executable, str(TINY_CLI), *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
