@@ -68,9 +68,9 @@ RUN_OPTIONS = (
     ("--valid-fraction", "valid_fraction", float, "share of train+valid carved out for validation (default 0.2)"),
     ("--bn-momentum", "bn_momentum", float, "BatchNorm moving-average momentum of every model (default 0.9)"),
     ("--student", "student", str, "student head: seed (Flatten, as the seed; default) or gap (global average pooling)"),
-    ("--teacher-views", "teacher_views", int, "with augmentation: 0 (default) runs the teacher on every batch; "
-                                              "k > 0 computes its logits once on k augmented copies of the "
-                                              "training images and samples batches from them (faster)"),
+    ("--teacher-views", "teacher_views", int, "with augmentation: compute the teacher's logits once on this many "
+                                              "augmented copies of the training images and sample batches from "
+                                              "them (default 8); 0 runs the teacher on every batch"),
     ("--strict", "strict", bool, "stop at the first unreadable image (default: skip it, list it at the end and in "
                                  "manifest.json)"),
     ("--deterministic", "deterministic", bool, "deterministic TensorFlow ops: the same data, config and seed give "

@@ -89,10 +89,11 @@ class Config:
             the same teachers, and report mean ± std across seeds; empty = only ``seed``.
         max_quant_drop: the quantization safety gate: the largest validation-accuracy loss (points)
             full int8 may have before int8-mixed, 16x8 and float16 are tried (``quantgate``); < 0 = off.
-        teacher_views: with augmentation, 0 runs the teacher on every augmented batch; k > 0 computes
-            its logits once on k augmented copies of the training split and draws each epoch's
-            batches from that pool (``distill.view_pool_stream``): the teacher's cost is paid k
-            times instead of once per epoch.
+        teacher_views: with augmentation, k > 0 computes the teacher's logits once on k augmented
+            copies of the training split and draws each epoch's batches from that pool
+            (``distill.view_pool_stream``): the teacher's cost is paid k times instead of once per
+            epoch; 0 runs the teacher on every augmented batch. Default 8 (measured in BENCHMARKS.md:
+            faster, and no less accurate on real teachers).
         strict: stop at the first unreadable image; by default it is skipped, and every skipped
             file is listed in the log, ``manifest.json`` and the report.
         deterministic: TensorFlow's deterministic ops, so the same data, config and seed on the same
@@ -136,7 +137,7 @@ class Config:
     ci_method: str = "percentile"
     seeds: tuple[int, ...] = ()
     max_quant_drop: float = 1.0
-    teacher_views: int = 0
+    teacher_views: int = 8
     strict: bool = False
     deterministic: bool = True
 
