@@ -18,7 +18,7 @@ import pandas as pd
 from ctdistill.config import Config
 from ctdistill.data import Dataset
 from ctdistill.models.teachers import build_teacher, resolve_weights, set_base_trainable
-from ctdistill.recipe import (accuracy_metric, make_loss, make_optimizer, one_hot, set_bn_momentum, steps_per_epoch,
+from ctdistill.recipe import (accuracy_metric, make_loss, make_optimizer, set_bn_momentum, steps_per_epoch,
                               training_stream, validation_stream)
 
 log = logging.getLogger(__name__)

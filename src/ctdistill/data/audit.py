@@ -241,8 +241,6 @@ AUDIT_VERSION = 2
 
 def audit_cached(path: str | Path, fingerprint: str, threshold: int = DEFAULT_THRESHOLD) -> AuditResult:
     """:func:`audit_path`, reusing an earlier result for the same data content and threshold."""
-    from ctdistill.data import cache
-
     # The path as given is part of the key: the table's ids are built from it and must match the
     # dataset's ids (a cached table made from "./data" would not match "data/...").
     key = cache.cache_key("audit", AUDIT_VERSION, fingerprint, str(path), threshold)
