@@ -93,13 +93,13 @@ def load_tree(root: Path, size: int, channels: int, seed: int = 0, strict: bool 
     arrays = cache.load(key)
     if arrays is None:
         log.info("decoding %d images from %s to %dx%dx%d", len(content), root, size, size, channels)
-        arrays = _decode_splits(per_split, size, channels, strict)
+        arrays = _decode_splits(per_split, size, channels)
         cache.store(key, arrays)
     else:
         log.info("decoded images found in cache (%s)", cache.cache_dir())
     skipped = [str(m) for m in arrays.pop("skipped")]
     if skipped:
-        if strict:  # cached from a lenient run: strict mode still refuses
+        if strict:  # after caching, so a later lenient run need not decode again
             raise DataError(f"{skipped[0]} (--strict: stopping at the first unreadable image)")
         per_split = _without_skipped(per_split, arrays)
         names = check_label_sets(per_split, "after skipping unreadable images")
@@ -119,17 +119,13 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _decode_splits(per_split: dict[str, list[tuple[str, Path]]], size: int, channels: int,
-                   strict: bool) -> dict[str, np.ndarray]:
+def _decode_splits(per_split: dict[str, list[tuple[str, Path]]], size: int, channels: int) -> dict[str, np.ndarray]:
     """``{split: images}`` of the readable files, ``{split}_ok`` masks, and ``skipped`` messages."""
     arrays: dict[str, np.ndarray] = {}
     skipped: list[str] = []
     for split, items in per_split.items():
         decoded = _decode_all(items, size, channels)
-        failures = [d for d in decoded if isinstance(d, DataError)]
-        if failures and strict:
-            raise DataError(f"{failures[0]} (--strict: stopping at the first unreadable image)")
-        skipped += [str(d) for d in failures]
+        skipped += [str(d) for d in decoded if isinstance(d, DataError)]
         ok = np.array([not isinstance(d, DataError) for d in decoded], dtype=bool)
         arrays[f"{split}_ok"] = ok
         good = [d for d in decoded if not isinstance(d, DataError)]
