@@ -29,6 +29,10 @@ VARIANTS = {
     "ctdistill": {},
     "seed": {"preset": "seed"},
     "seed+acc": {"preset": "seed", "monitor": "val_accuracy", "patience": 60},
+    # The recipe the issue measured before the project (73% / 77% test on two seeds): the seed's,
+    # plus mild augmentation and selection on validation accuracy with patience 60.
+    "issue-recipe": {"preset": "seed", "augment": "rotate,translate,zoom,contrast", "monitor": "val_accuracy",
+                     "patience": 60},
     "no-aug": {"augment": "none"},
     "no-hflip": {"augment": "rotate,translate,zoom,contrast"},
     "no-ls": {"label_smoothing": 0.0},
@@ -74,7 +78,7 @@ def run_one(data_dir: Path, overrides: dict, seed: int, epochs: int, int8: bool 
 
     cfg = Config.from_mapping({"data": str(data_dir), "weights": "none", "teachers": "vgg16", "epochs": epochs,
                                "seed": seed, **overrides}, "variant")
-    seed_everything(seed)
+    seed_everything(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         data = audit_step(cfg, load_data(cfg), Path(tmp))
     t0 = time.perf_counter()
