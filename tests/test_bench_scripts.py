@@ -43,3 +43,13 @@ def test_inference_bench_ends_with_the_ratio_line(tmp_path):
     last = stdout.strip().splitlines()[-1]
     assert last.startswith("int8_vs_keras_predict=") and "int8_vs_keras_predict_on_batch=" in last
     assert "keras float32 predict" in stdout and "litert int8" in stdout
+
+
+@pytest.mark.slow
+def test_born_again_bench_distils_the_scratch_student(tmp_path):
+    tree = make_tree(tmp_path / "tree", per_class=8, size=36)
+    out = tmp_path / "rows.csv"
+    stdout = _run("born_again.py", "--data", str(tree), "--seeds", "0", "--epochs", "1", "--out", str(out))
+    rows = pd.read_csv(out)
+    assert list(rows["model"]) == ["scratch student", "born-again student"]
+    assert stdout.strip().splitlines()[-1].startswith("born-again student (1 seeds): test_acc ")
