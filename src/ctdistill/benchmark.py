@@ -42,7 +42,7 @@ def time_calls(call, x1: np.ndarray, xb: np.ndarray, calls: int, warmup: int) ->
         call(xb)
         rounds += 1
     return {"latency_ms_median": 1e3 * float(np.median(times)), "latency_ms_p95": 1e3 * float(np.percentile(times, 95)),
-            "throughput_img_s": rounds * len(xb) / (time.perf_counter() - t0)}
+            "throughput_img_s": rounds * len(xb) / (time.perf_counter() - t0), "calls": calls}
 
 
 def _inputs(shape: tuple[int, ...], batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +121,7 @@ def bench_models(paths: list[str | Path], threads: tuple[int, ...] | None = None
             timings = (bench_keras(path, n, calls, warmup, batch) if path.suffix == ".keras"
                        else {fmt: bench_tflite(path, n, calls, warmup, batch)})
             rows += [{"model": path.name.rsplit(".", 1)[0], "file": path.name, "format": how, "threads": n, **timing,
-                      "batch": batch, "calls": calls, "size_mb": path.stat().st_size / 1e6}
+                      "batch": batch, "size_mb": path.stat().st_size / 1e6}
                      for how, timing in timings.items()]
     return pd.DataFrame(rows, columns=BENCH_COLUMNS)
 
