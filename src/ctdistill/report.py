@@ -139,7 +139,7 @@ def report_figures(tables: dict, folder: Path) -> dict[str, Path]:
     bench_file = folder.parent / "bench.csv"
     if bench_file.is_file():  # written by `ctdistill bench RUN_DIR`; its rows name files, the report models
         bench, summary = pd.read_csv(bench_file), tables["summary"]
-        bench = bench[bench["format"] != "keras float32 predict"]  # one point per model: its lean call
+        bench = bench[bench["format"] != "keras float32 predict"].copy()  # one point per model: its lean call
         if "file" in bench and "file" in summary:
             bench["model"] = bench["file"].map(dict(zip(summary["file"], summary["model"]))).fillna(bench["model"])
         figures["Accuracy against batch-1 latency"] = plots.plot_accuracy_vs_latency(
