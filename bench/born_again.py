@@ -23,20 +23,11 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "chest-ct-scan"
 
 
-def scores(model, data) -> dict:
-    from ctdistill.evaluate import Predictions, classification_metrics, predict_keras
-
-    proba = predict_keras(model, data.test.x)
-    full = classification_metrics(Predictions(data.test.y, proba), data.class_names)
-    mask = data.dedup_test
-    dedup = classification_metrics(Predictions(data.test.y[mask], proba[mask]), data.class_names)
-    return {"test_acc": full["accuracy"], "dedup_acc": dedup["accuracy"], "test_f1": full["f1"]}
-
-
 def one_seed(data_dir: str, seed: int, epochs: int, batch_size: int) -> list[dict]:
     from ctdistill.config import Config
     from ctdistill.distill import distill_student, train_scratch
     from ctdistill.pipeline import audit_step, load_data, seed_everything
+    from recipe import score_on_test  # bench/ is on sys.path when a bench script runs
 
     cfg = Config.from_mapping({"data": data_dir, "weights": "none", "teachers": ["vgg16"], "epochs": epochs,
                                "batch_size": batch_size, "seed": seed})
@@ -46,12 +37,12 @@ def one_seed(data_dir: str, seed: int, epochs: int, batch_size: int) -> list[dic
     rows = []
     clock = time.perf_counter()
     teacher, history = train_scratch(data, cfg, f"seed {seed}")
-    rows.append({"model": "scratch student", "seed": seed, **scores(teacher, data), "epochs_run": len(history),
+    rows.append({"model": "scratch student", "seed": seed, **score_on_test(teacher, data), "epochs_run": len(history),
                  "seconds": round(time.perf_counter() - clock, 1)})
     seed_everything(cfg)
     clock = time.perf_counter()
     student, history = distill_student(teacher, data, cfg, f"seed {seed} born-again")
-    rows.append({"model": "born-again student", "seed": seed, **scores(student, data), "epochs_run": len(history),
+    rows.append({"model": "born-again student", "seed": seed, **score_on_test(student, data), "epochs_run": len(history),
                  "seconds": round(time.perf_counter() - clock, 1)})
     return rows
 
