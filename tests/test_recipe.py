@@ -126,6 +126,22 @@ def test_ensemble_teacher_outputs_the_weighted_mean_of_logits():
     np.testing.assert_allclose(out, [[0.75, 0.75, 0.0]], rtol=1e-6)
 
 
+def test_ensemble_teacher_accepts_models_loaded_from_keras_files(tmp_path):
+    # A resumed run restores its teachers from .keras files; loaded, a one-output model returns a list.
+    from ctdistill.predict import load_model
+    from ctdistill.records import save_model
+
+    loaded = {}
+    for name, bias in (("a", [2, 0, 0]), ("b", [0, 2, 0])):
+        inputs = keras.Input((2,))
+        dense = keras.layers.Dense(3)
+        model = keras.Model(inputs, dense(inputs), name=f"teacher_{name}")
+        dense.set_weights([np.zeros((2, 3), "float32"), np.array(bias, "float32")])
+        loaded[name] = load_model(save_model(model, tmp_path / f"{name}.keras"))
+    out = keras.ops.convert_to_numpy(ensemble_teacher(loaded, {"a": 1.0, "b": 1.0})(np.zeros((1, 2), "float32")))
+    np.testing.assert_allclose(out, [[1.0, 1.0, 0.0]], rtol=1e-6)
+
+
 def test_ensemble_run_distils_one_more_student(tmp_path, tiny_teacher, tiny_teacher_b):
     from ctdistill.pipeline import run
 

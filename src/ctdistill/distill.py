@@ -134,6 +134,11 @@ def train_scratch(data: Dataset, cfg: Config, label: str) -> tuple[keras.Model, 
     return student, history
 
 
+def _single(output):
+    """The one output tensor (a model loaded from a ``.keras`` file returns it in a list)."""
+    return output[0] if isinstance(output, (list, tuple)) and len(output) == 1 else output
+
+
 def ensemble_teacher(teachers: dict[str, keras.Model], weights: dict[str, float], name: str = "ensemble") -> keras.Model:
     """One teacher model whose logits are the weighted mean of several teachers' logits.
 
@@ -147,6 +152,6 @@ def ensemble_teacher(teachers: dict[str, keras.Model], weights: dict[str, float]
     total = sum(weights[n] for n in teachers)
     first = next(iter(teachers.values()))
     inputs = keras.Input(first.input_shape[1:], name="image")
-    parts = [keras.layers.Rescaling(weights[n] / total, name=f"w_{n}")(t(inputs, training=False))
+    parts = [keras.layers.Rescaling(weights[n] / total, name=f"w_{n}")(_single(t(inputs, training=False)))
              for n, t in teachers.items()]
     return keras.Model(inputs, keras.layers.Add(name="mean_logits")(parts) if len(parts) > 1 else parts[0], name=name)
