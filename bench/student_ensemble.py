@@ -14,7 +14,8 @@ the run's ``distill_student`` (T, alpha, the view pool: all defaults) and conver
 
 Each member's validation split is carved with its own seed, so the ensemble has seen the whole of
 train + valid; the official test split is never seen by any model. Rows (one per model, 0..1
-scores on the official test split and its de-duplicated view) are appended to ``--out``.
+scores on the official test split and its de-duplicated view) are added to ``--out``; each
+distillation's history goes beside it.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "chest-ct-scan"
 
 
-def prepared(data_dir: str, seed: int, epochs: int, batch_size: int):
+def prepared(data_dir: str, seed: int, epochs: int, batch_size: int, **overrides):
     """The run's config and data for one seed (the same calls as ``ctdistill run``)."""
     from ctdistill.config import Config
     from ctdistill.pipeline import audit_step, load_data, seed_everything
 
     cfg = Config.from_mapping({"data": data_dir, "weights": "none", "teachers": ["vgg16"], "epochs": epochs,
-                               "batch_size": batch_size, "seed": seed})
+                               "batch_size": batch_size, "seed": seed, **overrides})
     seed_everything(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         data = audit_step(cfg, load_data(cfg), Path(tmp))
@@ -70,16 +71,19 @@ def distilled(args, members: dict, seed: int) -> list[dict]:
     from ctdistill.pipeline import seed_everything
     from recipe import int8_figures, score_on_test
 
-    cfg, data = prepared(args.data, seed, args.epochs, args.batch_size)
+    kd = {k: v for k, v in (("teacher_views", args.teacher_views), ("alpha", args.alpha),
+                            ("temperature", args.temperature)) if v is not None}  # unset: the defaults
+    cfg, data = prepared(args.data, seed, args.epochs, args.batch_size, **kd)
     teacher = ensemble_teacher(members, {name: 1.0 for name in members})
     rows = [{"model": f"ensemble teacher ({len(members)} students)", "seed": seed, **score_on_test(teacher, data)}]
     seed_everything(cfg)
     clock = time.perf_counter()
     student, history = distill_student(teacher, data, cfg, f"seed {seed} from the ensemble")
     seconds = round(time.perf_counter() - clock, 1)
+    history.to_csv(args.out.with_name(f"{args.out.stem}-history-s{seed}.csv"), index=False)
     with tempfile.TemporaryDirectory() as tmp:
         int8 = int8_figures(student, data, Path(tmp))
-    rows.append({"model": "ensemble-distilled student", "seed": seed, **score_on_test(student, data),
+    rows.append({"model": "ensemble-distilled student", "seed": seed, **kd, **score_on_test(student, data),
                  "int8_acc": int8["int8_acc"], "epochs_run": len(history), "seconds": seconds})
     return rows
 
@@ -91,16 +95,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the distilled students; empty: members only")
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--teacher-views", type=int, help="default: the run's (8); 0 runs the teacher on every batch")
+    parser.add_argument("--alpha", type=float, help="weight of the hard-label loss; default: the run's (0.5)")
+    parser.add_argument("--temperature", type=float, help="default: the run's (2)")
     parser.add_argument("--models", type=Path, default=Path("ensemble-members"))
     parser.add_argument("--out", type=Path, default=Path("student_ensemble.csv"))
     args = parser.parse_args(argv)
     rows: list[dict] = []
 
-    def keep(new: list[dict]) -> None:
+    earlier = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame()
+
+    def keep(new: list[dict]) -> None:  # rows differ in columns: rewrite the file with their union
         for row in new:
             rows.append(row)
-            pd.DataFrame([row]).to_csv(args.out, mode="a", header=not args.out.exists(), index=False)
             print(row, flush=True)
+        pd.concat([earlier, pd.DataFrame(rows)], ignore_index=True).to_csv(args.out, index=False)
 
     members = {}
     for seed in (int(s) for s in args.members.split(",")):

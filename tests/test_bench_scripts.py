@@ -53,3 +53,19 @@ def test_born_again_bench_distils_the_scratch_student(tmp_path):
     rows = pd.read_csv(out)
     assert list(rows["model"]) == ["scratch student", "born-again student"]
     assert stdout.strip().splitlines()[-1].startswith("born-again student (1 seeds): test_acc ")
+
+
+@pytest.mark.slow
+def test_student_ensemble_bench_trains_members_once_then_reuses_them(tmp_path):
+    tree = make_tree(tmp_path / "tree", per_class=8, size=36)
+    out, models = tmp_path / "rows.csv", tmp_path / "members"
+    common = ("--data", str(tree), "--members", "0,1", "--epochs", "1", "--models", str(models), "--out", str(out))
+    _run("student_ensemble.py", *common, "--seeds", "")
+    assert sorted(p.name for p in models.iterdir()) == ["scratch-s0.keras", "scratch-s1.keras"]
+    stdout = _run("student_ensemble.py", *common, "--seeds", "0", "--temperature", "4")
+    rows = pd.read_csv(out)
+    assert list(rows["model"]) == ["scratch student (member)"] * 2 + ["ensemble teacher (2 students)",
+                                                                       "ensemble-distilled student"]
+    assert rows["temperature"].iloc[-1] == 4 and 0.0 <= rows["int8_acc"].iloc[-1] <= 1.0
+    assert (tmp_path / "rows-history-s0.csv").is_file()
+    assert stdout.strip().splitlines()[-1].startswith("ensemble-distilled student (1 seeds): test_acc ")
