@@ -72,7 +72,8 @@ def distilled(args, members: dict, seed: int) -> list[dict]:
     from recipe import int8_figures, score_on_test
 
     kd = {k: v for k, v in (("teacher_views", args.teacher_views), ("alpha", args.alpha),
-                            ("temperature", args.temperature)) if v is not None}  # unset: the defaults
+                            ("temperature", args.temperature), ("patience", args.patience))
+          if v is not None}  # unset: the run's defaults
     cfg, data = prepared(args.data, seed, args.epochs, args.batch_size, **kd)
     teacher = ensemble_teacher(members, {name: 1.0 for name in members})
     rows = [{"model": f"ensemble teacher ({len(members)} students)", "seed": seed, **score_on_test(teacher, data)}]
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--teacher-views", type=int, help="default: the run's (8); 0 runs the teacher on every batch")
     parser.add_argument("--alpha", type=float, help="weight of the hard-label loss; default: the run's (0.5)")
     parser.add_argument("--temperature", type=float, help="default: the run's (2)")
+    parser.add_argument("--patience", type=int,
+                        help="the distilled students' early-stopping patience; default: the run's (50)")
     parser.add_argument("--models", type=Path, default=Path("ensemble-members"))
     parser.add_argument("--out", type=Path, default=Path("student_ensemble.csv"))
     args = parser.parse_args(argv)
