@@ -46,6 +46,7 @@ VARIANTS = {
     "gap": {"student": "gap"},
     "64px": {"image_size": 64},
     "64px-gap": {"image_size": 64, "student": "gap"},
+    "gap-b32": {"student": "gap", "batch_size": 32},
     "64px-b32": {"image_size": 64, "batch_size": 32},
     "64px-gap-b32": {"image_size": 64, "student": "gap", "batch_size": 32},
     "96px": {"image_size": 96},
