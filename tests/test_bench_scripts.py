@@ -69,3 +69,19 @@ def test_student_ensemble_bench_trains_members_once_then_reuses_them(tmp_path):
     assert rows["temperature"].iloc[-1] == 4 and 0.0 <= rows["int8_acc"].iloc[-1] <= 1.0
     assert (tmp_path / "rows-history-s0.csv").is_file()
     assert stdout.strip().splitlines()[-1].startswith("ensemble-distilled student (1 seeds): test_acc ")
+
+
+@pytest.mark.slow
+def test_out_of_fold_bench_labels_each_image_by_a_member_that_held_it_out(tmp_path):
+    tree = make_tree(tmp_path / "tree", per_class=8, size=36)
+    out = tmp_path / "rows.csv"
+    common = ("--data", str(tree), "--folds", "2", "--epochs", "1", "--models", str(tmp_path / "members"),
+              "--out", str(out))
+    _run("out_of_fold.py", *common, "--train-fold", "1")  # member 1 alone, as a parallel process would
+    stdout = _run("out_of_fold.py", *common, "--seeds", "0")  # member 0, member 1 loaded, then the student
+    rows = pd.read_csv(out)
+    assert list(rows["model"]) == ["member 1 (without fold 1)", "member 0 (without fold 0)", "mean of the 2 members",
+                                   "out-of-fold-distilled student"]
+    assert rows["held_out_acc"].iloc[:2].between(0, 1).all() and 0 <= rows["int8_acc"].iloc[-1] <= 1
+    assert sorted(p.name for p in (tmp_path / "members").iterdir()) == ["fold-0-of-2.keras", "fold-1-of-2.keras"]
+    assert stdout.strip().splitlines()[-1].startswith("out-of-fold-distilled student (1 seeds): test_acc ")
