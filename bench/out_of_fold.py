@@ -100,9 +100,9 @@ def oof_logits(members: list, fold: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def distil_one(args, members: list, fold_of: dict[str, int], seed: int) -> dict:
     """One student distilled from the out-of-fold logits of its own training and validation images."""
-    from ctdistill.distill import make_distiller, new_student
+    from ctdistill.distill import augmented_views, make_distiller, new_student
     from ctdistill.pipeline import seed_everything
-    from ctdistill.recipe import make_augmenter, training_stream
+    from ctdistill.recipe import training_stream
     from ctdistill.train import as_float, fit
     from recipe import int8_figures, score_on_test
     from student_ensemble import prepared
@@ -110,10 +110,7 @@ def distil_one(args, members: list, fold_of: dict[str, int], seed: int) -> dict:
     overrides = {} if args.temperature is None else {"temperature": args.temperature}
     cfg, data = prepared(args.data, seed, args.epochs, args.batch_size, **overrides)
     seed_everything(cfg)
-    augmenter = make_augmenter(cfg, cfg.seed)  # the same views as the run's pool (distill.view_pool_stream)
-    x = as_float(data.train.x)
-    views = np.concatenate([np.asarray(augmenter(x[i:i + cfg.batch_size], training=True))
-                            for _ in range(cfg.teacher_views) for i in range(0, len(x), cfg.batch_size)])
+    views = augmented_views(data, cfg)  # the same views as the run's pool
     fold = np.tile([fold_of[p] for p in data.train.paths], cfg.teacher_views)
     train = {"image": views, "teacher_logits": oof_logits(members, fold, views)}
     valid_x = as_float(data.valid.x)

@@ -117,13 +117,19 @@ def view_pool_stream(teacher: keras.Model, data: Dataset, cfg: Config):
     augmentations: Shen & Xing 2022, "A Fast Knowledge Distillation Framework for Visual
     Recognition" (FKD).
     """
-    augmenter = make_augmenter(cfg, cfg.seed)
-    x = as_float(data.train.x)
-    pool = np.concatenate([np.asarray(augmenter(x[i:i + cfg.batch_size], training=True))
-                           for _ in range(cfg.teacher_views) for i in range(0, len(x), cfg.batch_size)])
+    pool = augmented_views(data, cfg)
     y = np.tile(data.train.y, cfg.teacher_views)
     plain = dataclasses.replace(cfg, augment=())  # the pool is augmented already
     return training_stream(with_logits(teacher, pool, cfg), y, data.n_classes, plain).repeat()
+
+
+def augmented_views(data: Dataset, cfg: Config) -> np.ndarray:
+    """``cfg.teacher_views`` augmented copies of the training images, one copy after another
+    (image ``i`` of copy ``v`` is row ``v * len(train) + i``)."""
+    augmenter = make_augmenter(cfg, cfg.seed)
+    x = as_float(data.train.x)
+    return np.concatenate([np.asarray(augmenter(x[i:i + cfg.batch_size], training=True))
+                           for _ in range(cfg.teacher_views) for i in range(0, len(x), cfg.batch_size)])
 
 
 def train_scratch(data: Dataset, cfg: Config, label: str) -> tuple[keras.Model, pd.DataFrame]:
