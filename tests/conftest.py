@@ -74,7 +74,7 @@ def make_tree(root: Path, splits=("train", "valid", "test"), per_class=3, names=
     for split in splits:
         for k, folder in enumerate(names[split]):
             for i in range(per_class):
-                base = np.full((size, size + 5), 60 + 120 * k, np.uint8)
+                base = np.full((size, size + 5), (60 + 120 * k) % 256, np.uint8)
                 noisy = np.clip(base + rng.integers(0, 40, base.shape), 0, 255).astype(np.uint8)
                 save_image(root / split / folder / f"img{i}.png", noisy, "PNG")
     return root

@@ -159,3 +159,8 @@ def test_run_on_a_folder_without_splits_splits_by_copy_groups(tmp_path, tiny_tea
     assert all(where[f"copy{i}.png"] == where[f"{i}.png"] for i in range(3))
     summary = pd.read_csv(out / "summary.csv")
     assert (summary["n_test_dedup"] == summary["n_test"]).all()
+    # the report and the manifest say which test split this is: one ctdistill drew, not the dataset's own
+    assert "drawn by ctdistill" in json.loads((out / "manifest.json").read_text())["dataset"]["test_split"]
+    page = (out / "report.md").read_text()
+    assert "a test split drawn by ctdistill" in page and "official" not in page
+    assert json.loads((out / "classes.json").read_text())["class_names"] == ["one", "two"]

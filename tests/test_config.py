@@ -76,3 +76,16 @@ def test_one_weights_file_cannot_serve_several_teachers(tmp_path):
     with pytest.raises(ConfigError, match="one file"):
         Config(teachers=("vgg16", "resnet50"), weights=str(weights))
     assert Config(teachers=("vgg16",), weights=str(weights)).weights == str(weights)
+
+
+def test_choice_lists_match_the_tables_that_implement_them():
+    """``ctdistill.choices`` lets validation skip Keras; each list must name exactly its table's rows."""
+    from ctdistill import choices, quantize, recipe
+    from ctdistill.models.student import STUDENT_HEADS
+    from ctdistill.models.teachers import TEACHERS
+
+    assert tuple(quantize.QUANT_MODES) == choices.QUANT_MODES
+    assert tuple(recipe.AUGMENTATIONS) == choices.AUGMENTATIONS
+    assert tuple(STUDENT_HEADS) == choices.STUDENT_HEADS
+    built_in = [name for name in TEACHERS if not name.startswith("tiny")]  # the tests register tiny teachers
+    assert tuple(built_in) == choices.TEACHERS

@@ -1,4 +1,4 @@
-"""Data layer: label normalisation, decoding by content, numpy layout, cache, synthetic phantoms."""
+"""Data layer: labels across splits, decoding by content, numpy layout, cache, synthetic phantoms."""
 
 import io
 
@@ -11,14 +11,7 @@ from ctdistill.data import load_dataset, write_numpy
 from ctdistill.data import tree as tree_module
 from ctdistill.data.decode import decode_image
 from ctdistill.data.synthetic import CLASS_NAMES, load_synthetic
-from ctdistill.data.tree import normalise_label
 from ctdistill.errors import DataError
-
-
-def test_normalise_label_strips_location_and_stage():
-    assert normalise_label("adenocarcinoma_left.lower.lobe_T2_N0_M0_Ib") == "adenocarcinoma"
-    assert normalise_label("large.cell.carcinoma_left.hilum_T2_N2_M0_IIIa") == "large.cell.carcinoma"
-    assert normalise_label("normal") == "normal"
 
 
 def test_tree_labels_agree_across_splits_after_normalisation(image_tree):
@@ -38,7 +31,7 @@ def test_val_folder_name_is_accepted(tmp_path):
 
 def test_splits_that_disagree_fail_clearly(tmp_path):
     root = make_tree(tmp_path / "t", names={"train": ["a", "b"], "valid": ["a", "b"], "test": ["a", "c"]})
-    with pytest.raises(DataError, match="classes differ between splits"):
+    with pytest.raises(DataError, match=r"test/c \(nothing in train, valid\)"):
         load_dataset(root, 8, 3)
 
 

@@ -50,8 +50,8 @@ def test_predict_matches_the_runs_own_evaluation(tree_run, model):
 
 def test_run_folder_picks_an_int8_student_and_honours_mode(tree_run):
     _, out = tree_run
-    assert resolve_model(out).name == "tiny_student_int8.tflite"
-    assert resolve_model(out, mode="float32").name == "tiny_Student.keras"
+    assert resolve_model(out)[0].name == "tiny_student_int8.tflite"
+    assert resolve_model(out, mode="float32")[0].name == "tiny_Student.keras"
     with pytest.raises(CtdistillError, match="no model card for a student with mode=float16"):
         resolve_model(out, mode="float16")
 

@@ -82,4 +82,4 @@ def test_run_records_the_gate_and_predict_uses_its_choice(tmp_path, tiny_teacher
     card = json.loads((out / f"{tiny_teacher}_student_int8.tflite.json").read_text())
     assert card["safety_gate"]["decision"] == chosen and card["safety_gate"]["chosen"] == (chosen == "int8")
     if chosen != "none":
-        assert resolve_model(out).name == f"{tiny_teacher}_student_{chosen}.tflite"
+        assert resolve_model(out)[0].name == f"{tiny_teacher}_student_{chosen}.tflite"

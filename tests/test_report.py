@@ -95,3 +95,20 @@ def test_report_on_a_folder_that_is_not_a_run_fails_clearly(tmp_path):
     done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "report", str(tmp_path)], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 2 and "not a finished ctdistill run" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_report_out_elsewhere_keeps_the_latency_chart(report_run, tmp_path):
+    """``ctdistill bench`` writes bench.csv into the run; ``report --out X`` must still find it."""
+    copy = tmp_path / "run"
+    shutil.copytree(report_run, copy)
+    models = pd.read_csv(copy / "summary.csv")
+    students = models[models["kind"] != "teacher"]
+    pd.DataFrame({"model": students["model"], "file": students["file"], "format": "litert",
+                  "threads": 1, "latency_ms_median": 0.5}).to_csv(copy / "bench.csv", index=False)
+    written = build_report(copy, tmp_path / "elsewhere")
+    assert tmp_path / "elsewhere" / "Plots" / "accuracy_vs_latency.png" in written
+
+
+def test_report_names_the_test_split_it_used(report_run):
+    text = (report_run / "report.md").read_text()
+    assert "the dataset's own test split" in text and "official" not in text

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ctdistill.data.dataset import TEST_SPLITS
 from ctdistill.runfolder import write_json
 
 INTENDED_USE = ("Research on model compression for chest-CT slice classification. Not a medical device: not "
@@ -74,7 +75,8 @@ def card(row: dict, scores: dict, config: dict, manifest: dict) -> dict:
             "normalisation": "none outside the model (it rescales 0..255 inside)",
             "dicom": "Hounsfield units from RescaleSlope/RescaleIntercept, lung window level -600 width 1500, "
                      "MONOCHROME1 inverted, one image per frame"},
-        "metrics": {"split": "official test split; *_dedup: test images with no copy in train or valid", **scores,
+        "metrics": {"split": f"{data.get('test_split', TEST_SPLITS['given'])}; *_dedup: test images with no copy "
+                             "in train or valid", **scores,
                     "valid_accuracy": _plain(row.get("valid_accuracy"))},
         "size_mb": row["size_mb"], "params": int(row["params"]),
         "dataset": {"source": data["source"], "fingerprint": data["fingerprint"], "counts": data["counts"]},

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ctdistill.errors import CtdistillError
-from ctdistill.options import RUN_OPTIONS
+from ctdistill.options import RUN_OPTIONS, default_of, help_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,9 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="TOML or JSON file with config keys (flags override it)")
     for flag, key, typ, text in RUN_OPTIONS:
         if typ is bool:  # --strict / --no-strict
-            run.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=text)
+            run.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None,
+                             help=help_text(key, text))
         else:
-            run.add_argument(flag, dest=key, type=typ, default=None, help=text)
+            run.add_argument(flag, dest=key, type=typ, default=None, help=help_text(key, text))
     run.add_argument("--out", help="new run folder (must not exist or be empty). Default: runs/run-<timestamp>")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR with its own "
                                                          "configuration: finished stages are kept, the rest run "
@@ -50,13 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(rep)
 
     pred = sub.add_parser("predict", help="predict with an exported model on images, folders and DICOM files",
-                          description="Predict with a .tflite or .keras model (or a run folder: its best int8 student) "
-                                      "on PNG/JPEG/... images, folders (recursively) and DICOM files (by content).")
-    pred.add_argument("model", help=".tflite or .keras file with its model card (<file>.json), or a run folder")
+                          description="Predict with a .tflite or .keras model (or a run folder: its deployable "
+                                      "student) on PNG/JPEG/... images, folders (recursively) and DICOM files (by "
+                                      "content).")
+    pred.add_argument("model", help=".tflite or .keras file with its model card (<file>.json), or a run folder: "
+                                    "the student whose mode the quantization safety gate accepted (int8 unless "
+                                    "it fell back) with the best validation accuracy")
     pred.add_argument("inputs", nargs="+", help="image files, folders, DICOM files")
     pred.add_argument("--out", help="write the table to a .csv or .json file (never overwrites)")
     pred.add_argument("--teacher", help="run folder: the student of this teacher")
-    pred.add_argument("--mode", help="run folder: this quantization mode (default int8; float32 = the Keras student)")
+    pred.add_argument("--mode", help="run folder: this quantization mode instead of the gate's choice (float32 = the "
+                                     "Keras student)")
     pred.add_argument("--window-level", type=float, default=-600.0, help="DICOM window level in HU (default -600)")
     pred.add_argument("--window-width", type=float, default=1500.0, help="DICOM window width in HU (default 1500)")
     _common(pred)
@@ -76,12 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     prep = data.add_parser("prepare", help="write the seed's numpy layout (X_/y_ train, val, test) from an image tree")
     prep.add_argument("tree", help="image folder tree (train/valid/test/<class>/...)")
     prep.add_argument("--out", required=True, help="output folder for the .npy files")
-    prep.add_argument("--image-size", type=int, default=32, help="image height and width (default 32)")
-    prep.add_argument("--channels", type=int, default=3, help="1 or 3 (default 3)")
+    prep.add_argument("--image-size", type=int, default=default_of("image_size"),
+                      help=help_text("image_size", "image height and width"))
+    prep.add_argument("--channels", type=int, default=default_of("channels"), help=help_text("channels", "1 or 3"))
+    _class_map(prep)
     _common(prep)
     insp = data.add_parser("inspect", help="counts per split and class, formats, modes and image sizes")
     insp.add_argument("path", help="dataset folder")
     insp.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _class_map(insp)
     _common(insp)
     audit = data.add_parser("audit", help="find exact and near duplicates, cross-split leakage, label conflicts "
                                           "and shortcut risks; writes audit.csv and audit.json")
@@ -91,8 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--threshold", type=int, default=None,
                        help="largest perceptual-hash Hamming distance (of 64 bits) that counts as a near copy "
                             "(default 1: CT slices look alike, larger values group different slices)")
+    _class_map(audit)
     _common(audit)
     return parser
+
+
+def _class_map(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--class-map", help=dict((k, t) for _, k, _, t in RUN_OPTIONS)["class_map"])
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -116,25 +129,27 @@ def _version() -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ctdistill.quiet import import_backend_quietly
-
-    if not args.debug:  # --debug keeps TensorFlow's start-up lines
-        import_backend_quietly()
-    from ctdistill.config import Config
-    from ctdistill.pipeline import run
+    # The configuration is checked before Keras and TensorFlow load (seconds), so a typo fails at once.
+    from ctdistill.config import Config, read_values
+    from ctdistill.preflight import check_data_path
 
     overrides = {key: getattr(args, key) for _, key, _, _ in RUN_OPTIONS if getattr(args, key) is not None}
     if args.resume:
-        from ctdistill.config import read_values
         from ctdistill.stages import resumed_config
 
         if args.out:
             raise CtdistillError("--resume continues RUN_DIR in place; leave out --out")
-        values = {**(read_values(args.config) if args.config else {}), **overrides}
-        print(run(resumed_config(Path(args.resume), values), args.resume, resume=True))
-        return 0
-    cfg = Config.from_file(args.config, overrides) if args.config else Config.from_mapping(overrides, "flags")
-    print(run(cfg, args.out))
+        cfg = resumed_config(Path(args.resume), {**(read_values(args.config) if args.config else {}), **overrides})
+    else:
+        cfg = Config.from_file(args.config, overrides) if args.config else Config.from_mapping(overrides, "flags")
+    check_data_path(cfg.data)  # the commonest mistake, also checked before any weights download
+    if not args.debug:  # --debug keeps TensorFlow's start-up lines
+        from ctdistill.quiet import import_backend_quietly
+
+        import_backend_quietly()
+    from ctdistill.pipeline import run
+
+    print(run(cfg, args.resume or args.out, resume=bool(args.resume)))
     return 0
 
 
@@ -146,7 +161,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     Config.from_mapping({"image_size": args.image_size, "channels": args.channels, "weights": "none"}, "flags")
     refuse_existing(*output_files(Path(args.out)))
-    for path in write_numpy(load_dataset(args.tree, args.image_size, args.channels), Path(args.out)):
+    data = load_dataset(args.tree, args.image_size, args.channels, class_map=args.class_map)
+    for path in write_numpy(data, Path(args.out)):
         print(path)
     return 0
 
@@ -154,7 +170,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ctdistill.data.inspect import format_inspection, inspect_path
 
-    info = inspect_path(args.path)
+    info = inspect_path(args.path, args.class_map)
     print(json.dumps(info, indent=2) if args.json else format_inspection(info))
     return 0
 
@@ -166,7 +182,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     refuse_existing(out / "audit.csv", out / "audit.json")
-    result = audit_path(args.path, DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
+    result = audit_path(args.path, DEFAULT_THRESHOLD if args.threshold is None else args.threshold, args.class_map)
     print(audit_text(result.summary))
     for path in write_audit(result.table, result.summary, out):
         print(path)
@@ -183,11 +199,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ctdistill.quiet import import_backend_quietly
-
-    if not args.debug:
-        import_backend_quietly()
-    from ctdistill.predict import predict_paths
+    from ctdistill.predict import predict_paths  # imports Keras only for a Keras model
     from ctdistill.runfolder import atomic_path, refuse_existing
 
     if args.window_width <= 0:
@@ -199,7 +211,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         refuse_existing(out)
     table, failed = predict_paths(args.model, args.inputs, args.teacher, args.mode,
                                   (args.window_level, args.window_width))
-    print(f"model: {table.attrs['model']}")
+    print(f"model: {table.attrs['model']}\n  chosen: {table.attrs['reason']}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(table) else "no readable input")
     if out is not None:
         with atomic_path(out) as tmp:

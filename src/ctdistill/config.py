@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from ctdistill.choices import (AUGMENTATIONS, ENSEMBLES, MONITORS, QUANT_MODES, SPLIT_MODES, TEACHER_ALIASES,
+                               VALIDATION_MODES)
+from ctdistill.choices import STUDENT_HEADS as STUDENTS
+from ctdistill.choices import TEACHERS as ALL_TEACHERS
 from ctdistill.errors import ConfigError
-
-ALL_TEACHERS = ("vgg16", "vgg19", "resnet50", "densenet121", "efficientnetb3", "nasnetmobile", "xception")
-TEACHER_ALIASES = {"resnet": "resnet50", "densenet": "densenet121", "efficientnet": "efficientnetb3",
-                   "nasnet": "nasnetmobile"}
-MONITORS = ("val_accuracy", "val_loss")
-SPLIT_MODES = ("auto", "given", "grouped")
-VALIDATION_MODES = ("carved", "given")
-STUDENTS = ("seed", "gap")
-ENSEMBLES = ("none", "mean", "weighted")
 
 # Named recipes (``--preset``): values applied beneath a config file's keys and the flags.
 # ``ctdistill`` is the measured default recipe (the dataclass defaults); ``seed`` is the seed
@@ -48,6 +44,8 @@ class Config:
     Args:
         data: dataset path (split tree, class-folder tree or numpy layout); None = built-in
             synthetic phantoms.
+        class_map: a TOML/JSON file mapping class folder names to class names (``data.classes``);
+            None = folder names, reconciled across splits where they differ.
         teachers: canonical teacher names (aliases such as ``resnet`` are accepted).
         weights: ``imagenet``, ``none`` or a path to a weights file / folder of Keras weight files.
         image_size, channels: the input every model takes (teachers resize up internally).
@@ -101,6 +99,7 @@ class Config:
     """
 
     data: str | None = None
+    class_map: str | None = None
     teachers: tuple[str, ...] = ALL_TEACHERS
     weights: str = "imagenet"
     image_size: int = 32
@@ -209,10 +208,10 @@ def canonical_teachers(names: Any, source: str = "teachers") -> tuple[str, ...]:
 
 
 def _is_registered(name: str) -> bool:
-    # Tests and plug-ins may add teachers to the table; imported lazily to keep config light.
-    from ctdistill.models.teachers import TEACHERS
-
-    return name in TEACHERS
+    # Tests and plug-ins add teachers to the table after importing it; a table nobody imported holds
+    # only the built-in names, so validation never needs to import Keras for this.
+    table = sys.modules.get("ctdistill.models.teachers")
+    return table is not None and name in table.TEACHERS
 
 
 def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
@@ -305,10 +304,6 @@ def _validate(cfg: Config) -> None:
     for key, ok, message in _RULES:
         if not ok(getattr(cfg, key)):
             raise ConfigError(f"{key}={getattr(cfg, key)!r} {message}")
-    from ctdistill.quantize import QUANT_MODES  # the table of modes lives with the converter
-
-    from ctdistill.recipe import AUGMENTATIONS
-
     unknown = [a for a in cfg.augment if a not in AUGMENTATIONS]
     if unknown:
         raise ConfigError(f"augment: unknown augmentation(s) {', '.join(unknown)}; choose from "
@@ -319,5 +314,7 @@ def _validate(cfg: Config) -> None:
     if len(cfg.teachers) > 1 and Path(cfg.weights).expanduser().is_file():
         raise ConfigError(f"weights={cfg.weights!r} is one file but {len(cfg.teachers)} teachers were asked for; "
                           "give a folder of Keras weight files, or one teacher")
+    if cfg.class_map is not None and not Path(cfg.class_map).expanduser().is_file():
+        raise ConfigError(f"class_map={cfg.class_map!r}: file not found")
     if cfg.channels != 3 and cfg.weights == "imagenet":
         raise ConfigError("channels=1 cannot use ImageNet weights (they expect 3 channels); use --weights none")

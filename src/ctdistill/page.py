@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ctdistill.data.dataset import TEST_SPLITS
 from ctdistill.runfolder import atomic_path
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -22,7 +23,7 @@ th{background:#f0f3f7}td:first-child,th:first-child{text-align:left}img{max-widt
 
 SECTIONS = (
     ("metrics", "Models",
-     "Every model on the official test split: accuracy, balanced accuracy, macro F1, macro one-vs-rest ROC-AUC, "
+     "Every model on {test_split}: accuracy, balanced accuracy, macro F1, macro one-vs-rest ROC-AUC, "
      "expected calibration error (ECE), 95% bootstrap intervals in brackets (metrics.csv has every column, the "
      "intervals as `<metric>_lo` / `<metric>_hi`), and the de-duplicated test view (test images with no copy in "
      "train or valid)."),
@@ -48,8 +49,9 @@ def write_pages(tables: dict, figures: dict[str, Path], run_dir: Path, out: Path
     """Write ``report.html`` and ``report.md`` into ``out``; returns their paths."""
     frames = {name: _shown(name, tables[name]) for name, _, _ in SECTIONS}
     header = _header(tables, run_dir)
-    return [_write(out / "report.html", _html(header, frames, figures)),
-            _write(out / "report.md", _markdown(header, frames, figures, out))]
+    sections = [(name, title, note.format(test_split=dict(header)["test split"])) for name, title, note in SECTIONS]
+    return [_write(out / "report.html", _html(header, frames, figures, sections)),
+            _write(out / "report.md", _markdown(header, frames, figures, out, sections))]
 
 
 def _header(tables: dict, run_dir: Path) -> list[tuple[str, str]]:
@@ -60,6 +62,7 @@ def _header(tables: dict, run_dir: Path) -> list[tuple[str, str]]:
     counts = data.get("counts", {})
     return [("run", str(run_dir.resolve().name)), ("data", str(data.get("source", config.get("data")))),
             ("images", ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items())),
+            ("test split", data.get("test_split", TEST_SPLITS["given"])),
             ("classes", ", ".join(tables["class_names"])),
             ("teachers", ", ".join(config.get("teachers", []))), ("weights", str(config.get("weights"))),
             ("recipe", f"preset {config.get('preset', 'seed-era')}, T={config.get('temperature')}, "
@@ -86,12 +89,12 @@ def _shown(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _html(header, frames: dict, figures: dict[str, Path]) -> str:
+def _html(header, frames: dict, figures: dict[str, Path], sections) -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>ctdistill report</title>"
              f"<style>{CSS}</style></head><body><h1>ctdistill report</h1><table id='run'>"]
     parts += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in header]
     parts.append("</table>")
-    for name, title, note in SECTIONS:
+    for name, title, note in sections:
         table = (f"<div class='scroll'>{frames[name].to_html(index=False, table_id=name, na_rep='', border=0)}</div>"
                  if len(frames[name]) else "<p>none in this run</p>")
         parts.append(f"<h2>{html.escape(title)}</h2><p class='note'>{html.escape(note)}</p>{table}")
@@ -103,9 +106,9 @@ def _html(header, frames: dict, figures: dict[str, Path]) -> str:
     return "\n".join(parts + ["</body></html>"])
 
 
-def _markdown(header, frames: dict, figures: dict[str, Path], out: Path) -> str:
+def _markdown(header, frames: dict, figures: dict[str, Path], out: Path, sections) -> str:
     lines = ["# ctdistill report", "", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in header]
-    for name, title, note in SECTIONS:
+    for name, title, note in sections:
         lines += ["", f"## {title}", "", note, ""]
         lines.append(frames[name].to_markdown(index=False) if len(frames[name]) else "none in this run")
     lines += ["", "## Plots", ""]

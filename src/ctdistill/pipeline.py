@@ -25,6 +25,7 @@ from ctdistill.distill import distill_student, ensemble_teacher, train_scratch
 from ctdistill.errors import DataError
 from ctdistill.models.teachers import check_weights
 from ctdistill.predict import load_model
+from ctdistill.preflight import check_run
 from ctdistill.quantgate import run_gate
 from ctdistill.quantize import convert_all
 from ctdistill.records import record, save_model
@@ -54,7 +55,8 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False) -> Pat
     started = time.perf_counter()
     seed_everything(cfg)
     run_dir = Path(out) if resume else plan_run_dir(out)
-    for name in cfg.teachers:  # a missing weights file must stop the run before it starts
+    check_run(cfg, run_dir)
+    for name in cfg.teachers:  # a missing weights file must stop the run before it starts (may download)
         check_weights(name, cfg.weights)
     data = load_data(cfg)
     data = open_run_dir(cfg, data, run_dir, resume)
@@ -90,6 +92,7 @@ def open_run_dir(cfg: Config, data: Dataset, run_dir: Path, resume: bool) -> Dat
     if not resume:
         write_json(run_dir / "config.json", cfg.to_dict())
         write_json(run_dir / "manifest.json", manifest(cfg.to_dict(), data.summary()))
+        write_json(run_dir / "classes.json", data.classes or {"class_names": data.class_names, "source": data.source})
     return data
 
 
@@ -122,7 +125,8 @@ def seed_everything(cfg: Config, seed: int | None = None) -> None:
 
 
 def load_data(cfg: Config) -> Dataset:
-    data = load_dataset(cfg.data, cfg.image_size, cfg.channels, cfg.seed, cfg.synthetic_per_class, cfg.strict)
+    data = load_dataset(cfg.data, cfg.image_size, cfg.channels, cfg.seed, cfg.synthetic_per_class, cfg.strict,
+                        cfg.class_map)
     if cfg.data is None:
         log.warning("no --data given: using the built-in SYNTHETIC CT phantoms (not medical data)")
     counts = data.summary()["counts"]
@@ -138,7 +142,7 @@ def audit_step(cfg: Config, data: Dataset, run_dir: Path, resume: bool = False) 
     if cfg.data is None:
         log.info("audit: skipped for the synthetic phantoms (each image is drawn independently)")
     else:
-        result = audit_cached(cfg.data, data.fingerprint)
+        result = audit_cached(cfg.data, data.fingerprint, class_map=cfg.class_map)
         log.info("data audit (audit.csv, audit.json):\n%s", report.audit_text(result.summary))
         report.write_audit(result.table, result.summary, run_dir)
         table = result.table

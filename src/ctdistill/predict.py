@@ -27,16 +27,21 @@ from ctdistill.evaluate import predict_keras, predict_tflite
 MODEL_SUFFIXES = (".tflite", ".keras", ".h5")
 
 
-def resolve_model(path: str | Path, teacher: str | None = None, mode: str | None = None) -> Path:
-    """A model file, or the best matching model of a run folder (``mode`` default int8)."""
+def resolve_model(path: str | Path, teacher: str | None = None, mode: str | None = None) -> tuple[Path, str]:
+    """A model file as given, or the chosen student of a run folder, with the reason for the choice.
+
+    Returns:
+        ``(model file, reason)``; the reason says why this file (for the terminal).
+    """
     path = Path(path)
     if path.is_file():
-        return path
+        return path, "the model file given"
     if not path.is_dir():
         raise CtdistillError(f"{path}: no such model file or run folder")
     cards = [json.loads(p.read_text()) for p in sorted(path.glob("*.json")) if p.name.endswith(
         tuple(s + ".json" for s in MODEL_SUFFIXES))]
-    def chosen(c):  # without --mode: the safety gate's choice, else int8
+
+    def chosen(c):  # without --mode: the mode the safety gate accepted (int8 unless it fell back)
         if mode is not None:
             return c["mode"] == mode
         gate = c.get("safety_gate")
@@ -49,10 +54,17 @@ def resolve_model(path: str | Path, teacher: str | None = None, mode: str | None
                              f"{f'mode={mode}' if mode else 'a mode that passed the quantization gate'}"
                              f"{f', teacher={teacher}' if teacher else ''}; is it a finished ctdistill run?")
     best = max(wanted, key=lambda c: c["metrics"].get("valid_accuracy") or 0.0)
-    return path / best["file"]
+    why = f"mode {mode} as asked" if mode else "the mode the quantization safety gate accepted"
+    among = f"teacher {teacher}'s students" if teacher else f"{len(wanted)} candidate student(s)"
+    valid = best["metrics"].get("valid_accuracy")
+    score = f"best validation accuracy ({valid:.3f})" if valid is not None else "first"
+    return path / best["file"], f"{best['mode']}: {why}; {score} of {among}"
 
 
 def load_card(model_file: Path) -> dict:
+    if model_file.suffix not in MODEL_SUFFIXES:
+        raise CtdistillError(f"{model_file}: not a model ctdistill can load; give a .tflite, .keras or .h5 file "
+                             "written by ctdistill (with its model card <file>.json), or a run folder")
     sidecar = card_path(model_file)
     if not sidecar.is_file():
         raise CtdistillError(f"{model_file}: its model card {sidecar.name} is missing (it holds the input size, "
@@ -70,6 +82,9 @@ def load_model(model_file: Path):
         except Exception as exc:  # LiteRT reports a corrupt flatbuffer as ValueError or RuntimeError
             raise CtdistillError(f"{model_file}: not a valid .tflite model ({exc})") from None
         return model_file
+    from ctdistill.quiet import import_backend_quietly
+
+    import_backend_quietly()
     import keras
 
     import ctdistill.models.teachers  # noqa: F401  (registers the teachers' preprocessing layer)
@@ -110,7 +125,7 @@ def predict_paths(model: str | Path, inputs: list[str | Path], teacher: str | No
                   window: tuple[float, float] = LUNG_WINDOW) -> tuple[pd.DataFrame, list[str]]:
     """Predict every input; returns the table (file, frame, predicted class, one probability per class)
     and the one-line errors of the inputs that could not be read (they are skipped)."""
-    model_file = resolve_model(model, teacher, mode)
+    model_file, reason = resolve_model(model, teacher, mode)
     info = load_card(model_file)
     runner = load_model(model_file)
     size, channels, names = info["input"]["height"], info["input"]["channels"], info["class_names"]
@@ -131,4 +146,5 @@ def predict_paths(model: str | Path, inputs: list[str | Path], teacher: str | No
         for i, name in enumerate(names):
             table[f"prob_{name}"] = proba[:, i]
     table.attrs["model"] = str(model_file)
+    table.attrs["reason"] = reason
     return table, failed

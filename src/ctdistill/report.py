@@ -83,7 +83,8 @@ def write_audit(table: pd.DataFrame, summary: dict, out: Path) -> list[Path]:
 
 def audit_text(summary: dict) -> str:
     """The terminal summary of a data audit."""
-    lines = [f"{summary['n_files']} files; {summary['n_exact_groups']} groups of identical pixels "
+    lines = [summary["class_text"]] if summary.get("class_text") else []
+    lines += [f"{summary['n_files']} files; {summary['n_exact_groups']} groups of identical pixels "
              f"({summary['n_redundant_exact_copies']} redundant copies); {summary['n_near_groups']} groups of "
              f"near copies (phash distance <= {summary['threshold']})"]
     cross = summary["cross_split_files"]
@@ -124,7 +125,7 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     for model in impact.loc[impact["collapsed"], "model"] if len(impact) else []:
         log.warning("%s predicts one class for every test image: a collapsed model, not a result", model)
     written = [write_csv(tables[name], out / f"{name}.csv") for name in REPORT_TABLES if len(tables[name])]
-    figures = report_figures(tables, out / "Plots")
+    figures = report_figures(tables, out / "Plots", run_dir / "bench.csv")
     written += figures.values()
     written += page.write_pages(tables, figures, run_dir, out)
     if out == run_dir:  # the model files are here: give each its card
@@ -132,11 +133,11 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     return written
 
 
-def report_figures(tables: dict, folder: Path) -> dict[str, Path]:
-    """The report's figures: accuracy vs size, then per teacher group ROC, reliability and confusion."""
+def report_figures(tables: dict, folder: Path, bench_file: Path) -> dict[str, Path]:
+    """The report's figures: accuracy vs size (and vs latency, when ``bench_file`` exists: written by
+    ``ctdistill bench RUN_DIR``), then per teacher group ROC, reliability and confusion."""
     metrics, curves, names = tables["metrics"], tables["curves"], tables["class_names"]
     figures = {"Accuracy against model size": plots.plot_accuracy_vs_size(metrics, folder / "accuracy_vs_size.png")}
-    bench_file = folder.parent / "bench.csv"
     if bench_file.is_file():  # written by `ctdistill bench RUN_DIR`; its rows name files, the report models
         bench, summary = pd.read_csv(bench_file), tables["summary"]
         bench = bench[bench["format"] != "keras float32 predict"].copy()  # one point per model: its lean call

@@ -24,9 +24,22 @@ PACKAGES = ("ctdistill", "keras", "tensorflow", "tensorflow-cpu", "ai-edge-liter
             "scipy", "pandas", "pillow", "pydicom", "matplotlib")
 
 
+def _current_umask() -> int:
+    # os.umask can only be read by setting it; done once, at import, before any thread writes files.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_current_umask()  # what open(path, "w") gives a new file: 0644 under umask 022
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``final`` (same suffix); rename it onto ``final`` on success.
+
+    The file gets the permissions a plain ``open(final, "w")`` would give it (``FILE_MODE``, from the
+    umask), not the private 0600 of the temporary file, so shared result folders stay readable.
 
     Example:
         >>> with atomic_path("out/table.csv") as tmp:   # doctest: +SKIP
@@ -39,6 +52,8 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        if tmp.is_file():  # a writer may have replaced the path with a folder (a SavedModel export)
+            os.chmod(tmp, FILE_MODE)
         os.replace(tmp, final)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -20,7 +20,8 @@ __all__ = ["SPLITS", "Dataset", "Split", "load_dataset", "write_numpy"]
 
 
 def load_dataset(path: str | Path | None, size: int, channels: int, seed: int = 0,
-                 synthetic_per_class: tuple[int, int, int] = (80, 20, 40), strict: bool = False) -> Dataset:
+                 synthetic_per_class: tuple[int, int, int] = (80, 20, 40), strict: bool = False,
+                 class_map: str | Path | None = None) -> Dataset:
     """Load ``path`` as whichever layout it is; ``None`` gives the built-in synthetic phantoms.
 
     Args:
@@ -30,11 +31,13 @@ def load_dataset(path: str | Path | None, size: int, channels: int, seed: int = 
         synthetic_per_class: phantom counts per class for (train, valid, test).
         strict: stop at the first unreadable image instead of skipping it (and listing it in
             ``Dataset.skipped``).
+        class_map: optional TOML/JSON file mapping class folders to classes (``data.classes``).
 
     Returns:
         A :class:`Dataset`.
     """
     if path is None:
+        _no_class_map(class_map, "the built-in phantoms")
         return load_synthetic(size, channels, synthetic_per_class, seed)
     root = Path(path)
     if not root.exists():
@@ -42,5 +45,11 @@ def load_dataset(path: str | Path | None, size: int, channels: int, seed: int = 
     if not root.is_dir():
         raise DataError(f"{root}: data path is a file; give the folder that holds the images or arrays")
     if is_numpy_layout(root):
+        _no_class_map(class_map, f"{root} (numpy layout: its classes are class_names.json)")
         return load_numpy(root, size, channels)
-    return load_tree(root, size, channels, seed, strict)
+    return load_tree(root, size, channels, seed, strict, class_map)
+
+
+def _no_class_map(class_map: str | Path | None, what: str) -> None:
+    if class_map is not None:
+        raise DataError(f"{class_map}: a class map renames class folders; {what} has none")

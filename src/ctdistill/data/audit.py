@@ -34,7 +34,7 @@ from scipy.cluster.hierarchy import DisjointSet
 from ctdistill.data import cache
 from ctdistill.data.decode import check_pixels, to_mode
 from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy
-from ctdistill.data.tree import find_split_dirs, list_images
+from ctdistill.data.tree import scan_tree
 from ctdistill.errors import DataError
 
 SPLIT_ORDER = {"train": 0, "all": 0, "valid": 1, "test": 2}
@@ -77,14 +77,15 @@ def _hashes(rgb: Image.Image) -> dict:
     return {"pixel_hash": pixels, "phash": str(imagehash.phash(rgb))}
 
 
-def collect(path: Path) -> pd.DataFrame:
-    """One row per image of a split tree, class-folder tree or numpy layout."""
+def collect(path: Path, class_map: str | Path | None = None) -> pd.DataFrame:
+    """One row per image of a split tree, class-folder tree or numpy layout (``attrs["classes"]``: the
+    folder-to-class mapping of a tree)."""
     if is_numpy_layout(path):
         return _collect_numpy(path)
-    split_dirs = find_split_dirs(path) or {"all": path}
+    per_split, mapping = scan_tree(path, class_map)
     rows = []
-    for split, folder in split_dirs.items():
-        for label, file in list_images(folder):
+    for split, items in per_split.items():
+        for label, file in items:
             try:
                 rows.append({"path": str(file), "split": split, "label": label,
                              **describe_image(file.read_bytes(), str(file))})
@@ -95,6 +96,8 @@ def collect(path: Path) -> pd.DataFrame:
         unreadable = table["unreadable"].dropna().tolist()
         table = table[table["unreadable"].isna()].drop(columns="unreadable").reset_index(drop=True)
         table.attrs["unreadable"] = unreadable
+    table.attrs["classes"] = mapping.to_dict()
+    table.attrs["class_text"] = mapping.describe()
     return table
 
 
@@ -180,12 +183,14 @@ def shortcut_risks(table: pd.DataFrame) -> list[dict]:
     return risks
 
 
-def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD) -> AuditResult:
+def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD, class_map: str | Path | None = None
+               ) -> AuditResult:
     """Audit a dataset folder; see the module docstring for what is found.
 
     Args:
         path: split tree, class-folder tree or numpy layout.
         threshold: largest perceptual-hash Hamming distance (of 64 bits) that counts as a near copy.
+        class_map: optional TOML/JSON file mapping class folders to classes (``data.classes``).
 
     Returns:
         :class:`AuditResult` with the per-image table and the summary.
@@ -193,11 +198,12 @@ def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD) -> AuditRes
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
-    collected = collect(root)
+    collected = collect(root, class_map)
     table = flag(group(collected, threshold))
     conflicts = table[table["label_conflict"]].groupby("near_group")["label"].agg(lambda s: sorted(set(s)))
     summary = {
         "path": str(root), "threshold": threshold, "n_files": len(table),
+        "classes": collected.attrs.get("classes"), "class_text": collected.attrs.get("class_text"),
         "n_exact_groups": _n_groups(table, "exact_group"),
         "n_near_groups": _n_groups(table, "near_group"),
         "n_redundant_exact_copies": int((table["exact_group"] >= 0).sum()) - _n_groups(table, "exact_group"),
@@ -236,17 +242,19 @@ def dedup_test_mask(table: pd.DataFrame, earlier_ids: list[str], test_ids: list[
     return np.array([group[i] not in earlier for i in test_ids], dtype=bool)
 
 
-AUDIT_VERSION = 2
+AUDIT_VERSION = 3
 
 
-def audit_cached(path: str | Path, fingerprint: str, threshold: int = DEFAULT_THRESHOLD) -> AuditResult:
-    """:func:`audit_path`, reusing an earlier result for the same data content and threshold."""
+def audit_cached(path: str | Path, fingerprint: str, threshold: int = DEFAULT_THRESHOLD,
+                 class_map: str | Path | None = None) -> AuditResult:
+    """:func:`audit_path`, reusing an earlier result for the same data content and threshold (the
+    fingerprint covers each file's class, so a different class map gives a new entry)."""
     # The path as given is part of the key: the table's ids are built from it and must match the
     # dataset's ids (a cached table made from "./data" would not match "data/...").
     key = cache.cache_key("audit", AUDIT_VERSION, fingerprint, str(path), threshold)
     stored = cache.load_json(key)
     if stored is not None:
         return AuditResult(pd.DataFrame(stored["table"]), stored["summary"])
-    result = audit_path(path, threshold)
+    result = audit_path(path, threshold, class_map)
     cache.store_json(key, {"table": result.table.to_dict(orient="list"), "summary": result.summary})
     return result

@@ -7,6 +7,9 @@ import dataclasses
 import numpy as np
 
 SPLITS = ("train", "valid", "test")
+# How the test split came about, in the words reports use for it.
+TEST_SPLITS = {"given": "the dataset's own test split",
+               "grouped": "a test split drawn by ctdistill (about 20% of all images, by copy groups; splits.json)"}
 
 
 @dataclasses.dataclass
@@ -36,6 +39,8 @@ class Dataset:
         dedup_test: boolean mask over ``test``: the de-duplicated test view (None until audited).
         given_splits: False when ctdistill made the splits (a folder without split folders).
         skipped: one message (file and reason) per unreadable image that was left out.
+        classes: how class folders became classes (``ClassMapping.to_dict()``), None when the
+            source has no class folders.
     """
 
     train: Split
@@ -47,6 +52,8 @@ class Dataset:
     dedup_test: np.ndarray | None = None  # set by the audit: test images without copies in train/valid
     given_splits: bool = True  # False when ctdistill made the splits (a folder without split folders)
     skipped: list[str] = dataclasses.field(default_factory=list)  # unreadable images left out, one message each
+    classes: dict | None = None  # class folder -> class, per split (image trees only)
+    test_split: str = "given"  # a key of TEST_SPLITS
 
     @property
     def n_classes(self) -> int:
@@ -68,4 +75,6 @@ class Dataset:
             "class_names": self.class_names,
             "counts": {s: dict(zip(self.class_names, self.split(s).counts(self.n_classes))) for s in SPLITS},
             "skipped": self.skipped,
+            "classes": self.classes,
+            "test_split": TEST_SPLITS[self.test_split],
         }

@@ -9,26 +9,29 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout
-from ctdistill.data.tree import find_split_dirs, list_images
+from ctdistill.data.tree import scan_tree
 from ctdistill.errors import DataError
 
 
-def inspect_path(path: str | Path) -> dict:
-    """Counts per split and class, file formats, colour modes and the size range.
+def inspect_path(path: str | Path, class_map: str | Path | None = None) -> dict:
+    """Counts per split and class, how folders became classes, file formats, colour modes and the size range.
+
+    Args:
+        path: dataset folder.
+        class_map: optional TOML/JSON file mapping class folders to classes (``data.classes``).
 
     Returns:
-        ``{"layout", "splits": {split: {class: count}}, "formats", "modes", "width", "height",
-        "unreadable"}`` for a folder tree; shapes and dtypes for the numpy layout.
+        ``{"layout", "classes", "splits": {split: {class: count}}, "formats", "modes", "width",
+        "height", "unreadable"}`` for a folder tree; shapes and dtypes for the numpy layout.
     """
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     if is_numpy_layout(root):
         return _inspect_numpy(root)
-    split_dirs = find_split_dirs(root) or {"all": root}
+    per_split, mapping = scan_tree(root, class_map)
     splits, formats, modes, widths, heights, unreadable = {}, Counter(), Counter(), [], [], []
-    for split, folder in split_dirs.items():
-        items = list_images(folder)
+    for split, items in per_split.items():
         splits[split] = dict(sorted(Counter(label for label, _ in items).items()))
         for _, file in items:
             try:
@@ -39,7 +42,7 @@ def inspect_path(path: str | Path) -> dict:
                     heights.append(img.height)
             except (UnidentifiedImageError, OSError):
                 unreadable.append(str(file))
-    return {"layout": "folder tree", "splits": splits, "formats": dict(formats), "modes": dict(modes),
+    return {"layout": "folder tree", "classes": mapping.to_dict(), "class_text": mapping.describe(), "splits": splits, "formats": dict(formats), "modes": dict(modes),
             "width": _range(widths), "height": _range(heights), "unreadable": unreadable}
 
 
@@ -62,7 +65,7 @@ def format_inspection(info: dict) -> str:
     """Human-readable text for :func:`inspect_path`'s result."""
     if info["layout"] == "numpy":
         return "\n".join(f"{name}: shape {v['shape']} {v['dtype']}" for name, v in info["arrays"].items())
-    lines = []
+    lines = [info["class_text"]]
     for split, counts in info["splits"].items():
         lines.append(f"{split}: {sum(counts.values())} images  " + ", ".join(f"{n} {c}" for c, n in counts.items()))
     lines.append("formats: " + ", ".join(f"{k}: {v}" for k, v in info["formats"].items()))

@@ -41,8 +41,8 @@ def grouped_split(data: Dataset, audit_table: pd.DataFrame, seed: int) -> Datase
     def take(ix: np.ndarray) -> Split:
         return Split(x[ix], y[ix], [paths[i] for i in ix])
 
-    return Dataset(take(train), take(valid), take(test), data.class_names, data.fingerprint,
-                   f"{data.source}, re-split by duplicate groups (seed {seed})")
+    return dataclasses.replace(data, train=take(train), valid=take(valid), test=take(test), test_split="grouped",
+                               source=f"{data.source}, re-split by duplicate groups (seed {seed})")
 
 
 def carve_validation(data: Dataset, audit_table: pd.DataFrame | None, fraction: float, seed: int) -> Dataset:

@@ -1,8 +1,8 @@
 """Load a folder tree of images: ``<root>/{train,valid|val,test}/<class>/<image>`` or ``<root>/<class>/<image>``.
 
-Class folder names differ between splits in the Kaggle download
-(``adenocarcinoma_left.lower.lobe_T2_N0_M0_Ib`` in train, ``adenocarcinoma`` in test): labels are
-the folder name up to the first ``_``. Images are decoded by content and cached by content hash.
+A class folder's name is its class; where splits spell a class differently (the Kaggle download has
+``adenocarcinoma_left.lower.lobe_T2_N0_M0_Ib`` in train, ``adenocarcinoma`` in test) the names are
+reconciled by ``ctdistill.data.classes``. Images are decoded by content and cached by content hash.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ctdistill.data import cache
+from ctdistill.data.classes import ClassMapping, read_class_map, resolve_classes
 from ctdistill.data.dataset import SPLITS, Dataset, Split
 from ctdistill.data.decode import DECODER_VERSION, decode_image
 from ctdistill.errors import DataError
@@ -25,16 +26,6 @@ log = logging.getLogger(__name__)
 SPLIT_FOLDERS = {"train": ("train",), "valid": ("valid", "val", "validation"), "test": ("test",)}
 
 
-def normalise_label(folder_name: str) -> str:
-    """The class of a folder: the part before the first ``_`` (Kaggle appends location/TNM stage).
-
-    Example:
-        >>> normalise_label("large.cell.carcinoma_left.hilum_T2_N2_M0_IIIa")
-        'large.cell.carcinoma'
-    """
-    return folder_name.split("_", 1)[0].strip()
-
-
 def find_split_dirs(root: Path) -> dict[str, Path] | None:
     """``{split: folder}`` when ``root`` holds split folders, None for a plain class-folder tree."""
     found = {s: root / n for s, names in SPLIT_FOLDERS.items() for n in names if (root / n).is_dir()}
@@ -42,38 +33,28 @@ def find_split_dirs(root: Path) -> dict[str, Path] | None:
 
 
 def list_images(split_dir: Path) -> list[tuple[str, Path]]:
-    """(label, path) for every non-hidden file under each class folder, sorted for determinism."""
+    """(class folder name, path) for every non-hidden file under each class folder, sorted for determinism."""
     items = []
     for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
         if not files:
             raise DataError(f"{class_dir}: empty class folder (no image files)")
-        items += [(normalise_label(class_dir.name), f) for f in files]
+        items += [(class_dir.name, f) for f in files]
     if not items:
         raise DataError(f"{split_dir}: no class folders with images")
     return items
 
 
-def check_label_sets(per_split: dict[str, list[tuple[str, Path]]], when: str = "after normalising folder names"
-                     ) -> list[str]:
-    """The shared sorted class names; a clear error when splits disagree after normalisation."""
-    sets = {s: {label for label, _ in items} for s, items in per_split.items()}
-    first, reference = next(iter(sets.items()))
-    for split, labels in sets.items():
-        if labels != reference:
-            raise DataError(f"classes differ between splits {when}: {first} has "
-                            f"{sorted(reference)}, {split} has {sorted(labels)}")
-    if len(reference) < 2:
-        raise DataError(f"only one class ({sorted(reference)}) found: classification needs at least two")
-    return sorted(reference)
+def scan_tree(root: Path, class_map: str | Path | None = None) -> tuple[dict[str, list[tuple[str, Path]]],
+                                                                        ClassMapping]:
+    """Every image of a split tree (or of a class-folder tree, as split ``all``) with its class.
 
+    Args:
+        root: the tree's top folder.
+        class_map: optional TOML/JSON file mapping folder names to classes (``data.classes``).
 
-def load_tree(root: Path, size: int, channels: int, seed: int = 0, strict: bool = False) -> Dataset:
-    """Decode a split tree (or a class-folder tree, split 70/10/20 stratified by ``seed``).
-
-    An image that cannot be decoded (empty, truncated, not an image, too large) is skipped and
-    listed in ``Dataset.skipped``; ``strict=True`` stops at the first one instead. Problems of the
-    folder structure (missing split, empty class, differing class sets) always stop.
+    Returns:
+        ``({split: [(class, path)]}, mapping)``; the mapping says which folder became which class.
     """
     split_dirs = find_split_dirs(root)
     if split_dirs is None:
@@ -83,7 +64,36 @@ def load_tree(root: Path, size: int, channels: int, seed: int = 0, strict: bool 
         if missing:
             raise DataError(f"{root}: split folder(s) {', '.join(missing)} missing (expected train, valid|val, test)")
         per_split = {s: list_images(split_dirs[s]) for s in SPLITS}
-    names = check_label_sets(per_split)
+    folders = {s: sorted({f for f, _ in items}) for s, items in per_split.items()}
+    mapping = resolve_classes(folders, read_class_map(class_map), str(class_map) if class_map else "class map")
+    labelled = {s: [(mapping.folders[s][f], p) for f, p in items] for s, items in per_split.items()}
+    return labelled, mapping
+
+
+def check_label_sets(per_split: dict[str, list[tuple[str, Path]]], when: str) -> list[str]:
+    """The shared sorted class names; a clear error when splits disagree (e.g. a class left empty)."""
+    sets = {s: {label for label, _ in items} for s, items in per_split.items()}
+    first, reference = next(iter(sets.items()))
+    for split, labels in sets.items():
+        if labels != reference:
+            raise DataError(f"classes differ between splits {when}: {first} has "
+                            f"{sorted(reference)}, {split} has {sorted(labels)}")
+    if len(reference) < 2:
+        raise DataError(f"only one class ({sorted(reference)}) found {when}: classification needs at least two")
+    return sorted(reference)
+
+
+def load_tree(root: Path, size: int, channels: int, seed: int = 0, strict: bool = False,
+              class_map: str | Path | None = None) -> Dataset:
+    """Decode a split tree (or a class-folder tree, split 70/10/20 stratified by ``seed``).
+
+    An image that cannot be decoded (empty, truncated, not an image, too large) is skipped and
+    listed in ``Dataset.skipped``; ``strict=True`` stops at the first one instead. Problems of the
+    folder structure (missing split, empty class, differing class sets) always stop.
+    """
+    per_split, mapping = scan_tree(root, class_map)
+    log.info("%s", mapping.describe())
+    names = mapping.class_names
     index = {n: i for i, n in enumerate(names)}
     hashes = {s: [_sha256(p) for _, p in items] for s, items in per_split.items()}
     content = [[s, label, str(p.relative_to(root)), h] for s, items in per_split.items()
@@ -112,7 +122,7 @@ def load_tree(root: Path, size: int, channels: int, seed: int = 0, strict: bool 
     if not given:  # provisional; the pipeline re-splits by duplicate groups once the audit has run
         splits = _stratified_split(splits["all"], seed)
     return Dataset(**splits, class_names=names, fingerprint=fingerprint, source=f"image folder tree {root}",
-                   given_splits=given, skipped=skipped)
+                   given_splits=given, skipped=skipped, classes=mapping.to_dict())
 
 
 def _sha256(path: Path) -> str:

@@ -1,0 +1,22 @@
+"""The names a configuration may choose from, in a module that imports neither Keras nor TensorFlow.
+
+Validating a configuration must be instant (a typo in a flag should not wait for TensorFlow to
+load), so the choice lists live here; the tables that implement them (``models.teachers.TEACHERS``,
+``quantize.QUANT_MODES``, ``recipe.AUGMENTATIONS``, ``models.student.STUDENT_HEADS``) are checked
+against these names by ``tests/test_config.py``.
+
+Example:
+    >>> "int8" in QUANT_MODES
+    True
+"""
+
+TEACHERS = ("vgg16", "vgg19", "resnet50", "densenet121", "efficientnetb3", "nasnetmobile", "xception")
+TEACHER_ALIASES = {"resnet": "resnet50", "densenet": "densenet121", "efficientnet": "efficientnetb3",
+                   "nasnet": "nasnetmobile"}
+QUANT_MODES = ("dynamic", "float16", "int8", "16x8")
+AUGMENTATIONS = ("hflip", "rotate", "translate", "zoom", "contrast")
+STUDENT_HEADS = ("seed", "gap")
+ENSEMBLES = ("none", "mean", "weighted")
+MONITORS = ("val_accuracy", "val_loss")
+SPLIT_MODES = ("auto", "given", "grouped")
+VALIDATION_MODES = ("carved", "given")

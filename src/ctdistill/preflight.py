@@ -1,0 +1,83 @@
+"""Checks before a run trains anything: a missing piece must cost seconds, not hours.
+
+In order of how cheap they are and how often they are the real mistake: the data path, the run
+folder, the packages later stages import, free disk space for the files the run will write, and
+the teachers' weights (which may need a download: checked last, so a wrong ``--data`` is never
+hidden behind a download error).
+
+Example:
+    >>> check_run(Config(data="no/such/folder"), Path("runs/x"))        # doctest: +SKIP
+    Traceback (most recent call last):
+    DataError: no/such/folder: data path does not exist
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+from ctdistill.config import Config
+from ctdistill.errors import ConfigError, DataError, RunFolderError
+
+# Modules imported only by later stages (report, plots, audit, export), with the stage that needs them.
+LATE_IMPORTS = {"tabulate": "report.md tables", "matplotlib": "plots", "imagehash": "the data audit",
+                "scipy": "statistics", "sklearn": "metrics"}
+EXPORT_IMPORTS = {"tensorflow": "LiteRT export (--quant-modes)", "ai_edge_litert": "running .tflite models"}
+# Rough float32 parameter counts (millions) of each teacher with the seed's head, for the disk check;
+# a teacher not listed counts as the largest.
+TEACHER_PARAMS_M = {"vgg16": 15.0, "vgg19": 20.3, "resnet50": 24.6, "densenet121": 7.6, "efficientnetb3": 11.6,
+                    "nasnetmobile": 4.8, "xception": 21.9}
+STUDENT_FILES_MB = 12.0  # .keras, .h5 and the .tflite files of one student at 32 px (measured ~9 MB)
+
+
+def check_run(cfg: Config, run_dir: Path) -> None:
+    """Raise a one-line error for the first thing that would stop ``cfg``'s run later.
+
+    Args:
+        cfg: the run's configuration.
+        run_dir: the planned run folder (it may not exist yet).
+    """
+    check_data_path(cfg.data)
+    check_imports(cfg)
+    check_disk_space(run_dir, expected_mb(cfg))
+
+
+def check_data_path(path: str | None) -> None:
+    if path is None:
+        return
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"{root}: data path does not exist")
+    if not root.is_dir():
+        raise DataError(f"{root}: data path is a file; give the folder that holds the images or arrays")
+
+
+def check_imports(cfg: Config) -> None:
+    """Every package a later stage imports is installed (found, not imported: that takes seconds)."""
+    needed = dict(LATE_IMPORTS)
+    if cfg.quant_modes:
+        needed.update(EXPORT_IMPORTS)
+    missing = [f"{module} ({why})" for module, why in needed.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ConfigError(f"missing package(s) a later stage needs: {', '.join(missing)}; reinstall ctdistill "
+                          "(pip install ctdistill) so that its dependencies are installed")
+
+
+def expected_mb(cfg: Config) -> float:
+    """Megabytes a run will write: each teacher's model file and, per seed, each student's files."""
+    teachers = sum(TEACHER_PARAMS_M.get(t, max(TEACHER_PARAMS_M.values())) * 4 for t in cfg.teachers)
+    area = (cfg.image_size / 32) ** 2  # the seed student's Flatten -> Dense grows with the input area
+    students = (len(cfg.teachers) + 1 + (cfg.ensemble != "none")) * (1 + len(cfg.seeds)) * STUDENT_FILES_MB * area
+    return teachers + students
+
+
+def check_disk_space(run_dir: Path, needed_mb: float) -> None:
+    """Refuse to start when the run folder's disk has less than ``needed_mb`` (+ 10%) free."""
+    existing = run_dir
+    while not existing.exists():
+        existing = existing.parent
+    free_mb = shutil.disk_usage(existing).free / 1e6
+    if free_mb < needed_mb * 1.1:
+        raise RunFolderError(f"{run_dir}: {free_mb:.0f} MB free on its disk, the run writes about "
+                             f"{needed_mb:.0f} MB; free space or choose another --out")
