@@ -64,6 +64,30 @@ def save_image(path: Path, array: np.ndarray, fmt: str | None = None, mode: str 
     return path
 
 
+def ct_dicom(path, pixels, slope=1.0, intercept=-1024.0, photometric="MONOCHROME2"):
+    """A CT DICOM file of raw ``pixels`` (one frame (H, W) or several (N, H, W)); HU = raw * slope + intercept."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = CTImageStorage, meta.MediaStorageSOPInstanceUID, "CT"
+    frames = pixels if pixels.ndim == 3 else pixels[None]
+    ds.Rows, ds.Columns = frames.shape[1:]
+    if len(frames) > 1:
+        ds.NumberOfFrames = len(frames)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    ds.PixelData = frames.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
 def make_tree(root: Path, splits=("train", "valid", "test"), per_class=3, names=None, size=20) -> Path:
     """A small split tree whose class folder names differ across splits, as in the Kaggle data."""
     rng = np.random.default_rng(0)

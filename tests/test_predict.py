@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_tree, save_image
+from conftest import ct_dicom, make_tree, save_image
 
 from ctdistill.config import Config
 from ctdistill.data.dicom import decode_dicom, window_to_uint8
@@ -56,39 +56,16 @@ def test_run_folder_picks_an_int8_student_and_honours_mode(tree_run):
         resolve_model(out, mode="float16")
 
 
-def _ct_dicom(path, pixels, slope=1.0, intercept=-1024.0, photometric="MONOCHROME2"):
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = CTImageStorage, meta.MediaStorageSOPInstanceUID, "CT"
-    frames = pixels if pixels.ndim == 3 else pixels[None]
-    ds.Rows, ds.Columns = frames.shape[1:]
-    if len(frames) > 1:
-        ds.NumberOfFrames = len(frames)
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-    ds.PixelData = frames.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 def test_dicom_hounsfield_window_monochrome1_and_frames(tmp_path):
     raw = np.array([[0, 424], [1174, 2000]], np.uint16)  # HU = raw - 1024: -1024, -600, 150, 976
-    f = _ct_dicom(tmp_path / "ct.dcm", raw)
+    f = ct_dicom(tmp_path / "ct.dcm", raw)
     (grey,) = decode_dicom(f.read_bytes(), 2, 1)
     np.testing.assert_array_equal(grey[..., 0], window_to_uint8(raw.astype(float) - 1024, -600, 1500))
     # -600 HU is the window centre, 150 HU its top; -1024 HU (air) is (1350 - 1024) / 1500 * 255 = 55
     assert grey[0, 1, 0] == 128 and grey[1, 0, 0] == 255 and grey[0, 0, 0] == 55
-    (inverted,) = decode_dicom(_ct_dicom(tmp_path / "m1.dcm", raw, photometric="MONOCHROME1").read_bytes(), 2, 1)
+    (inverted,) = decode_dicom(ct_dicom(tmp_path / "m1.dcm", raw, photometric="MONOCHROME1").read_bytes(), 2, 1)
     np.testing.assert_array_equal(inverted, 255 - grey)
-    frames = decode_dicom(_ct_dicom(tmp_path / "multi.dcm", np.stack([raw, raw[::-1]])).read_bytes(), 2, 3)
+    frames = decode_dicom(ct_dicom(tmp_path / "multi.dcm", np.stack([raw, raw[::-1]])).read_bytes(), 2, 3)
     assert len(frames) == 2 and frames[0].shape == (2, 2, 3)
     np.testing.assert_array_equal(frames[1][..., 0], grey[::-1, :, 0])
 
@@ -100,7 +77,7 @@ def test_compressed_dicom_without_its_handler_names_the_transfer_syntax(tmp_path
 
     from ctdistill.errors import DataError
 
-    path = _ct_dicom(tmp_path / "jpegls.dcm", np.zeros((4, 4), np.uint16))
+    path = ct_dicom(tmp_path / "jpegls.dcm", np.zeros((4, 4), np.uint16))
     ds = pydicom.dcmread(path)
     ds.file_meta.TransferSyntaxUID = JPEGLSLossless  # no JPEG-LS handler is installed with ctdistill
     ds.PixelData = encapsulate([b"\xff\xd8 compressed frame"])
@@ -114,7 +91,7 @@ def test_predict_cli_on_folder_dicom_and_bad_files(tree_run, tmp_path):
     root, out = tree_run
     inputs = tmp_path / "inputs"
     save_image(inputs / "slice.jpg", np.full((30, 30), 100, np.uint8), "JPEG")
-    _ct_dicom(inputs / "scan_without_extension", np.full((2, 8, 8), 500, np.uint16))  # DICOM by content, 2 frames
+    ct_dicom(inputs / "scan_without_extension", np.full((2, 8, 8), 500, np.uint16))  # DICOM by content, 2 frames
     (inputs / "notes.png").write_text("not an image")
     result = tmp_path / "pred.csv"
     done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "predict", str(out), str(inputs),

@@ -71,10 +71,12 @@ def card(row: dict, scores: dict, config: dict, manifest: dict) -> dict:
         "output": "logits, one per class; softmax gives probabilities",
         "preprocessing": {
             "decode": "by file content; converted to RGB (channels 3) or grey (channels 1)",
-            "resize": f"stretched to {width}x{height}, bilinear (PIL)",
+            "crop": (data.get("crop") or {}).get("crop", "none"),
+            "resize": f"{'cropped to the body (ctdistill.data.crop), then ' if (data.get('crop') or {}).get('crop') == 'body' else ''}"
+                      f"stretched to {width}x{height}, bilinear (PIL)",
             "normalisation": "none outside the model (it rescales 0..255 inside)",
             "dicom": "Hounsfield units from RescaleSlope/RescaleIntercept, lung window level -600 width 1500, "
-                     "MONOCHROME1 inverted, one image per frame"},
+                     "MONOCHROME1 inverted, one image per frame; the body crop found on voxels above -500 HU"},
         "metrics": {"split": f"{data.get('test_split', TEST_SPLITS['given'])}; *_dedup: test images with no copy "
                              "in train or valid", **scores,
                     "valid_accuracy": _plain(row.get("valid_accuracy"))},

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ctdistill.errors import CtdistillError
+from ctdistill.choices import CROPS
 from ctdistill.options import RUN_OPTIONS, default_of, help_text
 
 
@@ -84,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--image-size", type=int, default=default_of("image_size"),
                       help=help_text("image_size", "image height and width"))
     prep.add_argument("--channels", type=int, default=default_of("channels"), help=help_text("channels", "1 or 3"))
+    prep.add_argument("--crop", choices=CROPS, default=default_of("crop"),
+                      help=help_text("crop", dict((k, t) for _, k, _, t in RUN_OPTIONS)["crop"]))
     _class_map(prep)
     _common(prep)
     insp = data.add_parser("inspect", help="counts per split and class, formats, modes and image sizes")
@@ -161,7 +164,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     Config.from_mapping({"image_size": args.image_size, "channels": args.channels, "weights": "none"}, "flags")
     refuse_existing(*output_files(Path(args.out)))
-    data = load_dataset(args.tree, args.image_size, args.channels, class_map=args.class_map)
+    data = load_dataset(args.tree, args.image_size, args.channels, class_map=args.class_map, crop=args.crop)
     for path in write_numpy(data, Path(args.out)):
         print(path)
     return 0

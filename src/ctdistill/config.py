@@ -19,8 +19,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from ctdistill.choices import (AUGMENTATIONS, ENSEMBLES, MONITORS, QUANT_MODES, SPLIT_MODES, TEACHER_ALIASES,
-                               VALIDATION_MODES)
+from ctdistill.choices import (AUGMENTATIONS, CROPS, ENSEMBLES, MONITORS, QUANT_MODES, SPLIT_MODES,
+                               TEACHER_ALIASES, VALIDATION_MODES)
 from ctdistill.choices import STUDENT_HEADS as STUDENTS
 from ctdistill.choices import TEACHERS as ALL_TEACHERS
 from ctdistill.errors import ConfigError
@@ -31,7 +31,7 @@ from ctdistill.errors import ConfigError
 # valid split, Keras' BatchNorm momentum.
 PRESETS: dict[str, dict[str, Any]] = {
     "ctdistill": {},
-    "seed": {"augment": (), "lr_schedule": "constant", "warmup_epochs": 0, "weight_decay": 0.0,
+    "seed": {"crop": "none", "augment": (), "lr_schedule": "constant", "warmup_epochs": 0, "weight_decay": 0.0,
              "label_smoothing": 0.0, "class_balance": "none", "validation": "given", "monitor": "val_loss",
              "patience": 30, "bn_momentum": 0.99, "student": "seed"},
 }
@@ -49,6 +49,9 @@ class Config:
         teachers: canonical teacher names (aliases such as ``resnet`` are accepted).
         weights: ``imagenet``, ``none`` or a path to a weights file / folder of Keras weight files.
         image_size, channels: the input every model takes (teachers resize up internally).
+        crop: ``body`` crops every image to the body (the largest bright component, which drops the
+            scanner table and black margins) before resizing, in training, evaluation and ``predict``
+            alike (``data.crop``); ``none`` stretches the whole image, as the seed did.
         temperature, alpha: Hinton KD temperature and weight of the hard-label loss.
         batch_size, epochs: batch size and the *maximum* epochs of every training stage.
         patience, monitor: early stopping on the validation split, best weights restored.
@@ -104,6 +107,7 @@ class Config:
     weights: str = "imagenet"
     image_size: int = 32
     channels: int = 3
+    crop: str = "body"
     temperature: float = 2.0
     alpha: float = 0.5
     batch_size: int = 256
@@ -292,6 +296,7 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
     ("bn_momentum", lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
     ("student", lambda v: v in STUDENTS, f"must be one of {', '.join(STUDENTS)}"),
     ("ensemble", lambda v: v in ENSEMBLES, f"must be one of {', '.join(ENSEMBLES)}"),
+    ("crop", lambda v: v in CROPS, f"must be one of {', '.join(CROPS)}"),
     ("ece_bins", lambda v: 2 <= v <= 100, "must be between 2 and 100"),
     ("teacher_views", lambda v: 0 <= v <= 1000, "must be between 0 (teacher on every batch) and 1000"),
     ("bootstrap_resamples", lambda v: v == 0 or v >= 100, "must be 0 (no intervals) or >= 100"),

@@ -23,6 +23,8 @@ RUN_OPTIONS = (
                                   "(offline use)"),
     ("--image-size", "image_size", int, "input height and width in pixels"),
     ("--channels", "channels", int, "1 (grey) or 3"),
+    ("--crop", "crop", str, "body: crop every image to the body (drops the scanner table and black margins) before "
+                            "resizing, in training and predict alike; none: resize the whole image (the seed's)"),
     ("--temperature", "temperature", float, "distillation temperature T > 0"),
     ("--alpha", "alpha", float, "weight of the hard-label loss in [0, 1]; 1 - alpha weighs the soft loss"),
     ("--batch-size", "batch_size", int, "training batch size"),

@@ -63,12 +63,30 @@ def _header(tables: dict, run_dir: Path) -> list[tuple[str, str]]:
     return [("run", str(run_dir.resolve().name)), ("data", str(data.get("source", config.get("data")))),
             ("images", ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items())),
             ("test split", data.get("test_split", TEST_SPLITS["given"])),
+            ("crop", _crop_text(data.get("crop"))),
             ("classes", ", ".join(tables["class_names"])),
             ("teachers", ", ".join(config.get("teachers", []))), ("weights", str(config.get("weights"))),
             ("recipe", f"preset {config.get('preset', 'seed-era')}, T={config.get('temperature')}, "
                        f"alpha={config.get('alpha')}, {config.get('image_size')} px, seed {config.get('seed')}"),
             ("git revision", str(manifest.get("git_revision"))),
             ("intended use", "research only; not a medical device")]
+
+
+def _crop_text(crop: dict | None) -> str:
+    """What the crop to the body kept, per split (the median share of the image area), and its fallbacks."""
+    if not crop or crop.get("crop", "none") == "none":
+        return "none (whole images, stretched to the input size)"
+    text = f"{crop['crop']}"
+    shares = crop.get("kept_share") or {}
+    if shares:
+        text += "; median share of the image kept: " + "; ".join(
+            f"{split} " + ", ".join(f"{c} {100 * v:.0f}%" for c, v in per_class.items())
+            for split, per_class in shares.items())
+    fallbacks = crop.get("fallbacks") or {}
+    if fallbacks:
+        text += "; whole image kept (no body found) for " + ", ".join(
+            f"{len(files)} ({why})" for why, files in fallbacks.items())
+    return text
 
 
 def _shown(name: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -126,7 +126,7 @@ def seed_everything(cfg: Config, seed: int | None = None) -> None:
 
 def load_data(cfg: Config) -> Dataset:
     data = load_dataset(cfg.data, cfg.image_size, cfg.channels, cfg.seed, cfg.synthetic_per_class, cfg.strict,
-                        cfg.class_map)
+                        cfg.class_map, cfg.crop)
     if cfg.data is None:
         log.warning("no --data given: using the built-in SYNTHETIC CT phantoms (not medical data)")
     counts = data.summary()["counts"]

@@ -110,15 +110,16 @@ def expand_inputs(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-def read_input(path: Path, size: int, channels: int, window: tuple[float, float]) -> list[np.ndarray]:
-    """One array per image (a multi-frame DICOM file gives one per frame)."""
+def read_input(path: Path, size: int, channels: int, window: tuple[float, float], crop: str = "none"
+               ) -> list[np.ndarray]:
+    """One array per image (a multi-frame DICOM file gives one per frame), cropped as in training."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
     if is_dicom(data):
-        return decode_dicom(data, size, channels, str(path), window)
-    return [decode_image(data, size, channels, str(path))]
+        return decode_dicom(data, size, channels, str(path), window, crop)
+    return [decode_image(data, size, channels, str(path), crop)]
 
 
 def predict_paths(model: str | Path, inputs: list[str | Path], teacher: str | None = None, mode: str | None = None,
@@ -129,10 +130,11 @@ def predict_paths(model: str | Path, inputs: list[str | Path], teacher: str | No
     info = load_card(model_file)
     runner = load_model(model_file)
     size, channels, names = info["input"]["height"], info["input"]["channels"], info["class_names"]
+    crop = info.get("preprocessing", {}).get("crop", "none")  # cards before the crop existed: none
     rows, arrays, failed = [], [], []
     for path in expand_inputs(inputs):
         try:
-            frames = read_input(path, size, channels, window)
+            frames = read_input(path, size, channels, window, crop)
         except DataError as exc:
             failed.append(str(exc))
             continue

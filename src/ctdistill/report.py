@@ -95,6 +95,15 @@ def audit_text(summary: dict) -> str:
                      f"{counts['cross_split']} with a copy in an earlier split")
     for conflict in summary["label_conflict_groups"]:
         lines.append(f"LABEL CONFLICT: {' vs '.join(conflict['labels'])}: " + ", ".join(conflict["files"]))
+    frame = summary.get("framing") or {}
+    if frame:
+        lines.append("framing: the body fills a median " + ", ".join(
+            f"{100 * v:.0f}% ({s})" for s, v in frame["median_body_share"].items()) + " of the image")
+        for split, diff in frame["splits_framed_unlike_train"].items():
+            lines.append(f"FRAMING SHIFT: {split} images are framed unlike train (the body's median share differs by "
+                         f"{100 * diff:+.0f} points); --crop body removes the difference")
+        if frame["no_body_found"]:
+            lines.append(f"no body found in {len(frame['no_body_found'])} image(s) (kept whole by --crop body)")
     for risk in summary["shortcut_risks"]:
         if risk["flags"]:
             lines.append(f"SHORTCUT RISK: class {risk['label']} differs in {', '.join(risk['flags'])} "

@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ctdistill.data.dataset import SPLITS, Dataset, Split
@@ -18,10 +19,12 @@ from ctdistill.errors import DataError
 
 __all__ = ["SPLITS", "Dataset", "Split", "load_dataset", "write_numpy"]
 
+log = logging.getLogger(__name__)
+
 
 def load_dataset(path: str | Path | None, size: int, channels: int, seed: int = 0,
                  synthetic_per_class: tuple[int, int, int] = (80, 20, 40), strict: bool = False,
-                 class_map: str | Path | None = None) -> Dataset:
+                 class_map: str | Path | None = None, crop: str = "none") -> Dataset:
     """Load ``path`` as whichever layout it is; ``None`` gives the built-in synthetic phantoms.
 
     Args:
@@ -32,13 +35,15 @@ def load_dataset(path: str | Path | None, size: int, channels: int, seed: int = 
         strict: stop at the first unreadable image instead of skipping it (and listing it in
             ``Dataset.skipped``).
         class_map: optional TOML/JSON file mapping class folders to classes (``data.classes``).
+        crop: ``body`` crops every decoded image to the body before resizing (``data.crop``); the
+            phantoms are cropped the same way; numpy arrays are taken as they are (already resized).
 
     Returns:
         A :class:`Dataset`.
     """
     if path is None:
         _no_class_map(class_map, "the built-in phantoms")
-        return load_synthetic(size, channels, synthetic_per_class, seed)
+        return load_synthetic(size, channels, synthetic_per_class, seed, crop)
     root = Path(path)
     if not root.exists():
         raise DataError(f"{root}: data path does not exist")
@@ -46,8 +51,13 @@ def load_dataset(path: str | Path | None, size: int, channels: int, seed: int = 
         raise DataError(f"{root}: data path is a file; give the folder that holds the images or arrays")
     if is_numpy_layout(root):
         _no_class_map(class_map, f"{root} (numpy layout: its classes are class_names.json)")
-        return load_numpy(root, size, channels)
-    return load_tree(root, size, channels, seed, strict, class_map)
+        data = load_numpy(root, size, channels)
+        if data.crop["crop"] != crop:
+            log.warning("crop: the numpy layout %s was made with crop %s, not %s: its arrays are used as they are "
+                        "(made by `ctdistill data prepare --crop %s` they would match)", root, data.crop["crop"],
+                        crop, crop)
+        return data
+    return load_tree(root, size, channels, seed, strict, class_map, crop)
 
 
 def _no_class_map(class_map: str | Path | None, what: str) -> None:

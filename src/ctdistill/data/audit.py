@@ -10,8 +10,11 @@ inflates every reported number. The audit finds:
 * cross-split files: valid/test files with an exact or near copy in an earlier split
   (train < valid < test);
 * label conflicts: groups whose copies carry different labels;
-* shortcut risks: per class, the original size, colour mode and file format, flagged when a class
-  differs strongly from the rest (a model can learn the source instead of the disease).
+* shortcut risks: per class, the original size, colour mode, file format and framing (the share of
+  the image the body fills, ``data.crop``), flagged when a class differs strongly from the rest (a
+  model can learn the source instead of the disease);
+* framing by split: the body's median share of the image per split and class; a split framed
+  unlike train (the Kaggle test split shows the table and wide margins) is a train/test shift.
 
 Example:
     >>> result = audit_path("data/chest-ct-scan")      # doctest: +SKIP
@@ -32,6 +35,7 @@ from PIL import Image
 from scipy.cluster.hierarchy import DisjointSet
 
 from ctdistill.data import cache
+from ctdistill.data.crop import body_crop
 from ctdistill.data.decode import check_pixels, to_mode
 from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy
 from ctdistill.data.tree import scan_tree
@@ -44,6 +48,7 @@ SPLIT_ORDER = {"train": 0, "all": 0, "valid": 1, "test": 2}
 # slices of different patients and classes.
 DEFAULT_THRESHOLD = 1
 SIZE_RATIO_FLAG = 1.5  # median pixel count of a class vs the rest, either way
+FRAMING_FLAG = 0.1  # difference of the body's median share of the image: a class vs the rest, a split vs train
 DISTRIBUTION_FLAG = 0.3  # total variation distance of a class's mode/format mix vs the rest
 
 
@@ -69,7 +74,9 @@ def describe_image(data: bytes, name: str) -> dict:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure is reported per file
         raise DataError(f"{name}: not a readable image ({exc})") from None
-    return _hashes(rgb) | {"width": width, "height": height, "mode": mode, "format": fmt}
+    crop = body_crop(np.asarray(rgb.convert("L")))
+    return _hashes(rgb) | {"width": width, "height": height, "mode": mode, "format": fmt,
+                           "body_share": round(crop.share, 4), "body_fallback": crop.fallback}
 
 
 def _hashes(rgb: Image.Image) -> dict:
@@ -171,6 +178,11 @@ def shortcut_risks(table: pd.DataFrame) -> list[dict]:
                "flags": []}
         if ratio > SIZE_RATIO_FLAG or ratio < 1 / SIZE_RATIO_FLAG:
             row["flags"].append("size")
+        if "body_share" in table:
+            share, other = table.loc[mine, "body_share"].median(), table.loc[rest, "body_share"].median()
+            row["median_body_share"], row["body_share_vs_rest"] = round(float(share), 3), round(float(share - other), 3)
+            if rest.any() and abs(share - other) > FRAMING_FLAG:
+                row["flags"].append("framing")
         for column in ("mode", "format"):
             mix = table.loc[mine, column].value_counts(normalize=True)
             other = table.loc[rest, column].value_counts(normalize=True)
@@ -181,6 +193,22 @@ def shortcut_risks(table: pd.DataFrame) -> list[dict]:
                 row["flags"].append(column)
         risks.append(row)
     return risks
+
+
+def framing(table: pd.DataFrame) -> dict:
+    """The body's median share of the image by split and class, each split against train, and the
+    images where no body was found (``data.crop`` fallbacks)."""
+    if "body_share" not in table or table.empty:
+        return {}
+    by_split = table.groupby("split")["body_share"].median()
+    first = "train" if "train" in by_split else by_split.index[0]
+    shifted = {s: round(float(v - by_split[first]), 3) for s, v in by_split.items()
+               if s != first and abs(v - by_split[first]) > FRAMING_FLAG}
+    return {"median_body_share": {s: round(float(v), 3) for s, v in by_split.items()},
+            "by_split_and_class": {f"{s}/{c}": round(float(v), 3)
+                                   for (s, c), v in table.groupby(["split", "label"])["body_share"].median().items()},
+            "splits_framed_unlike_train": shifted,
+            "no_body_found": table.loc[table["body_fallback"] != "", ["path", "body_fallback"]].values.tolist()}
 
 
 def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD, class_map: str | Path | None = None
@@ -215,6 +243,7 @@ def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD, class_map: 
                    for s in table["split"].unique()},
         "duplicates_by_split_and_class": _duplicate_counts(table),
         "shortcut_risks": shortcut_risks(table),
+        "framing": framing(table),
         "unreadable_files": collected.attrs.get("unreadable", []),
     }
     return AuditResult(table, summary)
@@ -242,7 +271,7 @@ def dedup_test_mask(table: pd.DataFrame, earlier_ids: list[str], test_ids: list[
     return np.array([group[i] not in earlier for i in test_ids], dtype=bool)
 
 
-AUDIT_VERSION = 3
+AUDIT_VERSION = 4
 
 
 def audit_cached(path: str | Path, fingerprint: str, threshold: int = DEFAULT_THRESHOLD,

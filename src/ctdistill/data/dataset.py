@@ -41,6 +41,9 @@ class Dataset:
         skipped: one message (file and reason) per unreadable image that was left out.
         classes: how class folders became classes (``ClassMapping.to_dict()``), None when the
             source has no class folders.
+        test_split: how the test split came about (a key of ``TEST_SPLITS``).
+        crop: the crop applied before resizing (``data.crop``) and what it kept
+            (``tree.crop_summary``); None when the source is not decoded from images.
     """
 
     train: Split
@@ -54,6 +57,7 @@ class Dataset:
     skipped: list[str] = dataclasses.field(default_factory=list)  # unreadable images left out, one message each
     classes: dict | None = None  # class folder -> class, per split (image trees only)
     test_split: str = "given"  # a key of TEST_SPLITS
+    crop: dict | None = None  # what the crop to the body kept, by split and class; its fallbacks
 
     @property
     def n_classes(self) -> int:
@@ -77,4 +81,5 @@ class Dataset:
             "skipped": self.skipped,
             "classes": self.classes,
             "test_split": TEST_SPLITS[self.test_split],
+            "crop": self.crop,
         }

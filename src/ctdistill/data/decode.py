@@ -1,8 +1,10 @@
 """Decode any image file by its content (not its extension) into a fixed-size uint8 array.
 
 The real dataset has JPEGs named ``.png``, RGBA/RGB/L modes and sizes from 168 to 1200 px: every
-image goes through the same path: open by content, convert the mode, resize (stretching, as the
-seed does), and return ``(size, size, channels)`` uint8.
+image goes through the same path (``prepare_pil``): open by content, convert the mode, crop to the
+body when asked (``data.crop``), resize (stretching, as the seed does), and return
+``(size, size, channels)`` uint8. Training, evaluation, ``data prepare``, ``predict`` and the
+phantoms all use it, so a model sees at deployment exactly what it saw in training.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ctdistill.data.crop import CROPS, Crop
 from ctdistill.errors import DataError
 
 # Largest image accepted, in pixels (a 64-megapixel image is ~5x the largest CT film scan; the
@@ -37,7 +40,7 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     return img.convert("RGB" if channels == 3 else "L")
 
 
-def decode_image(data: bytes, size: int, channels: int, name: str = "<bytes>") -> np.ndarray:
+def decode_image(data: bytes, size: int, channels: int, name: str = "<bytes>", crop: str = "none") -> np.ndarray:
     """Decode encoded image bytes into a ``(size, size, channels)`` uint8 array.
 
     Args:
@@ -45,6 +48,7 @@ def decode_image(data: bytes, size: int, channels: int, name: str = "<bytes>") -
         size: output height and width in pixels.
         channels: 1 (grey) or 3 (RGB, grey replicated).
         name: the file name used in error messages.
+        crop: a key of ``data.crop.CROPS`` (``body`` crops to the body before resizing).
 
     Returns:
         ``np.ndarray`` of dtype uint8.
@@ -54,13 +58,19 @@ def decode_image(data: bytes, size: int, channels: int, name: str = "<bytes>") -
         >>> arr.shape
         (32, 32, 3)
     """
+    return decode_image_crop(data, size, channels, name, crop)[0]
+
+
+def decode_image_crop(data: bytes, size: int, channels: int, name: str = "<bytes>", crop: str = "none"
+                      ) -> tuple[np.ndarray, Crop | None]:
+    """:func:`decode_image`, also returning where it cropped (None with ``crop="none"``)."""
     if not data:
         raise DataError(f"{name}: empty file (0 bytes)")
     try:
         with Image.open(io.BytesIO(data)) as img:
             check_pixels(img, name)
             img.load()
-            return decode_pil(img, size, channels)
+            return prepare_pil(img, size, channels, crop)
     except UnidentifiedImageError:
         raise DataError(f"{name}: not a readable image (unknown or unsupported format)") from None
     except Image.DecompressionBombError as exc:
@@ -88,7 +98,30 @@ def resize_array(x: np.ndarray, size: int, channels: int) -> np.ndarray:
     return out
 
 
-def decode_pil(img: Image.Image, size: int, channels: int) -> np.ndarray:
-    """Mode conversion and resize of an opened image: the one path every decoder shares."""
-    arr = np.asarray(to_mode(img, channels).resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
-    return arr[..., None] if arr.ndim == 2 else arr
+def decode_pil(img: Image.Image, size: int, channels: int, crop: str = "none") -> np.ndarray:
+    """Mode conversion, crop and resize of an opened image (:func:`prepare_pil` without the crop box)."""
+    return prepare_pil(img, size, channels, crop)[0]
+
+
+def prepare_pil(img: Image.Image, size: int, channels: int, crop: str = "none", box: Crop | None = None
+                ) -> tuple[np.ndarray, Crop | None]:
+    """The one path every decoder shares: mode conversion, crop, resize.
+
+    Args:
+        img: an opened image.
+        size, channels: the output ``(size, size, channels)``.
+        crop: a key of ``data.crop.CROPS``; ``body`` finds the body on the grey image.
+        box: a crop found elsewhere (DICOM: on Hounsfield units), used instead of searching.
+
+    Returns:
+        ``(uint8 array, the crop applied or None)``.
+    """
+    img = to_mode(img, channels)
+    found = box
+    if found is None and CROPS[crop] is not None:
+        found = CROPS[crop](np.asarray(img.convert("L")))
+    if found is not None:
+        top, left, bottom, right = found.box
+        img = img.crop((left, top, right, bottom))
+    arr = np.asarray(img.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return (arr[..., None] if arr.ndim == 2 else arr), found

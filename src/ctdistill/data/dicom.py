@@ -4,7 +4,9 @@ A DICOM file is recognised by its content (the ``DICM`` marker after the 128-byt
 whatever its name. CT pixel values become Hounsfield units through RescaleSlope/RescaleIntercept
 (pydicom's modality LUT), a window (default the lung window, width 1500, level -600) maps them onto
 0..255, MONOCHROME1 (white = low) is inverted, and every frame of a multi-frame file becomes one
-image. Then the same mode conversion and resize as every training image (``decode_pil``).
+image. With ``crop="body"`` the body is found on the Hounsfield units themselves (voxels above
+``BODY_HU``, before windowing: a window can hide the body's edge), then the same mode conversion,
+crop and resize as every training image (``prepare_pil``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import io
 import numpy as np
 from PIL import Image
 
-from ctdistill.data.decode import decode_pil
+from ctdistill.data.crop import CROPS, body_crop_from_mask
+from ctdistill.data.decode import prepare_pil
 from ctdistill.errors import DataError
 
 LUNG_WINDOW = (-600.0, 1500.0)  # (level, width) in Hounsfield units
+BODY_HU = -500.0  # tissue is above, air (-1000) and lung (about -850) mostly below
 
 
 def is_dicom(data: bytes) -> bool:
@@ -38,7 +42,7 @@ def window_to_uint8(values: np.ndarray, level: float, width: float) -> np.ndarra
 
 
 def decode_dicom(data: bytes, size: int, channels: int, name: str = "<dicom>",
-                 window: tuple[float, float] = LUNG_WINDOW) -> list[np.ndarray]:
+                 window: tuple[float, float] = LUNG_WINDOW, crop: str = "none") -> list[np.ndarray]:
     """Decode a DICOM file into one ``(size, size, channels)`` uint8 array per frame.
 
     Args:
@@ -46,6 +50,7 @@ def decode_dicom(data: bytes, size: int, channels: int, name: str = "<dicom>",
         size, channels: the model's input.
         name: the file name used in error messages.
         window: ``(level, width)`` in Hounsfield units for grey-scale images.
+        crop: a key of ``data.crop.CROPS``; ``body`` finds the body on the Hounsfield units.
 
     Raises:
         DataError: unreadable file, no pixel data, or a compressed transfer syntax whose pixel-data
@@ -71,12 +76,16 @@ def decode_dicom(data: bytes, size: int, channels: int, name: str = "<dicom>",
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2"))
     out = []
     for frame in frames:
+        box = None
         if photometric.startswith("MONOCHROME"):
-            grey = window_to_uint8(apply_modality_lut(frame, ds), *window)
+            hu = apply_modality_lut(frame, ds)
+            grey = window_to_uint8(hu, *window)
             if photometric == "MONOCHROME1":  # low values are shown white
                 grey = 255 - grey
             img = Image.fromarray(grey, mode="L")
-        else:  # colour (RGB, YBR converted by pydicom): no Hounsfield units to window
+            if CROPS[crop] is not None:
+                box = body_crop_from_mask(np.asarray(hu) > BODY_HU)
+        else:  # colour (RGB, YBR converted by pydicom): no Hounsfield units; cropped like any image
             img = Image.fromarray(np.asarray(frame, dtype=np.uint8))
-        out.append(decode_pil(img, size, channels))
+        out.append(prepare_pil(img, size, channels, crop, box)[0])
     return out

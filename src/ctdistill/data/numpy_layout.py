@@ -19,6 +19,7 @@ from ctdistill.runfolder import atomic_path
 
 FILE_SPLIT = {"train": "train", "valid": "val", "test": "test"}
 CLASS_FILE = "class_names.json"
+PREP_FILE = "preprocessing.json"  # written by `data prepare`: how the arrays were made (crop, size)
 
 
 def is_numpy_layout(root: Path) -> bool:
@@ -37,7 +38,9 @@ def load_numpy(root: Path, size: int, channels: int) -> Dataset:
     for s in SPLITS:
         digest.update(raw[s][0].tobytes())
         digest.update(splits[s].y.tobytes())
-    return Dataset(**splits, class_names=names, fingerprint=digest.hexdigest(), source=f"numpy layout {root}")
+    prep = json.loads((root / PREP_FILE).read_text(encoding="utf-8")) if (root / PREP_FILE).is_file() else {}
+    return Dataset(**splits, class_names=names, fingerprint=digest.hexdigest(), source=f"numpy layout {root}",
+                   crop={"crop": prep.get("crop", "none")})
 
 
 def _load(path: Path) -> np.ndarray:
@@ -109,7 +112,8 @@ def _labels(y: np.ndarray, n: int, n_classes: int, path: Path) -> np.ndarray:
 
 def output_files(out: Path) -> list[Path]:
     """The files :func:`write_numpy` writes into ``out``."""
-    return [out / f"{kind}_{FILE_SPLIT[s]}.npy" for s in SPLITS for kind in ("X", "y")] + [out / CLASS_FILE]
+    return ([out / f"{kind}_{FILE_SPLIT[s]}.npy" for s in SPLITS for kind in ("X", "y")]
+            + [out / CLASS_FILE, out / PREP_FILE])
 
 
 def write_numpy(dataset: Dataset, out: Path) -> list[Path]:
@@ -125,4 +129,8 @@ def write_numpy(dataset: Dataset, out: Path) -> list[Path]:
             written.append(out / name)
     with atomic_path(out / CLASS_FILE) as tmp:
         tmp.write_text(json.dumps(dataset.class_names, indent=1), encoding="utf-8")
-    return written + [out / CLASS_FILE]
+    prep = {"crop": (dataset.crop or {}).get("crop", "none"), "image_size": list(dataset.input_shape),
+            "source": dataset.source}
+    with atomic_path(out / PREP_FILE) as tmp:
+        tmp.write_text(json.dumps(prep, indent=1), encoding="utf-8")
+    return written + [out / CLASS_FILE, out / PREP_FILE]

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ctdistill.data.dataset import SPLITS, Dataset, Split
+from ctdistill.data.decode import prepare_pil
 
 CLASS_NAMES = ["cavity", "mass", "nodule", "normal"]
 
@@ -43,7 +44,8 @@ def _lesion(kind: str, d: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
 
 
 def phantom(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One ``(size, size)`` float image in [0, 1] of class ``kind`` (see module docstring)."""
+    """One uint8 image of class ``kind`` (see module docstring), drawn at ``max(64, 2 * size)`` px:
+    :func:`load_synthetic` crops and resizes it through the path every image file takes."""
     n = max(64, 2 * size)  # draw at >= 64 px, then downsample (anti-aliased)
     yy, xx = np.mgrid[0:n, 0:n] / n
     j = lambda s: rng.normal(0.0, s)  # noqa: E731 - small anatomical jitter
@@ -70,19 +72,22 @@ def phantom(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
         img = img * (1 - alpha) + value * alpha
     img = img * rng.uniform(0.85, 1.15) + rng.uniform(-0.05, 0.05)
     img = img + rng.normal(0.0, rng.uniform(0.02, 0.06), img.shape)
-    small = Image.fromarray(np.clip(img * 255, 0, 255).astype(np.uint8)).resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(small, dtype=np.uint8)
+    return np.clip(img * 255, 0, 255).astype(np.uint8)
 
 
-def load_synthetic(size: int, channels: int, per_class: tuple[int, int, int] = (80, 20, 40), seed: int = 0) -> Dataset:
-    """The phantom dataset: ``per_class`` images per class in (train, valid, test), deterministic in ``seed``."""
+def load_synthetic(size: int, channels: int, per_class: tuple[int, int, int] = (80, 20, 40), seed: int = 0,
+                   crop: str = "none") -> Dataset:
+    """The phantom dataset: ``per_class`` images per class in (train, valid, test), deterministic in ``seed``;
+    each phantom is cropped (``crop``) and resized by ``prepare_pil``, as a decoded file would be."""
     splits = {}
-    digest = hashlib.sha256(f"synthetic-v1:{size}:{channels}:{per_class}:{seed}".encode())
+    # Without a crop the key (and the images) are those of every earlier version.
+    tag = f"synthetic-v1:{size}:{channels}:{per_class}:{seed}" + ("" if crop == "none" else f":crop-{crop}")
     for s_index, (split, count) in enumerate(zip(SPLITS, per_class)):
         rng = np.random.default_rng([seed, s_index])
         labels = np.repeat(np.arange(len(CLASS_NAMES)), count)
         rng.shuffle(labels)
-        grey = np.stack([phantom(CLASS_NAMES[k], size, rng) for k in labels])[..., None]
+        grey = np.stack([prepare_pil(Image.fromarray(phantom(CLASS_NAMES[k], size, rng)), size, 1, crop)[0]
+                         for k in labels])
         splits[split] = Split(np.repeat(grey, channels, axis=-1), labels.astype(np.int64))
-    return Dataset(**splits, class_names=list(CLASS_NAMES), fingerprint=digest.hexdigest(),
-                   source=f"built-in synthetic CT phantoms (seed {seed}; not medical data)")
+    return Dataset(**splits, class_names=list(CLASS_NAMES), fingerprint=hashlib.sha256(tag.encode()).hexdigest(),
+                   source=f"built-in synthetic CT phantoms (seed {seed}; not medical data)", crop={"crop": crop})

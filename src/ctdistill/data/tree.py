@@ -18,7 +18,8 @@ from sklearn.model_selection import train_test_split
 from ctdistill.data import cache
 from ctdistill.data.classes import ClassMapping, read_class_map, resolve_classes
 from ctdistill.data.dataset import SPLITS, Dataset, Split
-from ctdistill.data.decode import DECODER_VERSION, decode_image
+from ctdistill.data.crop import CROP_VERSION, Crop
+from ctdistill.data.decode import DECODER_VERSION, decode_image_crop
 from ctdistill.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,13 @@ def check_label_sets(per_split: dict[str, list[tuple[str, Path]]], when: str) ->
 
 
 def load_tree(root: Path, size: int, channels: int, seed: int = 0, strict: bool = False,
-              class_map: str | Path | None = None) -> Dataset:
+              class_map: str | Path | None = None, crop: str = "none") -> Dataset:
     """Decode a split tree (or a class-folder tree, split 70/10/20 stratified by ``seed``).
 
     An image that cannot be decoded (empty, truncated, not an image, too large) is skipped and
     listed in ``Dataset.skipped``; ``strict=True`` stops at the first one instead. Problems of the
-    folder structure (missing split, empty class, differing class sets) always stop.
+    folder structure (missing split, empty class, differing class sets) always stop. ``crop``
+    (``data.crop.CROPS``) crops each image before resizing; what it kept is in ``Dataset.crop``.
     """
     per_split, mapping = scan_tree(root, class_map)
     log.info("%s", mapping.describe())
@@ -99,11 +101,12 @@ def load_tree(root: Path, size: int, channels: int, seed: int = 0, strict: bool 
     content = [[s, label, str(p.relative_to(root)), h] for s, items in per_split.items()
                for (label, p), h in zip(items, hashes[s])]
     fingerprint = cache.cache_key(sorted(c[1:] for c in content))
-    key = cache.cache_key("tree", content, size, channels, DECODER_VERSION)
+    key = cache.cache_key("tree", content, size, channels, DECODER_VERSION, crop, CROP_VERSION)
     arrays = cache.load(key)
     if arrays is None:
-        log.info("decoding %d images from %s to %dx%dx%d", len(content), root, size, size, channels)
-        arrays = _decode_splits(per_split, size, channels)
+        log.info("decoding %d images from %s to %dx%dx%d (crop: %s)", len(content), root, size, size, channels,
+                 crop)
+        arrays = _decode_splits(per_split, size, channels, crop)
         cache.store(key, arrays)
     else:
         log.info("decoded images found in cache (%s)", cache.cache_dir())
@@ -118,42 +121,71 @@ def load_tree(root: Path, size: int, channels: int, seed: int = 0, strict: bool 
                     "\n  ".join(skipped))
     splits = {s: Split(arrays[s], np.array([index[l] for l, _ in items], dtype=np.int64),
                        [str(p) for _, p in items]) for s, items in per_split.items()}
+    crop_stats = crop_summary(crop, per_split, arrays)
     given = "all" not in splits
     if not given:  # provisional; the pipeline re-splits by duplicate groups once the audit has run
         splits = _stratified_split(splits["all"], seed)
     return Dataset(**splits, class_names=names, fingerprint=fingerprint, source=f"image folder tree {root}",
-                   given_splits=given, skipped=skipped, classes=mapping.to_dict())
+                   given_splits=given, skipped=skipped, classes=mapping.to_dict(), crop=crop_stats)
+
+
+def crop_summary(crop: str, per_split: dict[str, list[tuple[str, Path]]], arrays: dict[str, np.ndarray]) -> dict:
+    """What the crop kept: the median kept share of the image area by split and class, and every
+    image where it fell back to the whole image, with the reason (``data.crop``)."""
+    if crop == "none":
+        return {"crop": "none"}
+    shares: dict[str, dict[str, float]] = {}
+    fallbacks: dict[str, list[str]] = {}
+    for split, items in per_split.items():
+        labels = np.array([label for label, _ in items])
+        share, why = arrays[f"{split}_crop_share"], arrays[f"{split}_crop_fallback"]
+        shares[split] = {c: round(float(np.median(share[labels == c])), 3) for c in sorted(set(labels))}
+        for (_, path), reason in zip(items, why):
+            if reason:
+                fallbacks.setdefault(str(reason), []).append(str(path))
+    if fallbacks:
+        log.warning("crop to body: kept the whole image for %s", ", ".join(
+            f"{len(files)} image(s) ({reason})" for reason, files in fallbacks.items()))
+    log.info("crop to body: median kept share of the image area by split: %s",
+             {s: round(float(np.median(arrays[f"{s}_crop_share"])), 3) for s in per_split})
+    return {"crop": crop, "kept_share": shares, "fallbacks": fallbacks}
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _decode_splits(per_split: dict[str, list[tuple[str, Path]]], size: int, channels: int) -> dict[str, np.ndarray]:
-    """``{split: images}`` of the readable files, ``{split}_ok`` masks, and ``skipped`` messages."""
+def _decode_splits(per_split: dict[str, list[tuple[str, Path]]], size: int, channels: int,
+                   crop: str) -> dict[str, np.ndarray]:
+    """``{split: images}`` of the readable files, ``{split}_ok`` masks, ``{split}_crop_share`` and
+    ``{split}_crop_fallback`` of the readable files, and ``skipped`` messages."""
     arrays: dict[str, np.ndarray] = {}
     skipped: list[str] = []
     for split, items in per_split.items():
-        decoded = _decode_all(items, size, channels)
+        decoded = _decode_all(items, size, channels, crop)
         skipped += [str(d) for d in decoded if isinstance(d, DataError)]
         ok = np.array([not isinstance(d, DataError) for d in decoded], dtype=bool)
         arrays[f"{split}_ok"] = ok
         good = [d for d in decoded if not isinstance(d, DataError)]
-        arrays[split] = np.stack(good) if good else np.zeros((0, size, size, channels), np.uint8)
+        arrays[split] = np.stack([a for a, _ in good]) if good else np.zeros((0, size, size, channels), np.uint8)
+        arrays[f"{split}_crop_share"] = np.array([c.share if c else 1.0 for _, c in good], dtype=np.float32)
+        arrays[f"{split}_crop_fallback"] = np.array([c.fallback if c else "" for _, c in good], dtype=str)
     arrays["skipped"] = np.array(skipped, dtype=str)  # a unicode array: cached without pickling
     return arrays
 
 
 def _without_skipped(per_split: dict[str, list[tuple[str, Path]]],
                      arrays: dict[str, np.ndarray]) -> dict[str, list[tuple[str, Path]]]:
+    # Only the readable files have arrays (images, crop shares): the lists must match them.
     return {s: [item for item, ok in zip(items, arrays[f"{s}_ok"]) if ok] for s, items in per_split.items()}
 
 
-def _decode_all(items: list[tuple[str, Path]], size: int, channels: int) -> list[np.ndarray | DataError]:
-    """Every image decoded, or the ``DataError`` that names why it could not be."""
-    def one(item: tuple[str, Path]) -> np.ndarray | DataError:
+def _decode_all(items: list[tuple[str, Path]], size: int, channels: int, crop: str
+                ) -> list[tuple[np.ndarray, Crop | None] | DataError]:
+    """Every image decoded with its crop, or the ``DataError`` that names why it could not be."""
+    def one(item: tuple[str, Path]) -> tuple[np.ndarray, Crop | None] | DataError:
         try:
-            return decode_image(item[1].read_bytes(), size, channels, name=str(item[1]))
+            return decode_image_crop(item[1].read_bytes(), size, channels, str(item[1]), crop)
         except DataError as exc:
             return exc
         except OSError as exc:  # unreadable file (permissions, vanished)
