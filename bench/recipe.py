@@ -43,6 +43,9 @@ VARIANTS = {
     "balanced": {"class_balance": "balanced"},
     "lr-3e-3": {"learning_rate": 3e-3},
     "batch-32": {"batch_size": 32},
+    # The crop to the body (issue #16), at batch 32: with and without, everything else the default.
+    "b32-crop": {"batch_size": 32, "crop": "body"},
+    "b32-no-crop": {"batch_size": 32, "crop": "none"},
     "gap": {"student": "gap"},
     "64px": {"image_size": 64},
     "64px-gap": {"image_size": 64, "student": "gap"},

@@ -100,10 +100,15 @@ def test_a_pool_of_augmented_views_carries_the_teachers_logits_of_each_view(tiny
     data = load_dataset(None, 16, 3, 0, (6, 3, 3))
     cfg = Config(teachers=(tiny_teacher,), weights="none", image_size=16, batch_size=8, epochs=2, teacher_views=3)
     teacher = build_teacher(tiny_teacher, data.input_shape, data.n_classes, weights=None)
-    batches = list(view_pool_stream(teacher, data, cfg).take(10))  # 3 views x 24 images = 9 batches, then more
-    assert len(batches) == 10
-    images = np.concatenate([b[0]["image"].numpy() for b in batches[:9]])
-    logits = np.concatenate([b[0]["teacher_logits"].numpy() for b in batches[:9]])
+    stream = view_pool_stream(teacher, data, cfg)
+    assert len(stream) == 3  # an epoch is one pass over the 24 training images, batch 8
+    batches = []
+    for _ in range(4):  # 3 views x 24 images = 9 batches, then more
+        batches += [stream[i] for i in range(len(stream))]
+        stream.on_epoch_end()
+    assert len(batches) == 12
+    images = np.concatenate([b[0]["image"] for b in batches[:9]])
+    logits = np.concatenate([b[0]["teacher_logits"] for b in batches[:9]])
     assert images.shape == (72, 16, 16, 3)
     np.testing.assert_allclose(logits, np.asarray(teacher(images, training=False)), rtol=1e-4, atol=1e-4)
     originals = data.train.x.reshape(len(data.train), -1).astype(np.float32)
@@ -111,3 +116,36 @@ def test_a_pool_of_augmented_views_carries_the_teachers_logits_of_each_view(tiny
     assert not any(unchanged)  # each pooled image is a new view, not a training image as it was
     student, history = distill_student(teacher, data, cfg, "views")
     assert len(history) == 2 and student.output.shape[-1] == data.n_classes
+
+
+def test_teacher_on_every_batch_sees_the_students_augmented_view(tiny_teacher):
+    """``teacher_views=0``: the augmentation runs inside the training step and the teacher's logits
+    are taken on the very view the student gets (Beyer et al. 2022), on any backend."""
+    import keras
+
+    from ctdistill.data import load_dataset
+    from ctdistill.distill import CachedTeacherDistiller, distill_student
+    from ctdistill.models.student import build_student
+
+    class Flip(keras.layers.Layer):  # a deterministic "augmentation": mirror in training only
+        def call(self, x, training=None):
+            return keras.ops.flip(x, axis=2) if training else x
+
+    teacher = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    distiller = CachedTeacherDistiller(
+        teacher=teacher, student=build_student((8, 8, 1), 2),
+        distillation_losses=keras.distillation.LogitsDistillation(temperature=2.0, loss=keras.losses.KLDivergence()),
+        student_loss_weight=0.5, augmenter=Flip())
+    x = np.random.default_rng(0).normal(size=(3, 8, 8, 1)).astype("float32")
+    distiller(x, training=True)
+    seen = np.asarray(distiller._extract_all_teacher_features(x)["final_output"])
+    np.testing.assert_allclose(seen, np.asarray(teacher(x[:, :, ::-1])), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(seen, np.asarray(teacher(x)))
+    # and the whole fit runs with it, compiled (the view is kept within one traced step)
+    data = load_dataset(None, 16, 3, 0, (6, 3, 3))
+    cfg = Config(teachers=(tiny_teacher,), weights="none", image_size=16, batch_size=8, epochs=2, teacher_views=0)
+    from ctdistill.models.teachers import build_teacher
+
+    student, history = distill_student(build_teacher(tiny_teacher, data.input_shape, data.n_classes, None), data,
+                                       cfg, "every batch")
+    assert len(history) == 2 and np.isfinite(history["loss"]).all()

@@ -13,7 +13,7 @@ from ctdistill.data.split import carve_validation
 from ctdistill.distill import ensemble_teacher
 from ctdistill.errors import ConfigError
 from ctdistill.recipe import (AUGMENTATIONS, balanced_indices, make_augmenter, make_optimizer, set_bn_momentum,
-                              steps_per_epoch, training_stream)
+                              steps_per_epoch, training_batches)
 
 
 def test_seed_preset_restores_the_seed_recipe_and_flags_still_override_it():
@@ -59,15 +59,37 @@ def test_balanced_indices_equalise_class_counts_and_keep_every_example():
     assert steps_per_epoch(y, Config(batch_size=8)) == 2
 
 
-def test_training_stream_yields_one_hot_batches_of_every_example():
+def test_training_batches_are_one_hot_and_hold_every_example_once_per_epoch():
     x = np.arange(10, dtype="float32").reshape(10, 1, 1, 1) * np.ones((1, 4, 4, 3), "float32")
     y = np.array([0, 1] * 5)
-    batches = list(training_stream(x, y, 2, Config(augment=(), batch_size=4)))
-    images = np.concatenate([b[0].numpy() for b in batches])
-    labels = np.concatenate([b[1].numpy() for b in batches])
-    assert [len(b[1]) for b in batches] == [4, 4, 2]
-    assert sorted(images[:, 0, 0, 0].tolist()) == list(range(10))  # shuffled, nothing lost
-    np.testing.assert_array_equal(labels.argmax(1), images[:, 0, 0, 0].astype(int) % 2)
+    stream = training_batches(x, y, 2, Config(augment=(), batch_size=4))
+    epochs = []
+    for _ in range(2):
+        batches = [stream[i] for i in range(len(stream))]
+        stream.on_epoch_end()
+        images = np.concatenate([b[0] for b in batches])
+        labels = np.concatenate([b[1] for b in batches])
+        assert [len(b[1]) for b in batches] == [4, 4, 2]
+        assert sorted(images[:, 0, 0, 0].tolist()) == list(range(10))  # shuffled, nothing lost
+        np.testing.assert_array_equal(labels.argmax(1), images[:, 0, 0, 0].astype(int) % 2)
+        epochs.append(images[:, 0, 0, 0].tolist())
+    assert epochs[0] != epochs[1]  # a new order every epoch
+    again = training_batches(x, y, 2, Config(augment=(), batch_size=4))
+    assert np.concatenate([again[i][0] for i in range(3)])[:, 0, 0, 0].tolist() == epochs[0]  # seeded
+
+
+def test_a_continuous_stream_runs_across_epochs_without_losing_or_repeating_rows():
+    """A pool larger than an epoch: ``steps`` batches per epoch, one permutation after another."""
+    x, y = np.arange(10, dtype="float32")[:, None], np.eye(2, dtype="float32")[[0, 1] * 5]
+    from ctdistill.recipe import Batches
+
+    stream = Batches(x, y, 4, seed=0, steps=2)
+    seen = []
+    for _ in range(3):  # 6 batches = two passes of 3 batches (4, 4, 2)
+        seen += [stream[i][0].ravel().tolist() for i in range(len(stream))]
+        stream.on_epoch_end()
+    assert [len(b) for b in seen] == [4, 4, 2, 4, 4, 2]
+    assert sorted(sum(seen[:3], [])) == sorted(sum(seen[3:], [])) == list(range(10))
 
 
 def test_cosine_schedule_warms_up_then_decays():

@@ -14,8 +14,6 @@ The scratch baseline trains the identical student with the identical budget and 
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 import numpy as np
 import pandas as pd
@@ -25,31 +23,43 @@ from ctdistill.data import Dataset
 from ctdistill.evaluate import keras_logits
 from ctdistill.models.student import build_student
 from ctdistill.recipe import (accuracy_metric, make_augmenter, make_loss, make_optimizer, set_bn_momentum,
-                              steps_per_epoch, training_stream)
+                              steps_per_epoch, training_batches)
 from ctdistill.train import as_float, compile_classifier, fit
 
 
 class CachedTeacherDistiller(keras.distillation.Distiller):
-    """A ``Distiller`` that can take the teacher's logits precomputed instead of running the teacher.
+    """A ``Distiller`` that can take the teacher's logits precomputed, or augment inside the step.
 
     Without augmentation the frozen teacher (inference mode) maps each training image to the same
     logits in every epoch, so running it on every batch, as the seed did, repeats identical work.
     Feed ``x = {"image": images, "teacher_logits": logits}`` to use cached logits; plain image
-    input falls back to running the teacher. The loss is the same either way (tested).
+    input runs the teacher. The loss is the same either way (tested).
+
+    With an ``augmenter`` (teacher on every batch, ``teacher_views=0``) the augmentation runs inside
+    the training step, on any backend: ``call`` augments the batch once and keeps the view, and the
+    teacher's features are taken on that same view (consistent teaching); ``Distiller.compute_loss``
+    runs in the same traced step right after ``call``, so it sees exactly that tensor.
     """
+
+    def __init__(self, *args, augmenter: keras.Model | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.augmenter = augmenter
+        self._view = None
 
     def call(self, inputs, training=None, **kwargs):
         images = inputs["image"] if isinstance(inputs, dict) else inputs
+        if self.augmenter is not None and not isinstance(inputs, dict):
+            images = self._view = self.augmenter(images, training=training)
         return self.student(images, training=training, **kwargs)
 
     def _extract_all_teacher_features(self, x):
         if isinstance(x, dict):
             return {"final_output": x["teacher_logits"]}
-        return super()._extract_all_teacher_features(x)
+        return super()._extract_all_teacher_features(x if self._view is None else self._view)
 
 
 def make_distiller(teacher: keras.Model, student: keras.Model, cfg: Config, y_train: np.ndarray,
-                   epochs: int | None = None) -> CachedTeacherDistiller:
+                   epochs: int | None = None, augment: bool = False) -> CachedTeacherDistiller:
     """A ``Distiller`` with the loss above, compiled with the shared recipe (the teacher is frozen).
 
     Args:
@@ -57,6 +67,8 @@ def make_distiller(teacher: keras.Model, student: keras.Model, cfg: Config, y_tr
         cfg: temperature, alpha and the recipe (optimiser, schedule, label smoothing, BN momentum).
         y_train: training labels (the schedule's steps per epoch depend on their count).
         epochs: the schedule's length (default ``cfg.epochs``).
+        augment: augment each batch inside the step (teacher on every batch); otherwise the inputs
+            are used as given (cached logits, or a pool of views augmented already).
 
     Example:
         >>> d = make_distiller(teacher, build_student((32, 32, 3), 4), Config(), y)   # doctest: +SKIP
@@ -71,6 +83,7 @@ def make_distiller(teacher: keras.Model, student: keras.Model, cfg: Config, y_tr
         distillation_losses=keras.distillation.LogitsDistillation(temperature=cfg.temperature,
                                                                   loss=keras.losses.KLDivergence()),
         student_loss_weight=cfg.alpha,
+        augmenter=make_augmenter(cfg, cfg.seed) if augment else None,
     )
     distiller.compile(optimizer=make_optimizer(cfg, cfg.learning_rate, steps_per_epoch(y_train, cfg),
                                                epochs or cfg.epochs),
@@ -91,7 +104,8 @@ def distill_student(teacher: keras.Model, data: Dataset, cfg: Config, label: str
     distillation: A good teacher is patient and consistent"), or, with ``cfg.teacher_views``, once
     on a pool of augmented views (:func:`view_pool_stream`).
     """
-    distiller = make_distiller(teacher, new_student(data, cfg, "student"), cfg, data.train.y)
+    on_every_batch = bool(cfg.augment) and not cfg.teacher_views
+    distiller = make_distiller(teacher, new_student(data, cfg, "student"), cfg, data.train.y, augment=on_every_batch)
     inputs, train = None, None
     if not cfg.augment:
         inputs = {split: with_logits(teacher, as_float(data.split(split).x), cfg) for split in ("train", "valid")}
@@ -108,7 +122,7 @@ def with_logits(teacher: keras.Model, x: np.ndarray, cfg: Config) -> dict[str, n
 
 
 def view_pool_stream(teacher: keras.Model, data: Dataset, cfg: Config):
-    """A repeating training stream over ``cfg.teacher_views`` augmented copies of the training images,
+    """Training batches drawn continuously from ``cfg.teacher_views`` augmented copies of the training images,
     each with the teacher's logits computed once.
 
     The teacher pays ``teacher_views`` passes over the training split in all, instead of one per
@@ -119,8 +133,8 @@ def view_pool_stream(teacher: keras.Model, data: Dataset, cfg: Config):
     """
     pool = augmented_views(data, cfg)
     y = np.tile(data.train.y, cfg.teacher_views)
-    plain = dataclasses.replace(cfg, augment=())  # the pool is augmented already
-    return training_stream(with_logits(teacher, pool, cfg), y, data.n_classes, plain).repeat()
+    return training_batches(with_logits(teacher, pool, cfg), y, data.n_classes, cfg,
+                            steps=steps_per_epoch(data.train.y, cfg))
 
 
 def augmented_views(data: Dataset, cfg: Config) -> np.ndarray:
@@ -135,8 +149,8 @@ def augmented_views(data: Dataset, cfg: Config) -> np.ndarray:
 def train_scratch(data: Dataset, cfg: Config, label: str) -> tuple[keras.Model, pd.DataFrame]:
     """The no-teacher baseline: same student, same recipe, same budget and selection rule."""
     student = new_student(data, cfg, "scratch_student")
-    compile_classifier(student, cfg, cfg.learning_rate, data.train.y, cfg.epochs)
-    history = fit(student, data, cfg, f"{label} scratch")
+    trainer = compile_classifier(student, cfg, cfg.learning_rate, data.train.y, cfg.epochs)
+    history = fit(trainer, data, cfg, f"{label} scratch")
     return student, history
 
 

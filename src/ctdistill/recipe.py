@@ -90,45 +90,70 @@ def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[y]
 
 
-def training_stream(x, y: np.ndarray, n_classes: int, cfg: Config):
-    """A ``tf.data`` stream of shuffled, balanced (if configured), augmented training batches.
+class Batches(keras.utils.PyDataset):
+    """Shuffled batches of NumPy arrays for ``Model.fit`` on any Keras backend (TensorFlow, JAX, CPU or GPU).
+
+    Each epoch is a new seeded permutation, so a run repeats exactly. With ``steps`` the batches
+    continue through permutation after permutation across epoch boundaries (``steps`` batches an
+    epoch), as a pool larger than an epoch needs; without, an epoch is one pass.
 
     Args:
-        x: images (N, H, W, C) float32, or a dict of arrays with an ``"image"`` entry (only the
-            image is augmented; other entries, such as cached teacher logits, pass through).
-        y: integer labels (N,); the stream yields them one-hot.
-        n_classes: number of classes.
-        cfg: batch size, seed, ``class_balance`` and ``augment``.
-    """
-    import tensorflow as tf  # data loading only; the models themselves are backend-agnostic
+        x: images (N, H, W, C), or a dict of arrays of N rows (e.g. images with cached teacher logits).
+        y: one-hot targets (N, classes).
+        batch_size: rows per batch (the last batch of a pass may be smaller).
+        seed: seeds the permutations; None keeps the order (validation).
+        steps: batches per epoch for a continuous stream; None = one pass per epoch.
 
+    Example:
+        >>> b = Batches(np.zeros((10, 4, 4, 1)), np.eye(2)[[0, 1] * 5], 4, seed=0)
+        >>> len(b), b[2][0].shape
+        (3, (2, 4, 4, 1))
+    """
+
+    def __init__(self, x, y: np.ndarray, batch_size: int, seed: int | None = 0, steps: int | None = None):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.steps = x, y, batch_size, steps
+        self.rng = None if seed is None else np.random.default_rng(seed)
+        self.passes = -(-len(y) // batch_size)  # batches in one pass over the rows
+        self.epoch = 0
+        self.orders: dict[int, np.ndarray] = {}  # pass number -> its permutation
+
+    def __len__(self) -> int:
+        return self.steps or self.passes
+
+    def __getitem__(self, i: int):
+        one_pass, within = divmod(self.epoch * len(self) + i, self.passes)
+        if one_pass not in self.orders:  # passes are drawn in order, so the stream repeats exactly
+            self.orders = {one_pass: np.arange(len(self.y)) if self.rng is None else self.rng.permutation(len(self.y))}
+        rows = self.orders[one_pass][within * self.batch_size:(within + 1) * self.batch_size]
+        x = {k: v[rows] for k, v in self.x.items()} if isinstance(self.x, dict) else self.x[rows]
+        return x, self.y[rows]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+
+def training_batches(x, y: np.ndarray, n_classes: int, cfg: Config, steps: int | None = None) -> Batches:
+    """Shuffled, class-balanced (if configured) training batches with one-hot labels.
+
+    Augmentation is not applied here: it runs inside the training step (``train.Augmented``,
+    ``distill.CachedTeacherDistiller``), on the accelerator, the same way on every backend.
+
+    Args:
+        x: images (N, H, W, C) float32, or a dict of arrays with an ``"image"`` entry.
+        y: integer labels (N,).
+        n_classes: number of classes.
+        cfg: batch size, seed and ``class_balance``.
+        steps: batches per epoch of a continuous stream (a pool of views larger than an epoch).
+    """
     index = balanced_indices(y, cfg.seed) if cfg.class_balance == "balanced" else np.arange(len(y))
     take = {k: v[index] for k, v in x.items()} if isinstance(x, dict) else x[index]
-    stream = tf.data.Dataset.from_tensor_slices((take, one_hot(y[index], n_classes)))
-    stream = stream.shuffle(len(index), seed=cfg.seed, reshuffle_each_iteration=True).batch(cfg.batch_size)
-    augmenter = make_augmenter(cfg, cfg.seed)
-    if augmenter is not None:
-        def augment(inputs, labels):
-            if isinstance(inputs, dict):
-                return {**inputs, "image": augmenter(inputs["image"], training=True)}, labels
-            return augmenter(inputs, training=True), labels
-
-        # The augmenter draws from one random state: deterministic runs apply it batch after batch
-        # (a parallel map would be serialised by TensorFlow's determinism anyway).
-        stream = stream.map(augment, num_parallel_calls=None if cfg.deterministic else tf.data.AUTOTUNE)
-    return stream.prefetch(tf.data.AUTOTUNE)
+    return Batches(take, one_hot(y[index], n_classes), cfg.batch_size, cfg.seed, steps)
 
 
-def validation_stream(x, y: np.ndarray, n_classes: int, batch_size: int):
-    """The validation split as a plain batched ``tf.data`` stream (one-hot labels).
-
-    Keras would wrap NumPy arrays in a parallel map of its own, which TensorFlow's deterministic
-    mode rewrites with a spurious C++ error line ("NodeDef mentions attribute
-    use_unbounded_threadpool") on every ``fit``.
-    """
-    import tensorflow as tf
-
-    return tf.data.Dataset.from_tensor_slices((x, one_hot(y, n_classes))).batch(batch_size)
+def validation_batches(x, y: np.ndarray, n_classes: int, batch_size: int) -> Batches:
+    """The validation split in order, one-hot labels."""
+    return Batches(x, one_hot(y, n_classes), batch_size, seed=None)
 
 
 def set_bn_momentum(model: keras.Model, momentum: float) -> None:

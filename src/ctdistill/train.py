@@ -18,8 +18,8 @@ import pandas as pd
 from ctdistill.config import Config
 from ctdistill.data import Dataset
 from ctdistill.models.teachers import build_teacher, resolve_weights, set_base_trainable
-from ctdistill.recipe import (accuracy_metric, make_loss, make_optimizer, set_bn_momentum, steps_per_epoch,
-                              training_stream, validation_stream)
+from ctdistill.recipe import (accuracy_metric, make_augmenter, make_loss, make_optimizer, set_bn_momentum,
+                              steps_per_epoch, training_batches, validation_batches)
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,32 @@ class EpochLog(keras.callbacks.Callback):
                      time.perf_counter() - self._t0)
 
 
+class Augmented(keras.Model):
+    """Trains ``model`` on augmented views: the augmentation layers run inside the training step
+    (compiled with it, on the accelerator, on any backend); with ``training=False`` (validation,
+    inference) they pass images through unchanged. The wrapped model holds every trained weight.
+    """
+
+    def __init__(self, model: keras.Model, augmenter: keras.Model | None, **kwargs):
+        super().__init__(name=f"{model.name}_training", **kwargs)
+        self.inner, self.augmenter = model, augmenter
+
+    def call(self, inputs, training=None):
+        if self.augmenter is not None:
+            inputs = self.augmenter(inputs, training=training)
+        return self.inner(inputs, training=training)
+
+
 def compile_classifier(model: keras.Model, cfg: Config, learning_rate: float, y_train: np.ndarray,
-                       epochs: int) -> None:
-    """Compile with the shared recipe: optimiser and schedule, cross-entropy on logits (the softmax
-    lives in the loss, and only there), one-hot labels (for label smoothing)."""
+                       epochs: int) -> Augmented:
+    """Compile ``model`` with the shared recipe: the configured augmentation in the training step,
+    optimiser and schedule, cross-entropy on logits (the softmax lives in the loss, and only there),
+    one-hot labels (for label smoothing). Returns the model to ``fit``; ``model`` is trained through it."""
     set_bn_momentum(model, cfg.bn_momentum)
-    model.compile(optimizer=make_optimizer(cfg, learning_rate, steps_per_epoch(y_train, cfg), epochs),
-                  loss=make_loss(cfg), metrics=[accuracy_metric()])
+    trainer = Augmented(model, make_augmenter(cfg, cfg.seed))
+    trainer.compile(optimizer=make_optimizer(cfg, learning_rate, steps_per_epoch(y_train, cfg), epochs),
+                    loss=make_loss(cfg), metrics=[accuracy_metric()])
+    return trainer
 
 
 def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int | None = None,
@@ -56,15 +75,15 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
     """Fit a compiled model on train (augmented, resampled as configured), select on valid.
 
     Args:
-        model: a model compiled by :func:`compile_classifier` or ``ctdistill.distill.make_distiller``.
+        model: what :func:`compile_classifier` or ``ctdistill.distill.make_distiller`` returned.
         data: the dataset; only ``train`` and ``valid`` are used.
         cfg: supplies the recipe, batch size, epochs, patience and the monitored metric.
         label: name used in the progress log.
         epochs: maximum epochs (default ``cfg.epochs``); the same number the optimiser was compiled for.
         inputs: ``{"train": x, "valid": x}`` model inputs to use instead of the images (labels still
             come from ``data``), e.g. images with cached teacher logits.
-        train: a ready training stream (repeating) to use instead, e.g. a pool of augmented views
-            (``ctdistill.distill``); an epoch is then the optimiser steps of one pass over train.
+        train: ready training batches to use instead (``recipe.Batches``), e.g. a pool of augmented
+            views (``ctdistill.distill``).
 
     Returns:
         DataFrame with one row per epoch (``epoch`` plus Keras' logged metrics) and a ``best``
@@ -77,12 +96,9 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
                                          start_from_epoch=min(cfg.warmup_epochs, epochs - 1))
     t0 = time.perf_counter()
     inputs = inputs or {"train": as_float(data.train.x), "valid": as_float(data.valid.x)}
-    steps = None if train is None else steps_per_epoch(data.train.y, cfg)
-    train = train if train is not None else training_stream(inputs["train"], data.train.y, data.n_classes, cfg)
-    valid = validation_stream(inputs["valid"], data.valid.y, data.n_classes, cfg.batch_size)
-    hist = model.fit(train, validation_data=valid, epochs=epochs, steps_per_epoch=steps, verbose=0,
-                     shuffle=False,  # the stream shuffles
-                     callbacks=[stop, EpochLog(label, epochs)])
+    train = train if train is not None else training_batches(inputs["train"], data.train.y, data.n_classes, cfg)
+    valid = validation_batches(inputs["valid"], data.valid.y, data.n_classes, cfg.batch_size)
+    hist = model.fit(train, validation_data=valid, epochs=epochs, verbose=0, callbacks=[stop, EpochLog(label, epochs)])
     frame = pd.DataFrame(hist.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     frame["best"] = frame["epoch"] == stop.best_epoch + 1
@@ -109,18 +125,18 @@ def train_teacher(name: str, data: Dataset, cfg: Config) -> tuple[keras.Model, p
     weights = resolve_weights(name, cfg.weights)
     teacher = build_teacher(name, data.input_shape, data.n_classes, weights)
     if weights is None:
-        compile_classifier(teacher, cfg, cfg.finetune_learning_rate, data.train.y, epochs)
-        return teacher, fit(teacher, data, cfg, f"{name} teacher", epochs).assign(phase="scratch")
+        trainer = compile_classifier(teacher, cfg, cfg.finetune_learning_rate, data.train.y, epochs)
+        return teacher, fit(trainer, data, cfg, f"{name} teacher", epochs).assign(phase="scratch")
     phases = []
     if cfg.frozen_epochs > 0:
         set_base_trainable(teacher, False)
         head_epochs = min(cfg.frozen_epochs, epochs)
-        compile_classifier(teacher, cfg, cfg.learning_rate, data.train.y, head_epochs)
-        phases.append(fit(teacher, data, cfg, f"{name} teacher head", head_epochs)
+        trainer = compile_classifier(teacher, cfg, cfg.learning_rate, data.train.y, head_epochs)
+        phases.append(fit(trainer, data, cfg, f"{name} teacher head", head_epochs)
                       .assign(phase="head"))
     set_base_trainable(teacher, True, cfg.unfreeze_layers)
-    compile_classifier(teacher, cfg, cfg.finetune_learning_rate, data.train.y, epochs)
-    phases.append(fit(teacher, data, cfg, f"{name} teacher finetune", epochs).assign(phase="finetune"))
+    trainer = compile_classifier(teacher, cfg, cfg.finetune_learning_rate, data.train.y, epochs)
+    phases.append(fit(trainer, data, cfg, f"{name} teacher finetune", epochs).assign(phase="finetune"))
     history = pd.concat(phases, ignore_index=True)
     history["epoch"] = np.arange(1, len(history) + 1)
     return teacher, history
