@@ -41,6 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "again; other flags must not change its configuration")
     _common(run)
 
+    doctor = sub.add_parser("doctor", help="the Keras backend, its devices, versions, and whether this machine can "
+                                           "quantize (export to LiteRT)")
+    _common(doctor)
+
+    quant = sub.add_parser("quantize", help="quantize a run trained where TensorFlow or LiteRT were missing (e.g. on "
+                                             "a JAX GPU box), then rebuild its tables and report",
+                           description="Run the quantization, safety-gate and evaluation stages of a run whose "
+                                       "training finished (on any machine or Keras backend); finished stages are kept.")
+    quant.add_argument("run_dir", help="the run folder")
+    quant.add_argument("--data", help="the dataset, if it lives elsewhere on this machine (same content, checked)")
+    _common(quant)
+
     rep = sub.add_parser("report", help="rebuild a finished run's metrics, plots, report.html and report.md from its "
                                         "saved predictions (no retraining; works on a copied run folder)")
     rep.add_argument("run_dir", help="a finished run folder")
@@ -112,6 +124,9 @@ def _class_map(p: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+                   help="Keras backend to train and predict with (default: $KERAS_BACKEND, else tensorflow); "
+                        "LiteRT export always runs on TensorFlow")
     p.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
 
@@ -119,10 +134,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 def quiet_library_logs() -> None:
     """Hide TensorFlow/absl chatter (retracing notices, "Assets written", the legacy-.h5 notice for the
     seed's ``{t}_Student.h5``): not actionable for a user; ``--debug`` shows it."""
-    from absl import logging as absl_logging  # a TensorFlow dependency; absl keeps its own level
+    try:
+        from absl import logging as absl_logging  # a TensorFlow dependency; absl keeps its own level
 
-    absl_logging.set_verbosity(absl_logging.ERROR)
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # a JAX-only machine without TensorFlow
+        pass
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "Unable to initialize backend 'tpu'"
 
 
 def _version() -> str:
@@ -192,6 +211,27 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ctdistill.quiet import import_backend_quietly
+
+    import_backend_quietly()
+    from ctdistill.doctor import environment, environment_text
+
+    print(environment_text(environment()))
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    if not args.debug:
+        from ctdistill.quiet import import_backend_quietly
+
+        import_backend_quietly()
+    from ctdistill.pipeline import quantize_run
+
+    print(quantize_run(Path(args.run_dir), args.data))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ctdistill.report import build_report
 
@@ -253,12 +293,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {("run", None): cmd_run, ("bench", None): cmd_bench, ("report", None): cmd_report, ("predict", None): cmd_predict, ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect,
+COMMANDS = {("run", None): cmd_run, ("quantize", None): cmd_quantize, ("doctor", None): cmd_doctor, ("bench", None): cmd_bench, ("report", None): cmd_report, ("predict", None): cmd_predict, ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect,
             ("data", "audit"): cmd_audit}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.backend:  # before Keras is imported: the backend is fixed at import
+        os.environ["KERAS_BACKEND"] = args.backend
     # Before TensorFlow is imported: hide its C++ info/warning lines (never TF_ENABLE_ONEDNN_OPTS=0,
     # which hides a banner but makes training 2-5x slower; see the stack notes).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

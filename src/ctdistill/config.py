@@ -147,9 +147,9 @@ class Config:
     def __post_init__(self) -> None:
         # Aliases are resolved however the config was made (file, flags or Python).
         object.__setattr__(self, "teachers", canonical_teachers(self.teachers))
-        if tuple(self.augment) in (("none",), ("",)):  # `--augment none`
-            object.__setattr__(self, "augment", ())
-        object.__setattr__(self, "augment", tuple(self.augment))
+        for key in ("augment", "quant_modes"):  # `--augment none`, `--quant-modes none`: the empty list
+            value = tuple(getattr(self, key))
+            object.__setattr__(self, key, () if value in (("none",), ("",)) else value)
         _validate(self)
 
     @classmethod

@@ -23,7 +23,6 @@ from ctdistill.errors import ConfigError, DataError, RunFolderError
 # Modules imported only by later stages (report, plots, audit, export), with the stage that needs them.
 LATE_IMPORTS = {"tabulate": "report.md tables", "matplotlib": "plots", "imagehash": "the data audit",
                 "scipy": "statistics", "sklearn": "metrics"}
-EXPORT_IMPORTS = {"tensorflow": "LiteRT export (--quant-modes)", "ai_edge_litert": "running .tflite models"}
 # Rough float32 parameter counts (millions) of each teacher with the seed's head, for the disk check;
 # a teacher not listed counts as the largest.
 TEACHER_PARAMS_M = {"vgg16": 15.0, "vgg19": 20.3, "resnet50": 24.6, "densenet121": 7.6, "efficientnetb3": 11.6,
@@ -54,11 +53,9 @@ def check_data_path(path: str | None) -> None:
 
 
 def check_imports(cfg: Config) -> None:
-    """Every package a later stage imports is installed (found, not imported: that takes seconds)."""
-    needed = dict(LATE_IMPORTS)
-    if cfg.quant_modes:
-        needed.update(EXPORT_IMPORTS)
-    missing = [f"{module} ({why})" for module, why in needed.items() if importlib.util.find_spec(module) is None]
+    """Every package a later stage imports is installed (found, not imported: that takes seconds).
+    TensorFlow and LiteRT are not required: without them quantization is deferred (``pipeline``)."""
+    missing = [f"{module} ({why})" for module, why in LATE_IMPORTS.items() if importlib.util.find_spec(module) is None]
     if missing:
         raise ConfigError(f"missing package(s) a later stage needs: {', '.join(missing)}; reinstall ctdistill "
                           "(pip install ctdistill) so that its dependencies are installed")

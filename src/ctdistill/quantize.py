@@ -10,13 +10,23 @@ Modes are table entries (``QUANT_MODES``: name -> how to configure the converter
 
 The Keras model is exported once as a SavedModel (quietly, see the stack notes) and converted
 once per mode. TensorFlow is imported only here, for conversion; running a ``.tflite`` needs only
-``ai-edge-litert``.
+``ai-edge-litert``. A model trained on another Keras backend (JAX) is exported from its saved
+``.keras`` file in a TensorFlow-backend process (the format is backend-neutral; a JAX model's own
+variables, such as dropout's uint32 seed state, cannot be converted). Without TensorFlow or LiteRT
+installed (:func:`can_export` is False) a run trains everything and leaves quantization for
+``ctdistill quantize RUN_DIR`` on a machine that has them.
+
+Example:
+    >>> files = convert_all(student, ("int8",), x_train, lambda m: Path(f"s_{m}.tflite"))   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,13 +72,48 @@ def representative_samples(calibration: np.ndarray) -> np.ndarray:
     return calibration[pick].astype(np.float32)
 
 
+EXPORT_PACKAGES = ("tensorflow", "ai_edge_litert")  # conversion, and running the converted files
+
+
+def can_export() -> bool:
+    """True when TensorFlow (conversion) and LiteRT (evaluation of the files) are installed."""
+    return all(importlib.util.find_spec(name) is not None for name in EXPORT_PACKAGES)
+
+
 @contextlib.contextmanager
 def saved_model(model) -> Iterator[str]:
-    """Export a Keras model once as a temporary SavedModel (what the converter reads)."""
+    """Export a Keras model once as a temporary SavedModel (what the converter reads).
+
+    On the TensorFlow backend the model exports itself; on any other backend it is saved as
+    ``.keras`` and exported by a TensorFlow-backend subprocess (:func:`export_keras_file`).
+    """
+    import keras
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with tempfile.TemporaryDirectory(prefix="ctdistill-export-") as tmp:
-        model.export(tmp, format="tf_saved_model", verbose=False)
-        yield tmp
+        folder = os.path.join(tmp, "saved_model")
+        if keras.backend.backend() == "tensorflow":
+            model.export(folder, format="tf_saved_model", verbose=False)
+        else:
+            source = os.path.join(tmp, "model.keras")
+            keras.Model(model.inputs, model.outputs, name=model.name).save(source)
+            env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+            done = subprocess.run([sys.executable, "-m", "ctdistill.quantize", source, folder], env=env,
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"exporting {model.name} in a TensorFlow process failed: "
+                                   f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+        yield folder
+
+
+def export_keras_file(source: str, folder: str) -> None:
+    """Load a ``.keras`` file (safe mode) and export it as a SavedModel; run on the TensorFlow backend."""
+    import keras
+
+    import ctdistill.models.teachers  # noqa: F401  (registers the teachers' preprocessing layer)
+
+    model = keras.saving.load_model(source, compile=False, safe_mode=True)
+    model.export(folder, format="tf_saved_model", verbose=False)
 
 
 def convert_all(model, modes: tuple[str, ...], calibration: np.ndarray, out_path: Callable[[str], Path]) -> dict[str, Path]:
@@ -155,3 +200,10 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
         return y.astype(np.float32)
     scale, zero = detail["quantization"]
     return (y.astype(np.float32) - zero) * scale
+
+
+if __name__ == "__main__":  # python -m ctdistill.quantize MODEL.keras SAVED_MODEL_DIR (see saved_model)
+    from ctdistill.quiet import import_backend_quietly
+
+    import_backend_quietly()  # TensorFlow's start-up lines stay off the terminal
+    export_keras_file(sys.argv[1], sys.argv[2])

@@ -20,8 +20,8 @@ from typing import Any
 
 from ctdistill.errors import RunFolderError
 
-PACKAGES = ("ctdistill", "keras", "tensorflow", "tensorflow-cpu", "ai-edge-litert", "numpy", "scikit-learn",
-            "scipy", "pandas", "pillow", "pydicom", "matplotlib")
+PACKAGES = ("ctdistill", "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "ai-edge-litert", "numpy",
+            "scikit-learn", "scipy", "pandas", "pillow", "pydicom", "matplotlib")
 
 
 def _current_umask() -> int:
@@ -149,6 +149,5 @@ def manifest(config: dict, dataset_summary: dict, extra: dict | None = None) -> 
         "versions": package_versions(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         **(extra or {}),
     }

@@ -80,6 +80,12 @@ class Stages:
             "files": {p: _digest((self.run_dir / p).read_bytes()) for p in written}, "result": result})
         return obj, result
 
+    def result(self, stage: str, after: tuple[str, ...] = ()) -> Any:
+        """The stored result of ``stage`` when its record is complete and still valid for the records
+        of the stages ``after`` it builds on; None otherwise."""
+        record = self.finished(stage, self._stage_key(after))
+        return None if record is None else record["result"]
+
     def seconds(self, stage: str) -> float | None:
         """How long the stage took when it ran (None without a record)."""
         path = self.folder / f"{stage}.json"
