@@ -212,7 +212,8 @@ def trained_teachers(cfg: Config, book: Stages) -> list[str]:
 
 def collect_tables(book: Stages, cfg: Config, names: list[str]) -> dict:
     """The summary rows, ``TinyEvalRes_Quant`` rows, gate decisions and timings, from the stages' records."""
-    result = lambda stage: book.result(stage, upstream(stage, cfg, names))  # noqa: E731
+    # The records are reported as they are: a teacher's model file may stay on the machine that trained it.
+    result = lambda stage: book.result(stage, upstream(stage, cfg, names), verify_files=False)  # noqa: E731
     tables = {"rows": [result("scratch")], "quant": [], "gates": {},
               "timings": {"scratch_s": book.seconds("scratch"), "teachers": {}}}
     for name in names:

@@ -72,13 +72,14 @@ def summary_text(summary: pd.DataFrame) -> str:
 
 
 AUDIT_COLUMNS = ["path", "split", "label", "exact_group", "near_group", "flags", "width", "height", "mode", "format",
-                 "pixel_hash", "phash"]
+                 "pixel_hash", "phash", "body_share", "body_fallback"]
 
 
 def write_audit(table: pd.DataFrame, summary: dict, out: Path) -> list[Path]:
     """``audit.csv`` (one row per image) and ``audit.json`` (the findings) into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    return [write_csv(table[AUDIT_COLUMNS], out / "audit.csv"), write_json(out / "audit.json", summary)]
+    columns = [c for c in AUDIT_COLUMNS if c in table]  # a numpy layout's audit has no file metadata
+    return [write_csv(table[columns], out / "audit.csv"), write_json(out / "audit.json", summary)]
 
 
 def audit_text(summary: dict) -> str:

@@ -80,10 +80,11 @@ class Stages:
             "files": {p: _digest((self.run_dir / p).read_bytes()) for p in written}, "result": result})
         return obj, result
 
-    def result(self, stage: str, after: tuple[str, ...] = ()) -> Any:
+    def result(self, stage: str, after: tuple[str, ...] = (), verify_files: bool = True) -> Any:
         """The stored result of ``stage`` when its record is complete and still valid for the records
-        of the stages ``after`` it builds on; None otherwise."""
-        record = self.finished(stage, self._stage_key(after))
+        of the stages ``after`` it builds on; None otherwise. ``verify_files=False`` trusts the record
+        without re-hashing its files (reporting what a stage found, not deciding to skip it)."""
+        record = self.finished(stage, self._stage_key(after), verify_files)
         return None if record is None else record["result"]
 
     def seconds(self, stage: str) -> float | None:
@@ -91,8 +92,8 @@ class Stages:
         path = self.folder / f"{stage}.json"
         return json.loads(path.read_text(encoding="utf-8"))["seconds"] if path.is_file() else None
 
-    def finished(self, stage: str, key: str | None = None) -> dict | None:
-        """The stage's record when it is complete and still valid, else None."""
+    def finished(self, stage: str, key: str | None = None, verify_files: bool = True) -> dict | None:
+        """The stage's record when it is complete and still valid (its files unchanged), else None."""
         path = self.folder / f"{stage}.json"
         if not path.is_file():
             return None
@@ -100,7 +101,7 @@ class Stages:
         if record.get("key") != (key or self.key):
             log.warning("resume: stage %s was made from other inputs; running it again", stage)
             return None
-        for name, digest in record["files"].items():
+        for name, digest in record["files"].items() if verify_files else ():
             file = self.run_dir / name
             if not file.is_file() or _digest(file.read_bytes()) != digest:
                 log.warning("resume: %s of stage %s is missing or changed; running the stage again", name, stage)

@@ -25,17 +25,20 @@ log = logging.getLogger(__name__)
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Logs a one-line summary of an epoch (about 30 lines per stage, plus the first ones)."""
+    """Logs a one-line summary of an epoch (about 30 lines per stage, plus the first ones) and keeps
+    each epoch's wall time (``seconds``: the first epoch's includes compiling the training step)."""
 
     def __init__(self, label: str, epochs: int):
         super().__init__()
         self.label, self.epochs = label, epochs
         self.every = max(1, epochs // 30)
+        self.seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(round(time.perf_counter() - self._t0, 3))
         if epoch < 3 or (epoch + 1) % self.every == 0:
             shown = " ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if "loss" in k or "acc" in k)
             log.info("[%s] epoch %d/%d  %s  (%.1fs)", self.label, epoch + 1, self.epochs, shown,
@@ -98,9 +101,11 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
     inputs = inputs or {"train": as_float(data.train.x), "valid": as_float(data.valid.x)}
     train = train if train is not None else training_batches(inputs["train"], data.train.y, data.n_classes, cfg)
     valid = validation_batches(inputs["valid"], data.valid.y, data.n_classes, cfg.batch_size)
-    hist = model.fit(train, validation_data=valid, epochs=epochs, verbose=0, callbacks=[stop, EpochLog(label, epochs)])
+    clock = EpochLog(label, epochs)
+    hist = model.fit(train, validation_data=valid, epochs=epochs, verbose=0, callbacks=[stop, clock])
     frame = pd.DataFrame(hist.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    frame["seconds"] = clock.seconds[:len(frame)]
     frame["best"] = frame["epoch"] == stop.best_epoch + 1
     log.info("[%s] %d epochs in %.1fs; restored epoch %d (%s %.4f)", label, len(frame), time.perf_counter() - t0,
              stop.best_epoch + 1, cfg.monitor, stop.best if stop.best is not None else float("nan"))

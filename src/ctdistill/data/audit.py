@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 from pathlib import Path
 
 import imagehash
@@ -47,6 +48,7 @@ SPLIT_ORDER = {"train": 0, "all": 0, "valid": 1, "test": 2}
 # conflict, 7 distinct test/normal images without a copy elsewhere); 4 already grouped different
 # slices of different patients and classes.
 DEFAULT_THRESHOLD = 1
+STORED_AUDIT = ("audit.csv", "audit.json")  # in a prepared numpy layout: the audit of its source files
 SIZE_RATIO_FLAG = 1.5  # median pixel count of a class vs the rest, either way
 FRAMING_FLAG = 0.1  # difference of the body's median share of the image: a class vs the rest, a split vs train
 DISTRIBUTION_FLAG = 0.3  # total variation distance of a class's mode/format mix vs the rest
@@ -226,6 +228,9 @@ def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD, class_map: 
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
+    if is_numpy_layout(root) and (root / STORED_AUDIT[0]).is_file():  # `data prepare` audited the source files
+        return AuditResult(pd.read_csv(root / STORED_AUDIT[0], keep_default_na=False, na_values=[""]),
+                           json.loads((root / STORED_AUDIT[1]).read_text(encoding="utf-8")))
     collected = collect(root, class_map)
     table = flag(group(collected, threshold))
     conflicts = table[table["label_conflict"]].groupby("near_group")["label"].agg(lambda s: sorted(set(s)))

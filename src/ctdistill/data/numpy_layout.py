@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from ctdistill.runfolder import atomic_path
 FILE_SPLIT = {"train": "train", "valid": "val", "test": "test"}
 CLASS_FILE = "class_names.json"
 PREP_FILE = "preprocessing.json"  # written by `data prepare`: how the arrays were made (crop, size)
+PATHS_FILE = "paths.json"  # written by `data prepare`: each row's source file, relative to the tree
 
 
 def is_numpy_layout(root: Path) -> bool:
@@ -31,9 +33,10 @@ def load_numpy(root: Path, size: int, channels: int) -> Dataset:
     raw = {s: (_load(root / f"X_{FILE_SPLIT[s]}.npy"), _load(root / f"y_{FILE_SPLIT[s]}.npy")) for s in SPLITS}
     n_classes = max(_n_classes(y, root / f"y_{FILE_SPLIT[s]}.npy") for s, (_, y) in raw.items())
     names = _class_names(root, n_classes)
+    ids = _ids(root, {s: len(x) for s, (x, _) in raw.items()})
     splits = {s: Split(_images(x, root / f"X_{FILE_SPLIT[s]}.npy", size, channels),
-                       _labels(y, len(x), len(names), root / f"y_{FILE_SPLIT[s]}.npy"),
-                       [f"X_{FILE_SPLIT[s]}.npy[{i}]" for i in range(len(x))]) for s, (x, y) in raw.items()}
+                       _labels(y, len(x), len(names), root / f"y_{FILE_SPLIT[s]}.npy"), ids[s])
+              for s, (x, y) in raw.items()}
     digest = hashlib.sha256()
     for s in SPLITS:
         digest.update(raw[s][0].tobytes())
@@ -41,6 +44,20 @@ def load_numpy(root: Path, size: int, channels: int) -> Dataset:
     prep = json.loads((root / PREP_FILE).read_text(encoding="utf-8")) if (root / PREP_FILE).is_file() else {}
     return Dataset(**splits, class_names=names, fingerprint=digest.hexdigest(), source=f"numpy layout {root}",
                    crop={"crop": prep.get("crop", "none")})
+
+
+def _ids(root: Path, counts: dict[str, int]) -> dict[str, list[str]]:
+    """Each row's id: its source file from ``paths.json`` (``data prepare``), else ``X_<split>.npy[i]``."""
+    path = root / PATHS_FILE
+    if not path.is_file():
+        return {s: [f"X_{FILE_SPLIT[s]}.npy[{i}]" for i in range(n)] for s, n in counts.items()}
+    try:
+        ids = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(ids, dict) or any(len(ids.get(s, [])) != n for s, n in counts.items()):
+        raise DataError(f"{path}: expected one source path per row of each split ({counts})")
+    return {s: [str(p) for p in ids[s]] for s in counts}
 
 
 def _load(path: Path) -> np.ndarray:
@@ -116,8 +133,10 @@ def output_files(out: Path) -> list[Path]:
             + [out / CLASS_FILE, out / PREP_FILE])
 
 
-def write_numpy(dataset: Dataset, out: Path) -> list[Path]:
-    """Write ``dataset`` in the seed's layout (uint8 X, one-hot float32 y) plus class names."""
+def write_numpy(dataset: Dataset, out: Path, root: Path | None = None) -> list[Path]:
+    """Write ``dataset`` in the seed's layout (uint8 X, one-hot float32 y) plus class names, how the
+    arrays were made (``preprocessing.json``) and, given the tree's ``root``, each row's source file
+    relative to it (``paths.json``: the ids the audit and the splits use)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for s in SPLITS:
@@ -133,4 +152,15 @@ def write_numpy(dataset: Dataset, out: Path) -> list[Path]:
             "source": dataset.source}
     with atomic_path(out / PREP_FILE) as tmp:
         tmp.write_text(json.dumps(prep, indent=1), encoding="utf-8")
-    return written + [out / CLASS_FILE, out / PREP_FILE]
+    written += [out / CLASS_FILE, out / PREP_FILE]
+    if root is not None and all(dataset.split(s).paths for s in SPLITS):
+        ids = {s: [relative_id(p, root) for p in dataset.split(s).paths] for s in SPLITS}
+        with atomic_path(out / PATHS_FILE) as tmp:
+            tmp.write_text(json.dumps(ids, indent=1), encoding="utf-8")
+        written.append(out / PATHS_FILE)
+    return written
+
+
+def relative_id(path: str, root: Path) -> str:
+    """A source file's id in a prepared layout: its path relative to the tree, with ``/``."""
+    return Path(os.path.relpath(path, root)).as_posix()
