@@ -1,8 +1,11 @@
 """The typed, validated configuration of a ctdistill run.
 
-Defaults are the seed's hyper-parameters (T=2, alpha=0.5, batch 256, at most 300 epochs,
-32x32x3 inputs). A configuration can be read from a TOML or JSON file and overridden by
-command-line flags; every value is checked once, here, so later stages can trust it.
+Defaults are the best recipe measured in ``BENCHMARKS.md`` (crop to the body, batch 32, AdamW with
+a cosine schedule, augmentation, a validation split carved by copy groups) around the seed's
+distillation values (T=2, alpha=0.5, at most 300 epochs, 32x32x3 inputs, all seven teachers);
+``--preset seed`` gives the seed script's recipe (batch 256, whole images, no augmentation, ...).
+A configuration can be read from a TOML or JSON file and overridden by command-line flags; every
+value is checked once, here, so later stages can trust it.
 
 Example:
     >>> cfg = Config.from_mapping({"teachers": ["resnet"], "epochs": 5})
@@ -27,11 +30,11 @@ from ctdistill.errors import ConfigError
 
 # Named recipes (``--preset``): values applied beneath a config file's keys and the flags.
 # ``ctdistill`` is the measured default recipe (the dataclass defaults); ``seed`` is the seed
-# script's: no augmentation, constant Adam, early stopping on validation loss, the given 72-image
-# valid split, Keras' BatchNorm momentum.
+# script's: whole images, batch 256, no augmentation, constant Adam, early stopping on validation
+# loss, the given 72-image valid split, Keras' BatchNorm momentum.
 PRESETS: dict[str, dict[str, Any]] = {
     "ctdistill": {},
-    "seed": {"crop": "none", "augment": (), "lr_schedule": "constant", "warmup_epochs": 0, "weight_decay": 0.0,
+    "seed": {"crop": "none", "batch_size": 256, "augment": (), "lr_schedule": "constant", "warmup_epochs": 0, "weight_decay": 0.0,
              "label_smoothing": 0.0, "class_balance": "none", "validation": "given", "monitor": "val_loss",
              "patience": 30, "bn_momentum": 0.99, "student": "seed"},
 }
@@ -110,7 +113,7 @@ class Config:
     crop: str = "body"
     temperature: float = 2.0
     alpha: float = 0.5
-    batch_size: int = 256
+    batch_size: int = 32
     epochs: int = 300
     patience: int = 50
     monitor: str = "val_accuracy"
