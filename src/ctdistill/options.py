@@ -1,16 +1,18 @@
-"""The flags of ``ctdistill run``, declared once: (flag, config key, type, help).
+"""The command line's flags: ``ctdistill run``'s declared once as (flag, config key, type, help), and
+the parser of every command (:func:`build_parser`).
 
-A flag that is not given leaves the config file's (or the default) value alone; ``bool`` keys get
+A run flag that is not given leaves the config file's (or the default) value alone; ``bool`` keys get
 ``--flag`` / ``--no-flag``. The help texts carry no defaults: :func:`help_text` appends each one
 from :class:`ctdistill.config.Config` itself, so the help can never disagree with the behaviour
-(``tests/test_cli.py`` checks every flag).
+(``tests/test_install.py`` checks every flag).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
-from ctdistill.choices import AUGMENTATIONS, QUANT_MODES
+from ctdistill.choices import AUGMENTATIONS, CROPS, QUANT_MODES
 
 RUN_OPTIONS = (
     ("--data", "data", str, "dataset folder: split tree (train/valid|val/test), class-folder tree, or the seed's "
@@ -108,3 +110,122 @@ def format_default(key: str) -> str:
 def help_text(key: str, text: str) -> str:
     """``text`` with the configured default appended: ``... (default: 32)``."""
     return f"{text} (default: {format_default(key)})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ctdistill", description=(
+        "Distil ImageNet teachers into a tiny chest-CT student CNN, quantize it with LiteRT, and report "
+        "accuracy, precision, recall, confusion matrices, sizes and the quantization impact."))
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the whole pipeline (teachers, distillation, baselines, quantization)",
+                         description="Fine-tune teachers, distil a student from each, train the same student from "
+                                     "scratch, quantize, evaluate, and write everything into a new run folder.")
+    run.add_argument("--config", help="TOML or JSON file with config keys (flags override it)")
+    for flag, key, typ, text in RUN_OPTIONS:
+        if typ is bool:  # --strict / --no-strict
+            run.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None,
+                             help=help_text(key, text))
+        else:
+            run.add_argument(flag, dest=key, type=typ, default=None, help=help_text(key, text))
+    run.add_argument("--out", help="new run folder (must not exist or be empty). Default: runs/run-<timestamp>")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR with its own "
+                                                         "configuration: finished stages are kept, the rest run "
+                                                         "again; other flags must not change its configuration")
+    _common(run)
+
+    doctor = sub.add_parser("doctor", help="the Keras backend, its devices, versions, and whether this machine can "
+                                           "quantize (export to LiteRT)")
+    _common(doctor)
+
+    quant = sub.add_parser("quantize", help="quantize a run trained where TensorFlow or LiteRT were missing (e.g. on "
+                                             "a JAX GPU box), then rebuild its tables and report",
+                           description="Run the quantization, safety-gate and evaluation stages of a run whose "
+                                       "training finished (on any machine or Keras backend); finished stages are kept.")
+    quant.add_argument("run_dir", help="the run folder")
+    quant.add_argument("--data", help="the dataset, if it lives elsewhere on this machine (same content, checked)")
+    _common(quant)
+
+    rep = sub.add_parser("report", help="rebuild a finished run's metrics, plots, report.html and report.md from its "
+                                        "saved predictions (no retraining; works on a copied run folder)")
+    rep.add_argument("run_dir", help="a finished run folder")
+    rep.add_argument("--out", help="folder for the report files (default: the run folder)")
+    rep.add_argument("--resamples", type=int, default=None, help="bootstrap resamples (default: the run's, 1000)")
+    rep.add_argument("--bins", type=int, default=None, help="calibration bins (default: the run's, 10)")
+    rep.add_argument("--ci-method", choices=("percentile", "BCa"), default=None,
+                     help="bootstrap interval method (default: the run's, percentile)")
+    _common(rep)
+
+    pred = sub.add_parser("predict", help="predict with an exported model on images, folders and DICOM files",
+                          description="Predict with a .tflite or .keras model (or a run folder: its deployable "
+                                      "student) on PNG/JPEG/... images, folders (recursively) and DICOM files (by "
+                                      "content).")
+    pred.add_argument("model", help=".tflite or .keras file with its model card (<file>.json), or a run folder: "
+                                    "the student whose mode the quantization safety gate accepted (int8 unless "
+                                    "it fell back) with the best validation accuracy")
+    pred.add_argument("inputs", nargs="+", help="image files, folders, DICOM files")
+    pred.add_argument("--out", help="write the table to a .csv or .json file (never overwrites)")
+    pred.add_argument("--teacher", help="run folder: the student of this teacher")
+    pred.add_argument("--mode", help="run folder: this quantization mode instead of the gate's choice (float32 = the "
+                                     "Keras student)")
+    pred.add_argument("--window-level", type=float, default=-600.0, help="DICOM window level in HU (default -600)")
+    pred.add_argument("--window-width", type=float, default=1500.0, help="DICOM window width in HU (default 1500)")
+    _common(pred)
+
+    bench = sub.add_parser("bench", help="latency and throughput of exported models (Keras and LiteRT), 1 thread "
+                                         "and all threads")
+    bench.add_argument("models", nargs="+", help=".tflite / .keras files, or a run folder (all its student models)")
+    bench.add_argument("--out", help="CSV file (default: bench.csv in the run folder, or ./bench.csv; never "
+                                     "overwrites)")
+    bench.add_argument("--calls", type=int, default=200, help="timed batch-1 calls after warm-up (default 200)")
+    bench.add_argument("--batch", type=int, default=256, help="batch size for throughput (default 256)")
+    bench.add_argument("--threads", help="comma-separated thread counts (default: 1 and all cores)")
+    _common(bench)
+
+    data = sub.add_parser("data", help="dataset tools: prepare, inspect, audit").add_subparsers(
+        dest="data_command", required=True, metavar="ACTION")
+    prep = data.add_parser("prepare", help="write the seed's numpy layout (X_/y_ train, val, test) from an image tree")
+    prep.add_argument("tree", help="image folder tree (train/valid/test/<class>/...)")
+    prep.add_argument("--out", required=True, help="output folder for the .npy files")
+    prep.add_argument("--image-size", type=int, default=default_of("image_size"),
+                      help=help_text("image_size", "image height and width"))
+    prep.add_argument("--channels", type=int, default=default_of("channels"), help=help_text("channels", "1 or 3"))
+    prep.add_argument("--crop", choices=CROPS, default=default_of("crop"),
+                      help=help_text("crop", dict((k, t) for _, k, _, t in RUN_OPTIONS)["crop"]))
+    _class_map(prep)
+    _common(prep)
+    insp = data.add_parser("inspect", help="counts per split and class, formats, modes and image sizes")
+    insp.add_argument("path", help="dataset folder")
+    insp.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _class_map(insp)
+    _common(insp)
+    audit = data.add_parser("audit", help="find exact and near duplicates, cross-split leakage, label conflicts "
+                                          "and shortcut risks; writes audit.csv and audit.json")
+    audit.add_argument("path", help="dataset folder (split tree, class-folder tree or numpy layout)")
+    audit.add_argument("--out", default=".", help="folder for audit.csv and audit.json (default: current folder; "
+                                                  "existing audit files are not overwritten)")
+    audit.add_argument("--threshold", type=int, default=None,
+                       help="largest perceptual-hash Hamming distance (of 64 bits) that counts as a near copy "
+                            "(default 1: CT slices look alike, larger values group different slices)")
+    _class_map(audit)
+    _common(audit)
+    return parser
+
+
+def _class_map(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--class-map", help=dict((k, t) for _, k, _, t in RUN_OPTIONS)["class_map"])
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+                   help="Keras backend to train and predict with (default: $KERAS_BACKEND, else tensorflow); "
+                        "LiteRT export always runs on TensorFlow")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+
+def _version() -> str:
+    from ctdistill import __version__
+
+    return f"ctdistill {__version__}"
