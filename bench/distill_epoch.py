@@ -47,37 +47,34 @@ def epoch_seconds(model, x, y, xv, yv, epochs, batch_size) -> float:
     return statistics.median(timer.times[1:])  # epoch 1 includes graph tracing
 
 
-def stream_epoch_seconds(model, train, steps, valid, epochs) -> float:
+def stream_epoch_seconds(model, train, valid, epochs) -> float:
     timer = EpochTimer()
-    model.fit(train, steps_per_epoch=steps, validation_data=valid, epochs=epochs + 1, verbose=0, callbacks=[timer])
+    model.fit(train, validation_data=valid, epochs=epochs + 1, verbose=0, callbacks=[timer])
     return statistics.median(timer.times[1:])
 
 
 def augmented(args, data) -> dict[str, float]:
     """Seconds per epoch with the default recipe's augmentation (teacher on every batch vs a view pool)."""
     from ctdistill.distill import view_pool_stream
-    from ctdistill.recipe import steps_per_epoch, training_stream, validation_stream
+    from ctdistill.recipe import training_batches, validation_batches
 
     cfg = Config.from_mapping({"weights": "none", "batch_size": args.batch_size, "epochs": args.epochs + 1,
                                "teacher_views": args.views})
     x, xv = as_float(data.train.x), as_float(data.valid.x)
     teacher = build_teacher(args.teacher, data.input_shape, data.n_classes, weights=None)
-    valid = validation_stream(xv, data.valid.y, data.n_classes, cfg.batch_size)
-    steps = steps_per_epoch(data.train.y, cfg)
-    scratch = build_student(data.input_shape, data.n_classes)
-    compile_classifier(scratch, cfg, 1e-3, data.train.y, cfg.epochs)
-    train = training_stream(x, data.train.y, data.n_classes, cfg).repeat()
-    results = {"scratch student (augmented)": stream_epoch_seconds(scratch, train, steps, valid, args.epochs)}
-    live = make_distiller(teacher, build_student(data.input_shape, data.n_classes), cfg, data.train.y)
-    results["distill, teacher on every augmented batch"] = stream_epoch_seconds(live, train, steps, valid, args.epochs)
+    valid = validation_batches(xv, data.valid.y, data.n_classes, cfg.batch_size)
+    trainer = compile_classifier(build_student(data.input_shape, data.n_classes), cfg, 1e-3, data.train.y, cfg.epochs)
+    train = training_batches(x, data.train.y, data.n_classes, cfg)
+    results = {"scratch student (augmented)": stream_epoch_seconds(trainer, train, valid, args.epochs)}
+    live = make_distiller(teacher, build_student(data.input_shape, data.n_classes), cfg, data.train.y, augment=True)
+    results["distill, teacher on every augmented batch"] = stream_epoch_seconds(live, train, valid, args.epochs)
     t0 = time.perf_counter()
     pool = view_pool_stream(teacher, data, cfg)
     logits_valid = {"image": xv, "teacher_logits": teacher.predict(xv, batch_size=cfg.batch_size, verbose=0)}
     results[f"(one-off: {args.views} augmented views + teacher logits)"] = time.perf_counter() - t0
     pooled = make_distiller(teacher, build_student(data.input_shape, data.n_classes), cfg, data.train.y)
-    valid_logits = validation_stream(logits_valid, data.valid.y, data.n_classes, cfg.batch_size)
-    results[f"distill, pool of {args.views} views"] = stream_epoch_seconds(pooled, pool, steps, valid_logits,
-                                                                           args.epochs)
+    valid_logits = validation_batches(logits_valid, data.valid.y, data.n_classes, cfg.batch_size)
+    results[f"distill, pool of {args.views} views"] = stream_epoch_seconds(pooled, pool, valid_logits, args.epochs)
     results["scratch student"] = results["scratch student (augmented)"]
     return results
 
@@ -101,8 +98,8 @@ def main() -> None:
     y, yv = one_hot(data.train.y, data.n_classes), one_hot(data.valid.y, data.n_classes)
     teacher = build_teacher(args.teacher, data.input_shape, data.n_classes, weights=None)
 
-    scratch = build_student(data.input_shape, data.n_classes)
-    compile_classifier(scratch, cfg, 1e-3, data.train.y, args.epochs + 1)
+    scratch = compile_classifier(build_student(data.input_shape, data.n_classes), cfg, 1e-3, data.train.y,
+                                 args.epochs + 1)
     results = {"scratch student": epoch_seconds(scratch, x, y, xv, yv, args.epochs, args.batch_size)}
 
     live = make_distiller(teacher, build_student(data.input_shape, data.n_classes), cfg, data.train.y)

@@ -102,7 +102,7 @@ def distil_one(args, members: list, fold_of: dict[str, int], seed: int) -> dict:
     """One student distilled from the out-of-fold logits of its own training and validation images."""
     from ctdistill.distill import augmented_views, make_distiller, new_student
     from ctdistill.pipeline import seed_everything
-    from ctdistill.recipe import training_stream
+    from ctdistill.recipe import steps_per_epoch, training_batches
     from ctdistill.train import as_float, fit
     from recipe import int8_figures, score_on_test
     from student_ensemble import prepared
@@ -116,8 +116,9 @@ def distil_one(args, members: list, fold_of: dict[str, int], seed: int) -> dict:
     valid_x = as_float(data.valid.x)
     valid_fold = np.array([fold_of[p] for p in data.valid.paths])
     valid = {"image": valid_x, "teacher_logits": oof_logits(members, valid_fold, valid_x)}
-    plain = dataclasses.replace(cfg, augment=())  # the views are augmented already
-    stream = training_stream(train, np.tile(data.train.y, cfg.teacher_views), data.n_classes, plain).repeat()
+    # The views are augmented already: a continuous stream over them, an epoch as long as one pass over train.
+    stream = training_batches(train, np.tile(data.train.y, cfg.teacher_views), data.n_classes, cfg,
+                              steps=steps_per_epoch(data.train.y, cfg))
     distiller = make_distiller(members[0], new_student(data, cfg, "student"), cfg, data.train.y)  # logits cached
     clock = time.perf_counter()
     history = fit(distiller, data, cfg, f"seed {seed} out-of-fold", inputs={"train": None, "valid": valid},

@@ -37,7 +37,7 @@ def main() -> None:
           f"batch {args.batch_size}; seconds per epoch (epoch 1 includes graph tracing)")
     for name in args.teachers:
         model = build_teacher(name, (32, 32, 3), 4, weights=None)
-        compile_classifier(model, cfg, 1e-4, labels, args.epochs)
+        model = compile_classifier(model, cfg, 1e-4, labels, args.epochs)  # the model to fit
         times = []
         for _ in range(args.epochs):
             t0 = time.perf_counter()
