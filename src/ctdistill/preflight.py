@@ -38,7 +38,7 @@ def check_run(cfg: Config, run_dir: Path) -> None:
         run_dir: the planned run folder (it may not exist yet).
     """
     check_data_path(cfg.data)
-    check_imports(cfg)
+    check_imports()
     check_disk_space(run_dir, expected_mb(cfg))
 
 
@@ -52,7 +52,7 @@ def check_data_path(path: str | None) -> None:
         raise DataError(f"{root}: data path is a file; give the folder that holds the images or arrays")
 
 
-def check_imports(cfg: Config) -> None:
+def check_imports() -> None:
     """Every package a later stage imports is installed (found, not imported: that takes seconds).
     TensorFlow and LiteRT are not required: without them quantization is deferred (``pipeline``)."""
     missing = [f"{module} ({why})" for module, why in LATE_IMPORTS.items() if importlib.util.find_spec(module) is None]
