@@ -164,3 +164,19 @@ def test_run_on_a_folder_without_splits_splits_by_copy_groups(tmp_path, tiny_tea
     page = (out / "report.md").read_text()
     assert "a test split drawn by ctdistill" in page and "official" not in page
     assert json.loads((out / "classes.json").read_text())["class_names"] == ["one", "two"]
+
+
+def test_data_prepare_on_a_tree_without_splits_keeps_copy_groups_in_one_split(tmp_path):
+    from ctdistill.data.prepare import prepare_arrays
+
+    flat = tmp_path / "flat"
+    for i in range(12):
+        save_image(flat / "one" / f"{i}.png", scene(300 + i), "PNG")
+        save_image(flat / "two" / f"{i}.png", scene(400 + i), "PNG")
+    for i in range(3):
+        save_image(flat / "one" / f"copy{i}.png", scene(300 + i), "PNG")
+    prepare_arrays(flat, tmp_path / "prepared", 16, 3, crop="none")
+    ids = json.loads((tmp_path / "prepared" / "paths.json").read_text())
+    where = {p.rsplit("/", 1)[-1]: s for s, paths in ids.items() for p in paths}
+    assert all(where[f"copy{i}.png"] == where[f"{i}.png"] for i in range(3))
+    assert (tmp_path / "prepared" / "audit.csv").is_file()

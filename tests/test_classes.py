@@ -86,3 +86,24 @@ def test_a_class_map_key_that_names_no_folder_is_refused():
 def test_one_class_is_refused_with_the_folders_named():
     with pytest.raises(DataError, match="only one class"):
         resolve_classes({"train": ["a"], "test": ["a"]})
+
+
+def test_folders_a_class_map_merges_on_purpose_are_one_class_not_ambiguous():
+    m = resolve_classes({"train": ["adeno_a", "adeno_b", "normal"], "test": ["adeno_x", "normal"]},
+                        {"adeno_a": "adeno", "adeno_b": "adeno", "adeno_x": "adeno"})
+    assert m.class_names == ["adeno", "normal"]
+    # only train's two folders are mapped: the merged class still finds test's folder by the prefix rule
+    m = resolve_classes({"train": ["adeno_a", "adeno_b", "normal"], "test": ["adeno_x", "normal"]},
+                        {"adeno_a": "adeno", "adeno_b": "adeno"})
+    assert m.folders["test"]["adeno_x"] == "adeno"
+
+
+def test_unquoted_dotted_folder_names_in_a_toml_map_get_a_hint(tmp_path):
+    from ctdistill.data.classes import read_class_map
+
+    bad = tmp_path / "map.toml"
+    bad.write_text('large.cell_left = "large"\n')  # TOML reads a.b = ... as a nested table
+    with pytest.raises(DataError, match="quote folder names that contain dots"):
+        read_class_map(bad)
+    bad.write_text('"large.cell_left" = "large"\n')
+    assert read_class_map(bad) == {"large.cell_left": "large"}

@@ -121,3 +121,15 @@ def test_audited_run_reports_official_and_deduplicated_test_metrics(tmp_path, ti
     keep = ~test["file"].str.endswith("leaked.png")
     acc = (test.loc[keep, "true_label"] == test.loc[keep, "predicted_label"]).mean()
     assert summary.set_index("model").loc["tiny_student", "accuracy_dedup"] == pytest.approx(acc)
+
+
+def test_split_lists_compare_relative_to_the_data_folder_when_the_data_moved(tmp_path):
+    """Tree paths are compared relative to the data folder; a prepared layout's ids as they are."""
+    from ctdistill.errors import DataError
+    from ctdistill.pipeline import write_splits
+
+    path = tmp_path / "splits.json"
+    write_splits(path, {"train": ["/a/data/train/x.png", "train/y.png"]}, resume=False)
+    write_splits(path, {"train": ["/b/moved/train/x.png", "train/y.png"]}, True, ("/a/data", "/b/moved"))
+    with pytest.raises(DataError, match="splits differ"):
+        write_splits(path, {"train": ["/b/moved/train/z.png", "train/y.png"]}, True, ("/a/data", "/b/moved"))

@@ -90,6 +90,14 @@ def test_a_continuous_stream_runs_across_epochs_without_losing_or_repeating_rows
         stream.on_epoch_end()
     assert [len(b) for b in seen] == [4, 4, 2, 4, 4, 2]
     assert sorted(sum(seen[:3], [])) == sorted(sum(seen[3:], [])) == list(range(10))
+    # read in any order (as fit does with shuffle=True), each pass is still a permutation of the rows
+    again = Batches(x, y, 4, seed=0, steps=2)
+    mixed = {}
+    for _ in range(3):
+        for i in np.random.default_rng(1).permutation(len(again)):
+            mixed[(again.epoch, int(i))] = again[int(i)][0].ravel().tolist()
+        again.on_epoch_end()
+    assert [mixed[(e, i)] for e in range(3) for i in range(2)] == seen
 
 
 def test_cosine_schedule_warms_up_then_decays():

@@ -70,3 +70,41 @@ def test_run_key_and_partial_files(tmp_path):
     (tmp_path / "summary.csv").write_text("kept")
     assert [p.name for p in clear_partial_files(tmp_path)] == [".curves.x1.tmp.png"]
     assert (tmp_path / "summary.csv").is_file()
+
+
+def test_an_older_runs_config_resumes_with_the_values_it_ran_with(tmp_path):
+    """A config.json written before a key existed (here ``crop``) resumes with that key's legacy
+    value, never with today's default: the run is not silently retrained another way."""
+    import json
+
+    from ctdistill.stages import resumed_config
+
+    (tmp_path / "config.json").write_text(json.dumps({"teachers": ["vgg16"], "weights": "none", "batch_size": 256}))
+    cfg = resumed_config(tmp_path, {})
+    assert cfg.crop == "none" and cfg.batch_size == 256
+
+
+def test_moved_data_resumes_with_the_saved_run_key(tmp_path):
+    import json
+
+    from ctdistill.config import Config
+    from ctdistill.stages import resumed_config, resumed_key, run_key
+
+    saved = Config(teachers=("vgg16",), weights="none", data=str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps(saved.to_dict()))
+    elsewhere = tmp_path / "moved"
+    elsewhere.mkdir()
+    moved = resumed_config(tmp_path, {}, {"data": str(elsewhere)})
+    assert moved.data == str(elsewhere)
+    assert resumed_key(moved, tmp_path, "fp") == run_key(saved.to_dict(), "fp")
+
+
+def test_quantize_refuses_a_run_whose_training_has_not_finished(tmp_path):
+    from ctdistill.config import Config
+    from ctdistill.errors import ConfigError
+    from ctdistill.pipeline import trained_teachers
+    from ctdistill.stages import Stages
+
+    cfg = Config(teachers=("vgg16", "resnet50"), weights="none", ensemble="mean", seeds=(0, 1))
+    with pytest.raises(ConfigError, match=r"stages scratch, distill-vgg16, distill-resnet50, distill-ensemble, seeds"):
+        trained_teachers(cfg, Stages(tmp_path, "key"))

@@ -57,22 +57,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from ctdistill.config import Config
-    from ctdistill.data import load_dataset, write_numpy
-    from ctdistill.data.audit import audit_path
-    from ctdistill.data.numpy_layout import output_files, relative_id
-    from ctdistill.report import write_audit
-    from ctdistill.runfolder import refuse_existing
+    from ctdistill.data.prepare import prepare_arrays
 
     Config.from_mapping({"image_size": args.image_size, "channels": args.channels, "weights": "none"}, "flags")
-    out = Path(args.out)
-    refuse_existing(*output_files(out), out / "audit.csv", out / "audit.json")
-    data = load_dataset(args.tree, args.image_size, args.channels, class_map=args.class_map, crop=args.crop)
-    written = write_numpy(data, out, Path(args.tree))
-    if data.train.paths:  # an image tree: keep its audit, so a run on the arrays has the same copy groups
-        result = audit_path(args.tree, class_map=args.class_map)
-        table = result.table.assign(path=[relative_id(p, Path(args.tree)) for p in result.table["path"]])
-        written += write_audit(table, result.summary, out)
-    for path in written:
+    for path in prepare_arrays(args.tree, args.out, args.image_size, args.channels, args.class_map, args.crop):
         print(path)
     return 0
 
@@ -116,7 +104,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         import_backend_quietly()
     from ctdistill.pipeline import quantize_run
 
-    print(quantize_run(Path(args.run_dir), args.data))
+    print(quantize_run(Path(args.run_dir), args.data, args.class_map))
     return 0
 
 

@@ -40,6 +40,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# The value a key had before it existed: a run saved by an older ctdistill is read with these where
+# its config.json lacks the key (it cropped nothing), never with today's defaults.
+LEGACY_VALUES: dict[str, Any] = {"crop": "none"}
+# Keys that may differ when a run is continued elsewhere: where the data and the class map live (the
+# data's content is checked by fingerprint, which covers every file's class).
+MOVABLE = ("data", "class_map")
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Everything that decides what a run computes.

@@ -6,7 +6,7 @@ whether it was trained on TensorFlow or JAX, on a CPU or a GPU.
 Example:
     >>> info = environment()            # doctest: +SKIP
     >>> info["backend"], info["devices"]
-    ('jax', ['cuda:0 NVIDIA H200'])
+    ('jax', ['gpu:0 NVIDIA H200'])
 """
 
 from __future__ import annotations

@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "training finished (on any machine or Keras backend); finished stages are kept.")
     quant.add_argument("run_dir", help="the run folder")
     quant.add_argument("--data", help="the dataset, if it lives elsewhere on this machine (same content, checked)")
+    quant.add_argument("--class-map", help="the run's class map file, if it lives elsewhere on this machine")
     _common(quant)
 
     rep = sub.add_parser("report", help="rebuild a finished run's metrics, plots, report.html and report.md from its "

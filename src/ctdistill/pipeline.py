@@ -12,7 +12,6 @@ quantization stages later, on any machine that has them, and rebuilds the tables
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -34,7 +33,8 @@ from ctdistill.preflight import check_run
 from ctdistill.quantize import EXPORT_PACKAGES, can_export
 from ctdistill.repeats import quantize_repeats, repeat_students
 from ctdistill.runfolder import create_run_dir, manifest, plan_run_dir, write_json
-from ctdistill.stages import RunInterrupted, Stages, check_same_data, clear_partial_files, resumed_config, run_key
+from ctdistill.stages import (RunInterrupted, Stages, check_same_data, clear_partial_files, resumed_config,
+                              resumed_key, run_key, saved_values)
 from ctdistill.steps import (distill_step, ensemble_step, quant_table_row, quantize_step, scratch_stage,
                              seed_everything, teacher_step, write_tables)
 
@@ -60,12 +60,13 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False) -> Pat
     started = time.perf_counter()
     seed_everything(cfg)
     run_dir = Path(out) if resume else plan_run_dir(out)
-    check_run(cfg, run_dir)
+    check_run(cfg, run_dir, resume)
     for name in cfg.teachers:  # a missing weights file must stop the run before it starts (may download)
         check_weights(name, cfg.weights)
     data = load_data(cfg)
     data = open_run_dir(cfg, data, run_dir, resume)
-    book = Stages(run_dir, run_key(cfg.to_dict(), data.fingerprint))
+    book = Stages(run_dir, resumed_key(cfg, run_dir, data.fingerprint) if resume else
+                  run_key(cfg.to_dict(), data.fingerprint))
     try:
         names = train_all(cfg, data, run_dir, book)
         quantize_all(cfg, data, run_dir, book, names)
@@ -75,13 +76,14 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False) -> Pat
     return run_dir
 
 
-def quantize_run(run_dir: str | Path, data_path: str | None = None) -> Path:
+def quantize_run(run_dir: str | Path, data_path: str | None = None, class_map: str | None = None) -> Path:
     """The quantization stages of a run trained where TensorFlow or LiteRT were missing, then its tables.
 
     Args:
         run_dir: a run folder whose training stages finished (on any machine and Keras backend).
         data_path: the dataset, when it lives elsewhere here than where the run trained (its content
             must be the same: checked by fingerprint).
+        class_map: the run's class map file, likewise, when it lives elsewhere here.
 
     Returns:
         The run folder.
@@ -90,11 +92,11 @@ def quantize_run(run_dir: str | Path, data_path: str | None = None) -> Path:
     if not can_export():
         raise ConfigError(f"quantization needs {' and '.join(EXPORT_PACKAGES)} installed (a plain "
                           "`pip install ctdistill` brings both); run this where they are")
-    saved = resumed_config(run_dir, {})
-    cfg = saved if data_path is None else dataclasses.replace(saved, data=data_path)
+    moved = {k: v for k, v in (("data", data_path), ("class_map", class_map)) if v is not None}
+    cfg = resumed_config(run_dir, {}, moved)
     seed_everything(cfg)
-    data = open_run_dir(cfg, load_data(cfg), run_dir, resume=True, trained_on=saved.data)
-    book = Stages(run_dir, run_key(saved.to_dict(), data.fingerprint))
+    data = open_run_dir(cfg, load_data(cfg), run_dir, resume=True, trained_on=saved_values(run_dir).get("data"))
+    book = Stages(run_dir, resumed_key(cfg, run_dir, data.fingerprint))
     names = trained_teachers(cfg, book)
     quantize_all(cfg, data, run_dir, book, names)
     finish(run_dir, book, cfg, names, data, started, resume=True)
@@ -202,11 +204,14 @@ def quantize_all(cfg: Config, data: Dataset, run_dir: Path, book: Stages, names:
 
 
 def trained_teachers(cfg: Config, book: Stages) -> list[str]:
-    """The teachers whose students finished training, in run order; refuses a run with none."""
-    names = [n for n in (*cfg.teachers, "ensemble") if book.result(f"distill-{n}", upstream(f"distill-{n}", cfg, []))]
-    if not names:
-        raise ConfigError(f"{book.run_dir}: no distilled student has finished training; resume the run first "
-                          f"(ctdistill run --resume {book.run_dir})")
+    """The teachers of a run whose training finished, in run order; refuses a run with any training
+    stage unfinished (naming them), so its tables are never written as if it were complete."""
+    names = [*cfg.teachers, *(["ensemble"] if cfg.ensemble != "none" and len(cfg.teachers) > 1 else [])]
+    stages = ["scratch", *(f"distill-{n}" for n in names), *(["seeds"] if cfg.seeds else [])]
+    missing = [s for s in stages if book.result(s, upstream(s, cfg, names)) is None]
+    if missing:
+        raise ConfigError(f"{book.run_dir}: training has not finished (stages {', '.join(missing)}); resume the run "
+                          f"first: ctdistill run --resume {book.run_dir}")
     return names
 
 
@@ -272,11 +277,14 @@ def audit_step(cfg: Config, data: Dataset, run_dir: Path, resume: bool = False, 
 
 
 def write_splits(path: Path, splits: dict, resume: bool, roots: tuple[str, str] = ("", "")) -> None:
-    """Write the split lists; on resume, refuse when they differ from the run's own (compared relative
-    to ``roots``: the data folder then and now, which may differ when the data moved)."""
+    """Write the split lists; on resume, refuse when they differ from the run's own. File paths under
+    the data folder are compared relative to it (``roots``: the folder then and now, which differ when
+    the data moved); other ids (a prepared layout's) as they are."""
+    def relative(lists: dict, root: str) -> dict:
+        inside = lambda p: bool(root) and Path(p).is_relative_to(root)  # noqa: E731
+        return {s: [os.path.relpath(p, root) if inside(p) else p for p in ps] for s, ps in lists.items()}
+
     if resume and path.is_file():
-        relative = lambda lists, root: {s: [os.path.relpath(p, root or ".") for p in ps]  # noqa: E731
-                                        for s, ps in lists.items()}
         if relative(json.loads(path.read_text(encoding="utf-8")), roots[0]) != relative(splits, roots[1]):
             raise DataError(f"{path}: refused to resume: the data splits differ from the interrupted run's")
         return

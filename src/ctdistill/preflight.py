@@ -30,16 +30,18 @@ TEACHER_PARAMS_M = {"vgg16": 15.0, "vgg19": 20.3, "resnet50": 24.6, "densenet121
 STUDENT_FILES_MB = 12.0  # .keras, .h5 and the .tflite files of one student at 32 px (measured ~9 MB)
 
 
-def check_run(cfg: Config, run_dir: Path) -> None:
+def check_run(cfg: Config, run_dir: Path, resume: bool = False) -> None:
     """Raise a one-line error for the first thing that would stop ``cfg``'s run later.
 
     Args:
         cfg: the run's configuration.
         run_dir: the planned run folder (it may not exist yet).
+        resume: the run continues: part of its files exist, so the disk estimate does not apply.
     """
     check_data_path(cfg.data)
     check_imports()
-    check_disk_space(run_dir, expected_mb(cfg))
+    if not resume:
+        check_disk_space(run_dir, expected_mb(cfg))
 
 
 def check_data_path(path: str | None) -> None:
@@ -64,8 +66,10 @@ def check_imports() -> None:
 def expected_mb(cfg: Config) -> float:
     """Megabytes a run will write: each teacher's model file and, per seed, each student's files."""
     teachers = sum(TEACHER_PARAMS_M.get(t, max(TEACHER_PARAMS_M.values())) * 4 for t in cfg.teachers)
-    area = (cfg.image_size / 32) ** 2  # the seed student's Flatten -> Dense grows with the input area
-    students = (len(cfg.teachers) + 1 + (cfg.ensemble != "none")) * (1 + len(cfg.seeds)) * STUDENT_FILES_MB * area
+    # The seed student's Flatten -> Dense grows with the input area; the pooling head does not.
+    area = (cfg.image_size / 32) ** 2 if cfg.student == "seed" else 1.0
+    seeds = len(set(cfg.seeds) | {cfg.seed})
+    students = (len(cfg.teachers) + 1 + (cfg.ensemble != "none")) * seeds * STUDENT_FILES_MB * area
     return teachers + students
 
 

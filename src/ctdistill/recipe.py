@@ -103,9 +103,11 @@ def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
 class Batches(keras.utils.PyDataset):
     """Shuffled batches of NumPy arrays for ``Model.fit`` on any Keras backend (TensorFlow, JAX, CPU or GPU).
 
-    Each epoch is a new seeded permutation, so a run repeats exactly. With ``steps`` the batches
-    continue through permutation after permutation across epoch boundaries (``steps`` batches an
-    epoch), as a pool larger than an epoch needs; without, an epoch is one pass.
+    Pass ``k`` over the rows is the permutation seeded by ``(seed, k)``, whatever order the batches
+    are read in, so a run repeats exactly and every pass holds each row once. With ``steps`` the
+    batches continue through pass after pass across epoch boundaries (``steps`` batches an epoch), as
+    a pool larger than an epoch needs; without, an epoch is one pass. ``fit`` must not reorder the
+    batches (``shuffle=False``): the rows are shuffled here.
 
     Args:
         x: images (N, H, W, C), or a dict of arrays of N rows (e.g. images with cached teacher logits).
@@ -122,20 +124,23 @@ class Batches(keras.utils.PyDataset):
 
     def __init__(self, x, y: np.ndarray, batch_size: int, seed: int | None = 0, steps: int | None = None):
         super().__init__()
-        self.x, self.y, self.batch_size, self.steps = x, y, batch_size, steps
-        self.rng = None if seed is None else np.random.default_rng(seed)
+        self.x, self.y, self.batch_size, self.steps, self.seed = x, y, batch_size, steps, seed
         self.passes = -(-len(y) // batch_size)  # batches in one pass over the rows
         self.epoch = 0
-        self.orders: dict[int, np.ndarray] = {}  # pass number -> its permutation
+        self._order = (-1, np.arange(len(y)))  # (pass number, its permutation): the last one drawn
 
     def __len__(self) -> int:
         return self.steps or self.passes
 
+    def order(self, one_pass: int) -> np.ndarray:
+        """The row order of pass ``one_pass``: the identity without a seed."""
+        if self.seed is not None and self._order[0] != one_pass:
+            self._order = (one_pass, np.random.default_rng([self.seed, one_pass]).permutation(len(self.y)))
+        return self._order[1]
+
     def __getitem__(self, i: int):
         one_pass, within = divmod(self.epoch * len(self) + i, self.passes)
-        if one_pass not in self.orders:  # passes are drawn in order, so the stream repeats exactly
-            self.orders = {one_pass: np.arange(len(self.y)) if self.rng is None else self.rng.permutation(len(self.y))}
-        rows = self.orders[one_pass][within * self.batch_size:(within + 1) * self.batch_size]
+        rows = self.order(one_pass)[within * self.batch_size:(within + 1) * self.batch_size]
         x = {k: v[rows] for k, v in self.x.items()} if isinstance(self.x, dict) else self.x[rows]
         return x, self.y[rows]
 

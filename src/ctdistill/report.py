@@ -15,6 +15,7 @@ import pandas as pd
 from ctdistill import page, plots
 from ctdistill.assess import assess_run
 from ctdistill.card import write_cards
+from ctdistill.data.audit import write_audit  # noqa: F401  (re-exported: the CLI and the pipeline write audits)
 from ctdistill.runfolder import atomic_path, write_json
 
 log = logging.getLogger("ctdistill")
@@ -69,17 +70,6 @@ def summary_text(summary: pd.DataFrame) -> str:
     shown["f1"] = shown["f1"].map("{:.3f}".format)
     shown["size_mb"] = shown["size_mb"].map("{:.3f}".format)
     return shown.to_string(index=False)
-
-
-AUDIT_COLUMNS = ["path", "split", "label", "exact_group", "near_group", "flags", "width", "height", "mode", "format",
-                 "pixel_hash", "phash", "body_share", "body_fallback"]
-
-
-def write_audit(table: pd.DataFrame, summary: dict, out: Path) -> list[Path]:
-    """``audit.csv`` (one row per image) and ``audit.json`` (the findings) into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    columns = [c for c in AUDIT_COLUMNS if c in table]  # a numpy layout's audit has no file metadata
-    return [write_csv(table[columns], out / "audit.csv"), write_json(out / "audit.json", summary)]
 
 
 def audit_text(summary: dict) -> str:

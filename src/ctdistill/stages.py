@@ -120,26 +120,44 @@ class Stages:
                 for s in [p.stat()]}
 
 
-def resumed_config(run_dir: Path, values: dict[str, Any]):
+def saved_values(run_dir: Path) -> dict[str, Any]:
+    """The configuration keys of the run in ``run_dir`` as saved, older runs' missing keys at their
+    legacy values (``config.LEGACY_VALUES``)."""
+    from ctdistill.config import LEGACY_VALUES
+
+    saved_file = Path(run_dir) / "config.json"
+    if not saved_file.is_file():
+        raise ConfigError(f"{run_dir}: not a ctdistill run folder (no config.json); nothing to resume")
+    return {**LEGACY_VALUES, **json.loads(saved_file.read_text(encoding="utf-8"))}
+
+
+def resumed_config(run_dir: Path, values: dict[str, Any], moved: dict[str, Any] | None = None):
     """The configuration of the run in ``run_dir``; refused when ``values`` change any key of it.
 
     Args:
         run_dir: an earlier (interrupted or finished) run folder.
         values: keys given now (flags, a config file); each must equal the run's own value.
+        moved: new places of ``config.MOVABLE`` keys (the data or class map moved); not a change.
     """
     from ctdistill.config import Config
 
-    saved_file = Path(run_dir) / "config.json"
-    if not saved_file.is_file():
-        raise ConfigError(f"{run_dir}: not a ctdistill run folder (no config.json); nothing to resume")
-    saved = json.loads(saved_file.read_text(encoding="utf-8"))
-    before = Config.from_mapping(saved, str(saved_file)).to_dict()
+    saved = {**saved_values(run_dir), **(moved or {})}
+    source = str(Path(run_dir) / "config.json")
+    before = Config.from_mapping(saved, source).to_dict()
     after = Config.from_mapping({**saved, **values}, "the resumed configuration").to_dict()
     changed = [f"{k}: {before[k]!r} -> {after[k]!r}" for k in before if before[k] != after[k]]
     if changed:
         raise ConfigError(f"{run_dir}: refused to resume with a different configuration ({'; '.join(changed)}); "
                           "start a new run with --out instead")
-    return Config.from_mapping(saved, str(saved_file))
+    return Config.from_mapping(saved, source)
+
+
+def resumed_key(cfg, run_dir: Path, fingerprint: str) -> str:
+    """The run key of a continued run: its configuration with the saved places of moved keys."""
+    from ctdistill.config import MOVABLE
+
+    saved = saved_values(run_dir)
+    return run_key({**cfg.to_dict(), **{k: saved.get(k) for k in MOVABLE}}, fingerprint)
 
 
 def check_same_data(run_dir: Path, fingerprint: str) -> None:

@@ -102,7 +102,8 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
     train = train if train is not None else training_batches(inputs["train"], data.train.y, data.n_classes, cfg)
     valid = validation_batches(inputs["valid"], data.valid.y, data.n_classes, cfg.batch_size)
     clock = EpochLog(label, epochs)
-    hist = model.fit(train, validation_data=valid, epochs=epochs, verbose=0, callbacks=[stop, clock])
+    hist = model.fit(train, validation_data=valid, epochs=epochs, verbose=0, callbacks=[stop, clock],
+                     shuffle=False)  # Batches shuffles the rows; fit would only reorder whole batches
     frame = pd.DataFrame(hist.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     frame["seconds"] = clock.seconds[:len(frame)]

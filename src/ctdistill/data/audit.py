@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 from pathlib import Path
 
 import imagehash
@@ -41,7 +42,9 @@ from ctdistill.data.decode import check_pixels, to_mode
 from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy
 from ctdistill.data.tree import scan_tree
 from ctdistill.errors import DataError
+from ctdistill.runfolder import atomic_path, write_json
 
+log = logging.getLogger(__name__)
 SPLIT_ORDER = {"train": 0, "all": 0, "valid": 1, "test": 2}
 # Largest phash Hamming distance (of 64 bits) that counts as a near copy. Chest-CT slices look alike:
 # on the real dataset 0-1 reproduces its README (no cancer image shared across splits, one label
@@ -229,8 +232,11 @@ def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD, class_map: 
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     if is_numpy_layout(root) and (root / STORED_AUDIT[0]).is_file():  # `data prepare` audited the source files
-        return AuditResult(pd.read_csv(root / STORED_AUDIT[0], keep_default_na=False, na_values=[""]),
-                           json.loads((root / STORED_AUDIT[1]).read_text(encoding="utf-8")))
+        summary = json.loads((root / STORED_AUDIT[1]).read_text(encoding="utf-8"))
+        if summary.get("threshold") != threshold:
+            log.warning("%s: the stored audit of the source files used threshold %s, not %s; audit the image "
+                        "tree itself for another threshold", root, summary.get("threshold"), threshold)
+        return AuditResult(pd.read_csv(root / STORED_AUDIT[0], keep_default_na=False, na_values=[""]), summary)
     collected = collect(root, class_map)
     table = flag(group(collected, threshold))
     conflicts = table[table["label_conflict"]].groupby("near_group")["label"].agg(lambda s: sorted(set(s)))
@@ -263,6 +269,19 @@ def _duplicate_counts(table: pd.DataFrame) -> dict:
     return {f"{s}/{c}": {"files": int(len(g)), "distinct": int(g["near_group"].nunique()),
                          "cross_split": int(g["cross_split"].sum())}
             for (s, c), g in copies.groupby(["split", "label"])}
+
+
+AUDIT_COLUMNS = ["path", "split", "label", "exact_group", "near_group", "flags", "width", "height", "mode", "format",
+                 "pixel_hash", "phash", "body_share", "body_fallback"]
+
+
+def write_audit(table: pd.DataFrame, summary: dict, out: Path) -> list[Path]:
+    """``audit.csv`` (one row per image) and ``audit.json`` (the findings) into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    columns = [c for c in AUDIT_COLUMNS if c in table]  # a numpy layout's audit has no file metadata
+    with atomic_path(out / STORED_AUDIT[0]) as tmp:
+        table[columns].to_csv(tmp, index=False)
+    return [out / STORED_AUDIT[0], write_json(out / STORED_AUDIT[1], summary)]
 
 
 def dedup_test_mask(table: pd.DataFrame, earlier_ids: list[str], test_ids: list[str]) -> np.ndarray:

@@ -78,6 +78,9 @@ def read_class_map(path: str | Path | None) -> dict[str, str]:
         raise DataError(f"{path}: cannot read the class map ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a valid class map ({' '.join(str(exc).split())})") from None
+    if isinstance(values, dict) and any(isinstance(v, dict) for v in values.values()):
+        raise DataError(f"{path}: a class map is a table of folder name = class name; quote folder names that "
+                        'contain dots ("large.cell.carcinoma_left" = "large cell")')
     if not isinstance(values, dict) or not all(isinstance(v, str) and v.strip() for v in values.values()):
         raise DataError(f"{path}: a class map is a table of folder name = class name (strings)")
     return {str(k): v.strip() for k, v in values.items()}
@@ -132,7 +135,8 @@ def _reconcile(loose: dict[str, list[str]], named: dict[str, dict[str, str]]) ->
     for group in groups:
         per_split = {s: [f for gs, f, _ in group if gs == s] for s in named}
         described = ", ".join(f"{s}/{f}" for s, f, _ in sorted(group))
-        if any(len(fs) > 1 for fs in per_split.values()):
+        # Two classes of one split in a group: ambiguous (folders a class map merged on purpose are one class).
+        if any(len({c for gs, _, c in group if gs == s}) > 1 for s in named):
             raise DataError(f"ambiguous class folders: {described} could be one class, but two of them are in "
                             f"the same split; {HINT}")
         missing = [s for s, fs in per_split.items() if not fs]

@@ -41,7 +41,7 @@ def load_numpy(root: Path, size: int, channels: int) -> Dataset:
     for s in SPLITS:
         digest.update(raw[s][0].tobytes())
         digest.update(splits[s].y.tobytes())
-    prep = json.loads((root / PREP_FILE).read_text(encoding="utf-8")) if (root / PREP_FILE).is_file() else {}
+    prep = _json(root / PREP_FILE) if (root / PREP_FILE).is_file() else {}
     return Dataset(**splits, class_names=names, fingerprint=digest.hexdigest(), source=f"numpy layout {root}",
                    crop={"crop": prep.get("crop", "none")})
 
@@ -51,13 +51,17 @@ def _ids(root: Path, counts: dict[str, int]) -> dict[str, list[str]]:
     path = root / PATHS_FILE
     if not path.is_file():
         return {s: [f"X_{FILE_SPLIT[s]}.npy[{i}]" for i in range(n)] for s, n in counts.items()}
-    try:
-        ids = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    ids = _json(path)
     if not isinstance(ids, dict) or any(len(ids.get(s, [])) != n for s, n in counts.items()):
         raise DataError(f"{path}: expected one source path per row of each split ({counts})")
     return {s: [str(p) for p in ids[s]] for s in counts}
+
+
+def _json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
 
 
 def _load(path: Path) -> np.ndarray:
@@ -130,7 +134,7 @@ def _labels(y: np.ndarray, n: int, n_classes: int, path: Path) -> np.ndarray:
 def output_files(out: Path) -> list[Path]:
     """The files :func:`write_numpy` writes into ``out``."""
     return ([out / f"{kind}_{FILE_SPLIT[s]}.npy" for s in SPLITS for kind in ("X", "y")]
-            + [out / CLASS_FILE, out / PREP_FILE])
+            + [out / CLASS_FILE, out / PREP_FILE, out / PATHS_FILE])
 
 
 def write_numpy(dataset: Dataset, out: Path, root: Path | None = None) -> list[Path]:
