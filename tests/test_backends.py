@@ -61,9 +61,12 @@ def test_a_run_trains_on_jax_and_exports_from_it(tmp_path):
             ("tiny_student", "tiny_student_float16", "tiny_student_int8")}
     float_classes = pred["tiny_student"]["predicted_label"]
     assert (pred["tiny_student_float16"]["predicted_label"] == float_classes).all()
-    assert (pred["tiny_student_int8"]["predicted_label"] == float_classes).mean() >= 0.9
     probs = [c for c in pred["tiny_student"] if c.startswith("prob_")]
     np.testing.assert_allclose(pred["tiny_student_float16"][probs], pred["tiny_student"][probs], atol=2e-3)
+    # int8 differs by its quantization error only (a 2-epoch model is nearly uniform, so classes may
+    # flip): a wrong export (other weights, other preprocessing) would be far off
+    drift = np.abs(pred["tiny_student_int8"][probs].to_numpy() - pred["tiny_student"][probs].to_numpy())
+    assert drift.mean() < 0.03, drift.mean()
 
 
 def test_without_tensorflow_a_run_trains_and_quantize_finishes_it_later(tmp_path):
