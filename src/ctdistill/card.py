@@ -63,6 +63,7 @@ def card(row: dict, scores: dict, config: dict, manifest: dict) -> dict:
     """The card of one model (``row``: its summary.csv row)."""
     data = manifest["dataset"]
     height, width, channels = data["input_shape"]
+    crop = (data.get("crop") or {}).get("crop", "none")  # what training applied (runs before the crop: none)
     return {
         "model": row["model"], "file": row["file"], "kind": row["kind"], "teacher": _plain(row["teacher"]) or None,
         "mode": row["mode"], "class_names": data["class_names"],
@@ -71,8 +72,8 @@ def card(row: dict, scores: dict, config: dict, manifest: dict) -> dict:
         "output": "logits, one per class; softmax gives probabilities",
         "preprocessing": {
             "decode": "by file content; converted to RGB (channels 3) or grey (channels 1)",
-            "crop": (data.get("crop") or {}).get("crop", "none"),
-            "resize": f"{'cropped to the body (ctdistill.data.crop), then ' if (data.get('crop') or {}).get('crop') == 'body' else ''}"
+            "crop": crop,
+            "resize": f"{'cropped to the body (ctdistill.data.crop), then ' if crop == 'body' else ''}"
                       f"stretched to {width}x{height}, bilinear (PIL)",
             "normalisation": "none outside the model (it rescales 0..255 inside)",
             "dicom": "Hounsfield units from RescaleSlope/RescaleIntercept, lung window level -600 width 1500, "

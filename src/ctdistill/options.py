@@ -80,6 +80,8 @@ RUN_OPTIONS = (
                                     "(by validation accuracy), or none"),
 )
 
+RUN_HELP = {key: text for _, key, _, text in RUN_OPTIONS}  # the same words where other commands take a run flag
+
 # Defaults that read better in words than as a value.
 DEFAULT_WORDS = {"data": "the built-in synthetic CT phantoms", "class_map": "none", "teacher_epochs": "same as --epochs",
                  "teachers": "all seven"}
@@ -193,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help=help_text("image_size", "image height and width"))
     prep.add_argument("--channels", type=int, default=default_of("channels"), help=help_text("channels", "1 or 3"))
     prep.add_argument("--crop", choices=CROPS, default=default_of("crop"),
-                      help=help_text("crop", dict((k, t) for _, k, _, t in RUN_OPTIONS)["crop"]))
+                      help=help_text("crop", RUN_HELP["crop"]))
     _class_map(prep)
     _common(prep)
     insp = data.add_parser("inspect", help="counts per split and class, formats, modes and image sizes")
@@ -215,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _class_map(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--class-map", help=dict((k, t) for _, k, _, t in RUN_OPTIONS)["class_map"])
+    p.add_argument("--class-map", help=RUN_HELP["class_map"])
 
 
 def _common(p: argparse.ArgumentParser) -> None:
