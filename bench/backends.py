@@ -18,8 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "chest-ct-scan"
+from _common import DEFAULT_DATA, use_checkout
 
 
 def measure(data_dir: str, teacher_name: str, epochs: int) -> dict:
@@ -27,9 +26,9 @@ def measure(data_dir: str, teacher_name: str, epochs: int) -> dict:
     import keras
 
     from ctdistill.config import Config
-    from ctdistill.distill import distill_student, train_scratch
+    from ctdistill.distill import distill_student
     from ctdistill.pipeline import audit_step, load_data, seed_everything
-    from ctdistill.train import train_teacher
+    from ctdistill.train import train_scratch, train_teacher
 
     cfg = Config(data=data_dir, weights="none", teachers=(teacher_name,), epochs=epochs, teacher_epochs=epochs,
                  patience=epochs, warmup_epochs=0)
@@ -81,5 +80,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE.parent / "src"))
+    use_checkout()
     main()

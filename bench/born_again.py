@@ -12,22 +12,21 @@ official test split and its de-duplicated view; rows are appended to ``--out`` a
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
-
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "chest-ct-scan"
+from _common import DEFAULT_DATA, use_checkout
 
 
 def one_seed(data_dir: str, seed: int, epochs: int, batch_size: int) -> list[dict]:
+    from recipe_variants import score_on_test  # bench/ is on sys.path when a bench script runs
+
     from ctdistill.config import Config
-    from ctdistill.distill import distill_student, train_scratch
+    from ctdistill.distill import distill_student
     from ctdistill.pipeline import audit_step, load_data, seed_everything
-    from recipe import score_on_test  # bench/ is on sys.path when a bench script runs
+    from ctdistill.train import train_scratch
 
     cfg = Config.from_mapping({"data": data_dir, "weights": "none", "teachers": ["vgg16"], "epochs": epochs,
                                "batch_size": batch_size, "seed": seed})
@@ -42,7 +41,8 @@ def one_seed(data_dir: str, seed: int, epochs: int, batch_size: int) -> list[dic
     seed_everything(cfg)
     clock = time.perf_counter()
     student, history = distill_student(teacher, data, cfg, f"seed {seed} born-again")
-    rows.append({"model": "born-again student", "seed": seed, **score_on_test(student, data), "epochs_run": len(history),
+    rows.append({"model": "born-again student", "seed": seed, **score_on_test(student, data),
+                 "epochs_run": len(history),
                  "seconds": round(time.perf_counter() - clock, 1)})
     return rows
 
@@ -68,7 +68,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE.parent / "src"))
-    import ctdistill  # noqa: F401  (TensorFlow settings first)
-
+    use_checkout()
     main()

@@ -17,9 +17,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chest-ct-scan"
+from _common import DEFAULT_DATA
 
 
 def child(data: str, epochs: int, deterministic: bool) -> None:
@@ -28,8 +27,8 @@ def child(data: str, epochs: int, deterministic: bool) -> None:
 
     from ctdistill.config import Config
     from ctdistill.data import load_dataset
-    from ctdistill.distill import train_scratch
     from ctdistill.pipeline import seed_everything
+    from ctdistill.train import train_scratch
 
     cfg = Config(data=data, weights="none", teachers=("vgg16",), epochs=epochs, patience=epochs,
                  deterministic=deterministic)

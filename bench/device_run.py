@@ -43,14 +43,14 @@ def train(args: argparse.Namespace) -> None:
         cmd = [sys.executable, "-m", "ctdistill.cli", "run", "--data", args.data, "--out", str(runs_dir / name),
                *shlex.split(args.common), *shlex.split(flags)]
         runs_dir.mkdir(parents=True, exist_ok=True)
-        log = open(runs_dir / f"{name}.log", "w")
+        log = open(runs_dir / f"{name}.log", "w")  # noqa: SIM115  (closed below, when its process ends)
         log.write(" ".join(cmd) + "\n")
         log.flush()
         procs[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log)
     started = time.time()
     while any(p.poll() is None for p, _ in procs.values()) and time.time() - started < args.budget:
         time.sleep(2)
-    for name, (proc, log) in procs.items():
+    for proc, log in procs.values():
         if proc.poll() is None:
             proc.terminate()  # finished stages are kept; the rest can be resumed
             log.write(f"\n[device_run] stopped at the {args.budget}s budget\n")
@@ -109,7 +109,8 @@ def stage_table(run: Path) -> str:
     import pandas as pd
 
     for history in sorted(run.glob("*.csv")):
-        if history.name.endswith(("_teachermodel.csv", "_Distiller_history.csv")) or history.name == "Scratch_history.csv":
+        if (history.name.endswith(("_teachermodel.csv", "_Distiller_history.csv"))
+                or history.name == "Scratch_history.csv"):
             frame = pd.read_csv(history)
             if "seconds" in frame and len(frame) > 2:
                 lines.append(f"- {history.stem}: {len(frame)} epochs, first {frame['seconds'].iloc[0]:.1f} s, "

@@ -18,15 +18,17 @@ import argparse
 import statistics
 import time
 
+# isort: off
+import ctdistill  # noqa: F401  (sets TensorFlow's oneDNN switch before TensorFlow loads)
 import keras
 
-import ctdistill  # noqa: F401  (sets TensorFlow's oneDNN switch before TensorFlow loads)
 from ctdistill.config import Config
 from ctdistill.data import load_dataset
 from ctdistill.distill import make_distiller
 from ctdistill.models import build_student, build_teacher
 from ctdistill.recipe import one_hot
 from ctdistill.train import as_float, compile_classifier
+# isort: on
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -21,22 +21,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "chest-ct-scan"
+from _common import DEFAULT_DATA, use_checkout
 
 
 def pool_folds(data, data_dir: str, folds: int) -> tuple[list[str], np.ndarray, dict[str, int]]:
     """Train + valid pooled: (paths, labels, path -> fold), folds by the audit's near-copy groups."""
-    from ctdistill.data.audit import audit_cached
     from sklearn.model_selection import StratifiedGroupKFold
+
+    from ctdistill.data.audit import audit_cached
 
     paths = data.train.paths + data.valid.paths
     y = np.concatenate([data.train.y, data.valid.y])
@@ -50,13 +48,14 @@ def pool_folds(data, data_dir: str, folds: int) -> tuple[list[str], np.ndarray, 
 
 def train_members(args, out: list[dict]) -> tuple[list, dict[str, int]]:
     """Member k: scratch student trained on the pool without fold k, selected on fold k."""
-    from ctdistill.data.dataset import Split
-    from ctdistill.distill import ensemble_teacher, train_scratch
-    from ctdistill.evaluate import predict_keras
-    from ctdistill.predict import load_model
-    from ctdistill.records import save_model
-    from recipe import score_on_test
+    from recipe_variants import score_on_test
     from student_ensemble import prepared
+
+    from ctdistill.data.dataset import Split
+    from ctdistill.distill import ensemble_teacher
+    from ctdistill.inference import load_model, predict_keras
+    from ctdistill.records import save_model
+    from ctdistill.train import train_scratch
 
     cfg, data = prepared(args.data, 0, args.epochs, args.batch_size)
     paths, y, fold_of = pool_folds(data, args.data, args.folds)
@@ -70,8 +69,9 @@ def train_members(args, out: list[dict]) -> tuple[list, dict[str, int]]:
             members.append(load_model(path))
             continue
         held = np.array([fold_of[p] == k for p in paths])
-        part = dataclasses.replace(data, train=Split(x[~held], y[~held], [p for p, h in zip(paths, held) if not h]),
-                                   valid=Split(x[held], y[held], [p for p, h in zip(paths, held) if h]))
+        kept = [p for p, h in zip(paths, held, strict=True) if not h]
+        part = dataclasses.replace(data, train=Split(x[~held], y[~held], kept),
+                                   valid=Split(x[held], y[held], [p for p, h in zip(paths, held, strict=True) if h]))
         clock = time.perf_counter()
         model, history = train_scratch(part, cfg, f"fold {k}")
         seconds = round(time.perf_counter() - clock, 1)
@@ -92,7 +92,7 @@ def train_members(args, out: list[dict]) -> tuple[list, dict[str, int]]:
 
 def oof_logits(members: list, fold: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Row i: the logits of the member that held image i out (``fold[i]``)."""
-    from ctdistill.evaluate import keras_logits
+    from ctdistill.inference import keras_logits
 
     every = np.stack([keras_logits(m, x) for m in members])  # (members, N, classes)
     return every[fold, np.arange(len(x))]
@@ -100,12 +100,13 @@ def oof_logits(members: list, fold: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def distil_one(args, members: list, fold_of: dict[str, int], seed: int) -> dict:
     """One student distilled from the out-of-fold logits of its own training and validation images."""
+    from recipe_variants import int8_figures, score_on_test
+    from student_ensemble import prepared
+
     from ctdistill.distill import augmented_views, make_distiller, new_student
     from ctdistill.pipeline import seed_everything
     from ctdistill.recipe import steps_per_epoch, training_batches
     from ctdistill.train import as_float, fit
-    from recipe import int8_figures, score_on_test
-    from student_ensemble import prepared
 
     overrides = {} if args.temperature is None else {"temperature": args.temperature}
     cfg, data = prepared(args.data, seed, args.epochs, args.batch_size, **overrides)
@@ -170,8 +171,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE.parent / "src"))
-    sys.path.insert(0, str(HERE))
-    import ctdistill  # noqa: F401  (TensorFlow settings first)
-
+    use_checkout()
     main()

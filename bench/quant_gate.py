@@ -28,11 +28,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from ctdistill.config import Config
-    from ctdistill.evaluate import predict_keras
+    from ctdistill.inference import LiteRTModel, load_model, predict_keras
     from ctdistill.pipeline import audit_step, load_data
-    from ctdistill.predict import load_model
     from ctdistill.quantgate import run_gate
-    from ctdistill.quantize import LiteRTModel, convert_all
+    from ctdistill.quantize import convert_all
 
     cfg = Config.from_mapping(json.loads((args.run_dir / "config.json").read_text()), "config.json")
     out = args.out or Path(tempfile.mkdtemp(prefix="gate-"))

@@ -1,4 +1,4 @@
-"""The seed's procedure, for comparison only (``bench/pipeline.py``); not part of ctdistill.
+"""The seed's procedure, for comparison only (``bench/pipeline_runs.py``); not part of ctdistill.
 
 What the seed's README describes, with its bugs fixed so that its accuracy means something:
 
@@ -22,15 +22,19 @@ import tempfile
 import time
 from pathlib import Path
 
+# isort: off
 import ctdistill  # noqa: F401  (first: the same TensorFlow settings, oneDNN on, as ctdistill gets)
 import keras
 import numpy as np
+
 from ctdistill.config import Config
 from ctdistill.data import Dataset
+from ctdistill.inference import LiteRTModel
 from ctdistill.models import build_student, build_teacher
-from ctdistill.quantize import LiteRTModel, convert_all
+from ctdistill.quantize import convert_all
 from ctdistill.recipe import one_hot
 from ctdistill.train import as_float
+# isort: on
 
 MODES = ("float32", "dynamic", "float16", "int8")
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from _common import HERE
 
 COMMANDS = {
     "run --epochs -1 (config error)": ["run", "--epochs", "-1"],

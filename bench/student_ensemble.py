@@ -21,15 +21,12 @@ distillation's history goes beside it.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
-
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "chest-ct-scan"
+from _common import DEFAULT_DATA, use_checkout
 
 
 def prepared(data_dir: str, seed: int, epochs: int, batch_size: int, **overrides):
@@ -47,10 +44,11 @@ def prepared(data_dir: str, seed: int, epochs: int, batch_size: int, **overrides
 
 def member(args, seed: int, out: list[dict]):
     """Load ``scratch-s<seed>.keras`` from ``--models`` or train (and save) it."""
-    from ctdistill.distill import train_scratch
-    from ctdistill.predict import load_model
+    from recipe_variants import score_on_test  # bench/ is on sys.path when a bench script runs
+
+    from ctdistill.inference import load_model
     from ctdistill.records import save_model
-    from recipe import score_on_test  # bench/ is on sys.path when a bench script runs
+    from ctdistill.train import train_scratch
 
     path = args.models / f"scratch-s{seed}.keras"
     if path.exists():
@@ -67,9 +65,10 @@ def member(args, seed: int, out: list[dict]):
 
 def distilled(args, members: dict, seed: int) -> list[dict]:
     """Score the ensemble teacher, distil one student from it, score the student in float and int8."""
+    from recipe_variants import int8_figures, score_on_test
+
     from ctdistill.distill import distill_student, ensemble_teacher
     from ctdistill.pipeline import seed_everything
-    from recipe import int8_figures, score_on_test
 
     kd = {k: v for k, v in (("teacher_views", args.teacher_views), ("alpha", args.alpha),
                             ("temperature", args.temperature), ("patience", args.patience))
@@ -130,7 +129,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE.parent / "src"))
-    import ctdistill  # noqa: F401  (TensorFlow settings first)
-
+    use_checkout()
     main()

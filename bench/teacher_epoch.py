@@ -12,13 +12,15 @@ import argparse
 import os
 import time
 
+# isort: off
+import ctdistill  # noqa: F401  (sets TensorFlow's oneDNN switch before TensorFlow loads, unless set)
 import numpy as np
 
-import ctdistill  # noqa: F401  (sets TensorFlow's oneDNN switch before TensorFlow loads, unless set)
 from ctdistill.config import Config
 from ctdistill.models import build_teacher
 from ctdistill.recipe import one_hot
 from ctdistill.train import compile_classifier
+# isort: on
 
 
 def main() -> None:

@@ -21,9 +21,8 @@ from pathlib import Path
 import ctdistill  # noqa: F401  (TensorFlow settings first)
 from ctdistill.config import Config
 from ctdistill.distill import distill_student
-from ctdistill.evaluate import predict_keras
+from ctdistill.inference import load_model, predict_keras
 from ctdistill.pipeline import audit_step, load_data, seed_everything
-from ctdistill.predict import load_model
 
 
 def one(run_dir: Path, views: int) -> dict:

@@ -9,8 +9,8 @@ from conftest import require_shared_data, save_image
 from PIL import Image, ImageDraw
 
 from ctdistill.data.audit import audit_path, dedup_test_mask
-from ctdistill.data.numpy_layout import write_numpy
 from ctdistill.data.dataset import Dataset, Split
+from ctdistill.data.numpy_layout import write_numpy
 
 
 def scene(seed: int, size=(64, 48)) -> np.ndarray:
@@ -31,7 +31,7 @@ def planted(tmp_path):
     n = 0
     for split, count in (("train", 5), ("valid", 2), ("test", 3)):
         for label, size in (("alpha", (64, 48)), ("beta", (128, 96))):  # beta: a different source size
-            for i in range(count):
+            for _ in range(count):
                 n += 1
                 save_image(root / split / label / f"{label}{n}.png", scene(n, size), "PNG")
     original = np.asarray(Image.open(root / "train" / "alpha" / "alpha1.png"))
@@ -63,7 +63,7 @@ def test_planted_copies_are_found_and_unrelated_images_are_not(planted):
     assert conflict["labels"] == ["alpha", "beta"] and len(conflict["files"]) == 2
     risks = {r["label"]: r for r in s["shortcut_risks"]}
     assert "size" in risks["beta"]["flags"] and "size" in risks["alpha"]["flags"]
-    assert "exact_copy;near_copy;cross_split" == t.loc["exact_copy.bmp", "flags"]
+    assert t.loc["exact_copy.bmp", "flags"] == "exact_copy;near_copy;cross_split"
 
 
 def test_dedup_test_view_drops_test_images_with_earlier_copies(planted):

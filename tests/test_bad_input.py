@@ -18,9 +18,9 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import make_tree, save_image
 from PIL import Image
 
-from conftest import make_tree, save_image
 from ctdistill.cli import main
 from ctdistill.data import load_dataset, write_numpy
 from ctdistill.errors import DataError

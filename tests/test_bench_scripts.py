@@ -1,7 +1,7 @@
 """The benchmark scripts still run against the library they measure (on a tiny tree, one epoch).
 
 They are not imported by the package, so nothing else notices when a library signature they use
-changes (``bench/recipe.py`` broke that way once). Their numbers are not checked: only that they
+changes (``bench/recipe_variants.py`` broke that way once). Their numbers are not checked: only that they
 run to their final line.
 """
 
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import make_tree
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -29,7 +28,8 @@ def _run(script: str, *args: str) -> str:
 def test_recipe_bench_trains_scores_and_tabulates(tmp_path):
     tree = make_tree(tmp_path / "tree", per_class=8, size=36)
     out = tmp_path / "rows.csv"
-    stdout = _run("recipe.py", "ctdistill", "--data", str(tree), "--seeds", "0", "--epochs", "1", "--out", str(out))
+    stdout = _run("recipe_variants.py", "ctdistill", "--data", str(tree), "--seeds", "0", "--epochs", "1",
+                  "--out", str(out))
     rows = pd.read_csv(out)
     assert list(rows["variant"]) == ["ctdistill"] and rows["epochs_run"].iloc[0] == 1
     assert 0.0 <= rows["test_acc"].iloc[0] <= 1.0
@@ -39,7 +39,7 @@ def test_recipe_bench_trains_scores_and_tabulates(tmp_path):
 @pytest.mark.slow
 def test_inference_bench_ends_with_the_ratio_line(tmp_path):
     tree = make_tree(tmp_path / "tree", per_class=8, size=36)
-    stdout = _run("inference.py", "--data", str(tree), "--epochs", "1", "--calls", "3", "--batch", "8")
+    stdout = _run("inference_speed.py", "--data", str(tree), "--epochs", "1", "--calls", "3", "--batch", "8")
     last = stdout.strip().splitlines()[-1]
     assert last.startswith("int8_vs_keras_predict=") and "int8_vs_keras_predict_on_batch=" in last
     assert "keras float32 predict" in stdout and "litert int8" in stdout

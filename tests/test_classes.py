@@ -46,7 +46,8 @@ def test_two_folders_of_one_split_are_never_merged():
 
 
 def test_a_folder_without_a_counterpart_is_named():
-    with pytest.raises(DataError, match=r"train/b \(nothing in test\); test/c \(nothing in train\) match no class folder.*--class-map"):
+    expected = r"train/b \(nothing in test\); test/c \(nothing in train\) match no class folder.*--class-map"
+    with pytest.raises(DataError, match=expected):
         resolve_classes({"train": ["a", "b"], "test": ["a", "c"]})
 
 

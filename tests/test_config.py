@@ -99,3 +99,25 @@ def test_choice_lists_match_the_tables_that_implement_them():
     assert tuple(STUDENT_HEADS) == choices.STUDENT_HEADS
     built_in = [name for name in TEACHERS if not name.startswith("tiny")]  # the tests register tiny teachers
     assert tuple(built_in) == choices.TEACHERS
+
+
+def test_the_readme_option_table_is_the_generated_one():
+    """The README's option table is `python -m ctdistill.options`'s output, so it cannot drift."""
+    from pathlib import Path
+
+    from ctdistill.options import markdown_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("<!-- options:begin -->")[1].split("<!-- options:end -->")[0].strip()
+    assert shown == markdown_table(), "regenerate it: python -m ctdistill.options"
+
+
+def test_every_field_declares_its_help_and_its_default_obeys_its_rule():
+    """One declaration per option: a help text for each field; no default breaks its own declared rule."""
+    import dataclasses
+
+    from ctdistill.config import Config, _rules
+
+    assert all(Config.help(f.name) for f in dataclasses.fields(Config))
+    for key, ok, _ in _rules():
+        assert ok(getattr(Config(), key)), f"{key}: the default breaks its own rule"

@@ -135,7 +135,7 @@ def test_bench_cli_on_a_run_folder_writes_the_table_and_the_latency_chart(tree_r
     assert set(table["format"]) == {"keras float32", "keras float32 predict", "litert dynamic", "litert int8"}
     assert len(table) == 6  # each Keras model timed two ways (predict_on_batch, predict), each file once
     assert (out / "Plots" / "accuracy_vs_latency.png").is_file()
-    from ctdistill.assess import assess_run
+    from ctdistill.scoring import assess_run
 
     summary = assess_run(out, n_resamples=0)["summary"]
     assert set(table["file"]) <= set(summary["file"])  # every timed file maps to a model of the report

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from ctdistill.evaluate import predict_keras
+from ctdistill.inference import predict_keras
 from ctdistill.quantgate import run_gate
 from ctdistill.quantize import convert_all
 

@@ -12,8 +12,15 @@ from ctdistill.data.dataset import Dataset, Split
 from ctdistill.data.split import carve_validation
 from ctdistill.distill import ensemble_teacher
 from ctdistill.errors import ConfigError
-from ctdistill.recipe import (AUGMENTATIONS, balanced_indices, make_augmenter, make_optimizer, set_bn_momentum,
-                              steps_per_epoch, training_batches)
+from ctdistill.recipe import (
+    AUGMENTATIONS,
+    balanced_indices,
+    make_augmenter,
+    make_optimizer,
+    set_bn_momentum,
+    steps_per_epoch,
+    training_batches,
+)
 
 
 def test_seed_preset_restores_the_seed_recipe_and_flags_still_override_it():
@@ -136,7 +143,7 @@ def test_carved_validation_keeps_copy_groups_together_and_test_as_given():
     table = pd.DataFrame({"path": paths, "near_group": groups})
     carved = carve_validation(data, table, 0.2, seed=0)
     assert len(carved.train) + len(carved.valid) == 50 and 6 <= len(carved.valid) <= 14
-    group_of = dict(zip(paths, groups))
+    group_of = dict(zip(paths, groups, strict=True))
     assert not {group_of[p] for p in carved.train.paths} & {group_of[p] for p in carved.valid.paths}
     assert carved.test.paths == data.test.paths
     np.testing.assert_array_equal(carved.test.x, data.test.x)
@@ -158,7 +165,7 @@ def test_ensemble_teacher_outputs_the_weighted_mean_of_logits():
 
 def test_ensemble_teacher_accepts_models_loaded_from_keras_files(tmp_path):
     # A resumed run restores its teachers from .keras files; loaded, a one-output model returns a list.
-    from ctdistill.predict import load_model
+    from ctdistill.inference import load_model
     from ctdistill.records import save_model
 
     loaded = {}

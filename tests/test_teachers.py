@@ -73,4 +73,4 @@ def test_pretrained_weights_file_gives_two_phase_fine_tuning(tmp_path, tiny_teac
     assert base.trainable
     loaded = [np.asarray(w) for w in pretrained.get_weights()]
     # the frozen head phase left the base exactly as loaded only until fine-tuning moved it
-    assert any(not np.allclose(a, np.asarray(b)) for a, b in zip(loaded, base.get_weights()))
+    assert any(not np.allclose(a, np.asarray(b)) for a, b in zip(loaded, base.get_weights(), strict=True))

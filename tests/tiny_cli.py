@@ -10,6 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import register_tiny_teachers  # noqa: E402
+
 from ctdistill.cli import main  # noqa: E402
 
 if __name__ == "__main__":

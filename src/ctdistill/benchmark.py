@@ -52,7 +52,7 @@ def _inputs(shape: tuple[int, ...], batch: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def bench_tflite(path: Path, threads: int, calls: int, warmup: int, batch: int) -> dict:
-    from ctdistill.quantize import LiteRTModel
+    from ctdistill.inference import LiteRTModel
 
     model = LiteRTModel(path, num_threads=threads)
     x1, xb = _inputs(tuple(model.input["shape"][1:]), batch)
@@ -68,7 +68,7 @@ def bench_keras_here(path: Path, calls: int, warmup: int, batch: int) -> dict:
     """Time a Keras model in this process (with whatever threads TensorFlow started with), two ways:
     ``predict_on_batch`` (Keras' leanest inference path) and ``predict`` (what users call), keyed by
     format."""
-    from ctdistill.predict import load_model
+    from ctdistill.inference import load_model
 
     model = load_model(path)
     x1, xb = _inputs(tuple(model.input_shape[1:]), batch)

@@ -32,12 +32,13 @@ def quiet_library_logs() -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     # The configuration is checked before Keras and TensorFlow load (seconds), so a typo fails at once.
-    from ctdistill.config import Config, read_values
+    from ctdistill.config import Config
     from ctdistill.preflight import check_data_path
+    from ctdistill.values import read_values
 
     overrides = {key: getattr(args, key) for _, key, _, _ in RUN_OPTIONS if getattr(args, key) is not None}
     if args.resume:
-        from ctdistill.stages import resumed_config
+        from ctdistill.resume import resumed_config
 
         if args.out:
             raise CtdistillError("--resume continues RUN_DIR in place; leave out --out")
@@ -74,12 +75,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from ctdistill.data.audit import DEFAULT_THRESHOLD, audit_path
-    from ctdistill.report import audit_text, write_audit
+    from ctdistill.data.audit import DEFAULT_THRESHOLD, STORED_AUDIT, audit_path, write_audit
+    from ctdistill.report.tables import audit_text
     from ctdistill.runfolder import refuse_existing
 
     out = Path(args.out)
-    refuse_existing(out / "audit.csv", out / "audit.json")
+    refuse_existing(*(out / name for name in STORED_AUDIT))
     result = audit_path(args.path, DEFAULT_THRESHOLD if args.threshold is None else args.threshold, args.class_map)
     print(audit_text(result.summary))
     for path in write_audit(result.table, result.summary, out):
@@ -149,28 +150,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if not args.debug:
         import_backend_quietly()
+    from ctdistill import runfolder as rf
     from ctdistill.benchmark import bench_models
-    from ctdistill.report import write_csv
     from ctdistill.runfolder import refuse_existing
 
     run_dir = Path(args.models[0]) if len(args.models) == 1 and Path(args.models[0]).is_dir() else None
-    out = Path(args.out) if args.out else (run_dir or Path(".")) / "bench.csv"
+    out = Path(args.out) if args.out else (run_dir or Path(".")) / rf.BENCH
     refuse_existing(out)
     threads = tuple(int(t) for t in args.threads.split(",")) if args.threads else None
     table = bench_models(args.models, threads, args.calls, batch=args.batch,
                          progress=lambda m: logging.getLogger("ctdistill").info("bench: %s", m))
     print(table.round(3).to_string(index=False))
-    print(write_csv(table, out))
-    if run_dir is not None and (run_dir / "summary.csv").is_file():
+    print(rf.write_csv(table, out))
+    if run_dir is not None and (run_dir / rf.SUMMARY).is_file():
         from ctdistill.report import build_report
 
         build_report(run_dir)  # adds the latency-vs-accuracy chart
-        print(run_dir / "report.html")
+        print(run_dir / rf.REPORT_HTML)
     return 0
 
 
-COMMANDS = {("run", None): cmd_run, ("quantize", None): cmd_quantize, ("doctor", None): cmd_doctor, ("bench", None): cmd_bench, ("report", None): cmd_report, ("predict", None): cmd_predict, ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect,
-            ("data", "audit"): cmd_audit}
+COMMANDS = {("run", None): cmd_run, ("quantize", None): cmd_quantize, ("doctor", None): cmd_doctor,
+            ("bench", None): cmd_bench, ("report", None): cmd_report, ("predict", None): cmd_predict,
+            ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect, ("data", "audit"): cmd_audit}
 
 
 def main(argv: list[str] | None = None) -> int:

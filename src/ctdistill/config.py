@@ -18,15 +18,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from ctdistill.choices import (AUGMENTATIONS, CROPS, ENSEMBLES, MONITORS, QUANT_MODES, SPLIT_MODES,
-                               TEACHER_ALIASES, VALIDATION_MODES)
+from ctdistill.choices import (
+    AUGMENTATIONS,
+    CROPS,
+    ENSEMBLES,
+    MONITORS,
+    QUANT_MODES,
+    SPLIT_MODES,
+    TEACHER_ALIASES,
+    VALIDATION_MODES,
+)
 from ctdistill.choices import STUDENT_HEADS as STUDENTS
 from ctdistill.choices import TEACHERS as ALL_TEACHERS
 from ctdistill.errors import ConfigError
+from ctdistill.values import coerce, read_values
 
 # Named recipes (``--preset``): values applied beneath a config file's keys and the flags.
 # ``ctdistill`` is the measured default recipe (the dataclass defaults); ``seed`` is the seed
@@ -34,8 +42,9 @@ from ctdistill.errors import ConfigError
 # loss, the given 72-image valid split, Keras' BatchNorm momentum.
 PRESETS: dict[str, dict[str, Any]] = {
     "ctdistill": {},
-    "seed": {"crop": "none", "batch_size": 256, "augment": (), "lr_schedule": "constant", "warmup_epochs": 0, "weight_decay": 0.0,
-             "label_smoothing": 0.0, "class_balance": "none", "validation": "given", "monitor": "val_loss",
+    "seed": {"crop": "none", "batch_size": 256, "augment": (), "lr_schedule": "constant", "warmup_epochs": 0,
+             "weight_decay": 0.0, "label_smoothing": 0.0, "class_balance": "none", "validation": "given",
+             "monitor": "val_loss",
              "patience": 30, "bn_momentum": 0.99, "student": "seed"},
 }
 
@@ -48,112 +57,177 @@ LEGACY_VALUES: dict[str, Any] = {"crop": "none"}
 MOVABLE = ("data", "class_map")
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """Everything that decides what a run computes.
+def option(default: Any, *, help: str, flag: str | None = "", must: tuple[Any, str] | None = None) -> Any:
+    """Declare one configuration field: its default, help, flag and rule, in one place.
 
     Args:
-        data: dataset path (split tree, class-folder tree or numpy layout); None = built-in
-            synthetic phantoms.
-        class_map: a TOML/JSON file mapping class folder names to class names (``data.classes``);
-            None = folder names, reconciled across splits where they differ.
-        teachers: canonical teacher names (aliases such as ``resnet`` are accepted).
-        weights: ``imagenet``, ``none`` or a path to a weights file / folder of Keras weight files.
-        image_size, channels: the input every model takes (teachers resize up internally).
-        crop: ``body`` crops every image to the body (the largest bright component, which drops the
-            scanner table and black margins) before resizing, in training, evaluation and ``predict``
-            alike (``data.crop``); ``none`` stretches the whole image, as the seed did.
-        temperature, alpha: Hinton KD temperature and weight of the hard-label loss.
-        batch_size, epochs: batch size and the *maximum* epochs of every training stage.
-        patience, monitor: early stopping on the validation split, best weights restored.
-        learning_rate: Adam learning rate for students and the teacher head phase.
-        finetune_learning_rate: learning rate whenever the teacher's base network trains: after
-            unfreezing it, or from the start with ``weights="none"``.
-        teacher_epochs: maximum epochs of teacher training (None = ``epochs``). Students always get
-            ``epochs``, distilled and scratch alike, so their comparison stays fair.
-        frozen_epochs: maximum epochs of the head-only teacher phase (ImageNet weights only).
-        unfreeze_layers: how many base layers (counted from the top) to unfreeze; -1 = all.
-        quant_modes: post-training quantization modes to export per student.
-        seed: seeds Python, NumPy and the backend so a run is repeatable.
-        split: ``given`` keeps the dataset's splits, ``grouped`` re-splits so that no group of
-            (near) copies straddles two splits, ``auto`` = given when the data has splits, else grouped.
-        synthetic_per_class: images per class and split (train, valid, test) of the phantoms.
-        preset: the named recipe the other values started from (``PRESETS``).
-        augment: training augmentations (``ctdistill.recipe.AUGMENTATIONS``), the same for every
-            model; empty = none. With augmentation the teacher runs on each augmented batch during
-            distillation (it must see what the student sees); without, its logits are cached.
-        lr_schedule, warmup_epochs: ``cosine`` (linear warm-up, then cosine decay over ``epochs``)
-            or ``constant``.
-        weight_decay: decoupled weight decay (AdamW); 0 = plain Adam.
-        label_smoothing: smoothing of the hard labels (all models, and the student's hard-label loss).
-        class_balance: ``balanced`` resamples the training split to equal class counts; ``none``.
-        validation: ``carved`` pools train and valid and carves a validation split of
-            ``valid_fraction`` that shares no group of (near) copies with the training images (the
-            test split stays as given); ``given`` keeps the dataset's valid split.
-        bn_momentum: moving-average momentum of every BatchNormalization layer.
-        student: ``seed`` (Flatten -> Dense 256, as the seed) or ``gap`` (global average pooling).
-        ensemble: ``mean`` or ``weighted`` (by validation accuracy) also distils one student from the
-            averaged logits of all teachers (two or more); ``none``.
-        ece_bins: equal-width confidence bins of the expected calibration error.
-        bootstrap_resamples, ci_method: the 95% bootstrap intervals (``percentile`` or ``BCa``;
-            0 resamples = no intervals), seeded with ``seed``.
-        seeds: repeat the student stages (scratch, distilled, int8) with these seeds as well, from
-            the same teachers, and report mean ± std across seeds; empty = only ``seed``.
-        max_quant_drop: the quantization safety gate: the largest validation-accuracy loss (points)
-            full int8 may have before int8-mixed, 16x8 and float16 are tried (``quantgate``); < 0 = off.
-        teacher_views: with augmentation, k > 0 computes the teacher's logits once on k augmented
-            copies of the training split and draws each epoch's batches from that pool
-            (``distill.view_pool_stream``): the teacher's cost is paid k times instead of once per
-            epoch; 0 runs the teacher on every augmented batch. Default 8 (measured in BENCHMARKS.md:
-            faster, and no less accurate on real teachers).
-        strict: stop at the first unreadable image; by default it is skipped, and every skipped
-            file is listed in the log, ``manifest.json`` and the report.
-        deterministic: TensorFlow's deterministic ops, so the same data, config and seed on the same
-            machine give identical predictions (cost measured in BENCHMARKS.md).
+        default: the default value (the best measured recipe; immutable: tuples, not lists).
+        help: what the option does, in a few words (the ``--help`` text; the default is appended).
+        flag: the ``ctdistill run`` flag; ``""`` derives it from the key (``batch_size`` ->
+            ``--batch-size``); None: configuration files only.
+        must: ``(predicate, words)``: a value for which ``predicate`` is false is refused with
+            ``key=value words``.
+    """
+    return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "must": must})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that decides what a run computes: one field per option.
+
+    Each field declares, in one place (:func:`option`), its default, its rule, its command-line flag
+    and its help: ``ctdistill run --help``, the README's option table (``options.markdown_table``,
+    checked by a test) and validation are all generated from these declarations. The defaults are
+    the best recipe measured in ``BENCHMARKS.md``; ``PRESETS["seed"]`` holds the seed script's.
+
+    Example:
+        >>> Config(epochs=5).batch_size
+        32
+        >>> Config.help("temperature")
+        'distillation temperature T > 0'
     """
 
-    data: str | None = None
-    class_map: str | None = None
-    teachers: tuple[str, ...] = ALL_TEACHERS
-    weights: str = "imagenet"
-    image_size: int = 32
-    channels: int = 3
-    crop: str = "body"
-    temperature: float = 2.0
-    alpha: float = 0.5
-    batch_size: int = 32
-    epochs: int = 300
-    patience: int = 50
-    monitor: str = "val_accuracy"
-    learning_rate: float = 1e-3
-    finetune_learning_rate: float = 1e-4
-    teacher_epochs: int | None = None
-    frozen_epochs: int = 10
-    unfreeze_layers: int = -1
-    quant_modes: tuple[str, ...] = ("dynamic", "float16", "int8")
-    seed: int = 0
-    split: str = "auto"
-    synthetic_per_class: tuple[int, int, int] = (80, 20, 40)
-    preset: str = "ctdistill"
-    augment: tuple[str, ...] = ("hflip", "rotate", "translate", "zoom", "contrast")
-    lr_schedule: str = "cosine"
-    warmup_epochs: int = 5
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.1
-    class_balance: str = "none"
-    validation: str = "carved"
-    valid_fraction: float = 0.2
-    bn_momentum: float = 0.9
-    student: str = "seed"
-    ensemble: str = "none"
-    ece_bins: int = 10
-    bootstrap_resamples: int = 1000
-    ci_method: str = "percentile"
-    seeds: tuple[int, ...] = ()
-    max_quant_drop: float = 1.0
-    teacher_views: int = 8
-    strict: bool = False
-    deterministic: bool = True
+    data: str | None = option(
+        None,
+        help="dataset folder: split tree (train/valid|val/test), class-folder tree, or the seed's numpy layout "
+             "(X_train.npy ...)")
+    class_map: str | None = option(
+        None,
+        help="TOML or JSON file mapping class folder names to class names, for folders the automatic "
+             "reconciliation across splits cannot settle")
+    teachers: tuple[str, ...] = option(
+        ALL_TEACHERS, must=(lambda v: len(v) >= 1, "must name at least one teacher"),
+        help="comma-separated teachers: vgg16, vgg19, resnet50 (resnet), densenet121 (densenet), efficientnetb3 "
+             "(efficientnet), nasnetmobile, xception")
+    weights: str = option(
+        "imagenet",
+        help="teacher weights: imagenet, none, or a folder/file of Keras weight files (offline use)")
+    image_size: int = option(
+        32, must=(lambda v: 8 <= v <= 1024, "must be between 8 and 1024 pixels"),
+        help="input height and width in pixels")
+    channels: int = option(
+        3, must=(lambda v: v in (1, 3), "must be 1 or 3"),
+        help="1 (grey) or 3")
+    crop: str = option(
+        "body", must=(lambda v: v in CROPS, f"must be one of {', '.join(CROPS)}"),
+        help="body: crop every image to the body (drops the scanner table and black margins) before resizing, in"
+             " training and predict alike; none: resize the whole image (the seed's)")
+    temperature: float = option(
+        2.0, must=(lambda v: v > 0, "must be > 0 (Hinton KD divides logits by it)"),
+        help="distillation temperature T > 0")
+    alpha: float = option(
+        0.5, must=(lambda v: 0.0 <= v <= 1.0, "must be within [0, 1]"),
+        help="weight of the hard-label loss in [0, 1]; 1 - alpha weighs the soft loss")
+    batch_size: int = option(
+        32, must=(lambda v: v >= 1, "must be >= 1"),
+        help="training batch size")
+    epochs: int = option(
+        300, must=(lambda v: v >= 1, "must be >= 1"),
+        help="maximum epochs per training stage; early stopping may end sooner")
+    patience: int = option(
+        50, must=(lambda v: v >= 1, "must be >= 1"),
+        help="epochs without validation improvement before stopping")
+    monitor: str = option(
+        "val_accuracy", must=(lambda v: v in MONITORS, f"must be one of {', '.join(MONITORS)}"),
+        help="validation metric for early stopping and model selection: val_accuracy or val_loss")
+    learning_rate: float = option(
+        1e-3, flag="--lr", must=(lambda v: v > 0, "must be > 0"),
+        help="peak learning rate of the students and the teacher head (AdamW, or Adam with --weight-decay 0)")
+    finetune_learning_rate: float = option(
+        1e-4, flag="--finetune-lr", must=(lambda v: v > 0, "must be > 0"),
+        help="learning rate whenever the teacher base trains: after unfreezing it, or throughout with --weights "
+             "none")
+    teacher_epochs: int | None = option(
+        None, must=(lambda v: v is None or v >= 1, "must be >= 1 (or unset: same as epochs)"),
+        help="maximum epochs of teacher training")
+    frozen_epochs: int = option(
+        10, must=(lambda v: v >= 0, "must be >= 0"),
+        help="max epochs of the frozen-base teacher phase (pretrained weights only)")
+    unfreeze_layers: int = option(
+        -1, must=(lambda v: v >= -1, "must be -1 (all) or a layer count >= 0"),
+        help="base layers to unfreeze from the top; -1 = all")
+    quant_modes: tuple[str, ...] = option(
+        ("dynamic", "float16", "int8"),
+        help=f"comma-separated PTQ modes: {', '.join(QUANT_MODES)} (16x8 = int16 activations, int8 weights)")
+    seed: int = option(
+        0,
+        help="random seed; the same seed, data and config repeat a run")
+    split: str = option(
+        "auto", must=(lambda v: v in SPLIT_MODES, f"must be one of {', '.join(SPLIT_MODES)}"),
+        help="given: keep the dataset's splits; grouped: re-split so that no group of exact or near copies "
+             "straddles two splits (stratified, seeded); auto: given when the data has splits, grouped otherwise")
+    synthetic_per_class: tuple[int, int, int] = option(
+        (80, 20, 40), flag=None,
+        must=(lambda v: len(v) == 3 and min(v) >= 2, "must be three counts >= 2 (train, valid, test)"),
+        help="images per class of the built-in phantoms: train, valid, test (config file only)")
+    preset: str = option(
+        "ctdistill", must=(lambda v: v in PRESETS, f"must be one of {', '.join(PRESETS)}"),
+        help="named training recipe: ctdistill (measured in BENCHMARKS.md) or seed (the seed script's: no "
+             "augmentation, constant Adam, stop on val_loss, given valid)")
+    augment: tuple[str, ...] = option(
+        ("hflip", "rotate", "translate", "zoom", "contrast"),
+        help=f"comma-separated training augmentations: {', '.join(AUGMENTATIONS)}, or none")
+    lr_schedule: str = option(
+        "cosine", must=(lambda v: v in ("cosine", "constant"), "must be cosine or constant"),
+        help="cosine (warm-up, then cosine decay) or constant")
+    warmup_epochs: int = option(
+        5, must=(lambda v: v >= 0, "must be >= 0"),
+        help="linear warm-up epochs; model selection starts after them")
+    weight_decay: float = option(
+        1e-4, must=(lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
+        help="decoupled weight decay (AdamW); 0 = Adam")
+    label_smoothing: float = option(
+        0.1, must=(lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
+        help="label smoothing of the hard labels")
+    class_balance: str = option(
+        "none", must=(lambda v: v in ("none", "balanced"), "must be none or balanced"),
+        help="balanced: resample train to equal class counts; or none")
+    validation: str = option(
+        "carved", must=(lambda v: v in VALIDATION_MODES, f"must be one of {', '.join(VALIDATION_MODES)}"),
+        help="carved: a validation split carved from train+valid by copy groups; given: the dataset's own valid "
+             "split")
+    valid_fraction: float = option(
+        0.2, must=(lambda v: 0.05 <= v <= 0.5, "must be within [0.05, 0.5]"),
+        help="share of train+valid carved out for validation")
+    bn_momentum: float = option(
+        0.9, must=(lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
+        help="BatchNorm moving-average momentum of every model")
+    student: str = option(
+        "seed", must=(lambda v: v in STUDENTS, f"must be one of {', '.join(STUDENTS)}"),
+        help="student head: seed (Flatten, as the seed) or gap (global average pooling)")
+    ensemble: str = option(
+        "none", must=(lambda v: v in ENSEMBLES, f"must be one of {', '.join(ENSEMBLES)}"),
+        help="also distil one student from all teachers' mean logits: mean, weighted (by validation accuracy), "
+             "or none")
+    ece_bins: int = option(
+        10, must=(lambda v: 2 <= v <= 100, "must be between 2 and 100"),
+        help="equal-width bins of the expected calibration error")
+    bootstrap_resamples: int = option(
+        1000, must=(lambda v: v == 0 or v >= 100, "must be 0 (no intervals) or >= 100"),
+        help="bootstrap resamples of the 95% intervals; 0 = none")
+    ci_method: str = option(
+        "percentile", must=(lambda v: v in ("percentile", "BCa"), "must be percentile or BCa"),
+        help="bootstrap interval method: percentile or BCa")
+    seeds: tuple[int, ...] = option(
+        (),
+        help="comma-separated seeds: also repeat the student stages (scratch, distilled, int8) with these, from "
+             "the same teachers, and report mean ± std (e.g. 0,1,2)")
+    max_quant_drop: float = option(
+        1.0,
+        help="quantization safety gate: most validation-accuracy points full int8 may lose before int8-mixed, "
+             "16x8, float16 are tried (negative = off)")
+    teacher_views: int = option(
+        8, must=(lambda v: 0 <= v <= 1000, "must be between 0 (teacher on every batch) and 1000"),
+        help="with augmentation: compute the teacher's logits once on this many augmented copies of the training"
+             " images and sample batches from them; 0 runs the teacher on every batch")
+    strict: bool = option(
+        False,
+        help="stop at the first unreadable image (otherwise it is skipped, listed at the end and in "
+             "manifest.json)")
+    deterministic: bool = option(
+        True,
+        help="deterministic TensorFlow ops: the same data, config and seed give identical predictions (off is "
+             "~10% faster per epoch, BENCHMARKS.md)")
 
     def __post_init__(self) -> None:
         # Aliases are resolved however the config was made (file, flags or Python).
@@ -164,7 +238,7 @@ class Config:
         _validate(self)
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any], source: str = "configuration") -> "Config":
+    def from_mapping(cls, values: dict[str, Any], source: str = "configuration") -> Config:
         """Build a config from plain values (file contents or flags), coercing and checking types."""
         hints = get_type_hints(cls)
         preset = values.get("preset", "ctdistill")
@@ -175,13 +249,13 @@ class Config:
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; "
                               f"known keys are {', '.join(hints)}")
-        coerced = {k: _coerce(k, v, hints[k], source) for k, v in values.items()}
+        coerced = {k: coerce(k, v, hints[k], source) for k, v in values.items()}
         if "teachers" in coerced:
             coerced["teachers"] = canonical_teachers(coerced["teachers"], source)  # names the source
         return cls(**coerced)
 
     @classmethod
-    def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "Config":
+    def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
         """Read a ``.toml`` or ``.json`` file, then apply ``overrides`` (e.g. command-line flags)."""
         return cls.from_mapping({**read_values(path), **(overrides or {})}, source=str(path))
 
@@ -189,22 +263,16 @@ class Config:
         """Plain JSON-ready values (tuples become lists)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
+    @staticmethod
+    def help(key: str) -> str:
+        """The help text declared with field ``key``."""
+        return Config.__dataclass_fields__[key].metadata["help"]
 
-def read_values(path: str | Path) -> dict[str, Any]:
-    """The keys of a ``.toml`` or ``.json`` config file, unchecked (``Config.from_mapping`` checks)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a config file") from None
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not a valid {path.suffix.lstrip('.') or 'config'} file ({exc})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a table of keys at the top level")
-    return values
+    @staticmethod
+    def flag(key: str) -> str | None:
+        """The ``ctdistill run`` flag of field ``key`` (None: configuration files only)."""
+        flag = Config.__dataclass_fields__[key].metadata["flag"]
+        return "--" + key.replace("_", "-") if flag == "" else flag
 
 
 def canonical_teachers(names: Any, source: str = "teachers") -> tuple[str, ...]:
@@ -229,95 +297,13 @@ def _is_registered(name: str) -> bool:
     return table is not None and name in table.TEACHERS
 
 
-def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
-    """Accept what a TOML/JSON file or a flag can express; reject anything else by name."""
-    text = hint.__name__ if isinstance(hint, type) else str(hint)
-    if value is None and "None" in text:
-        return None
-    text = text.replace(" | None", "")
-    try:
-        if text.startswith("tuple"):
-            items = value.split(",") if isinstance(value, str) else list(value)
-            if "int" in text:
-                return tuple(_strict_int(v) for v in items)
-            return tuple(str(v).strip() for v in items if str(v).strip())
-        if text == "bool":
-            return _strict_bool(value)
-        if text == "int":
-            return _strict_int(value)
-        if text == "float":
-            if isinstance(value, bool):
-                raise TypeError
-            return float(value)
-        if "str" in text:
-            if not isinstance(value, (str, Path)):
-                raise TypeError
-            return str(value)
-    except (TypeError, ValueError):
-        pass
-    else:
-        return value
-    raise ConfigError(f"{source}: {key} must be {_describe(text)}, got {value!r}")
-
-
-def _strict_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
-        return value.strip().lower() in ("true", "yes", "1")
-    raise TypeError
-
-
-def _strict_int(value: Any) -> int:
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise TypeError
-    return int(value)
-
-
-def _describe(text: str) -> str:
-    if text.startswith("tuple"):
-        return "a list (or comma-separated string)"
-    return {"int": "an integer", "float": "a number", "bool": "true or false"}.get(text, "a string")
-
-
-_RULES: tuple[tuple[str, Any, str], ...] = (
-    ("temperature", lambda v: v > 0, "must be > 0 (Hinton KD divides logits by it)"),
-    ("alpha", lambda v: 0.0 <= v <= 1.0, "must be within [0, 1]"),
-    ("image_size", lambda v: 8 <= v <= 1024, "must be between 8 and 1024 pixels"),
-    ("channels", lambda v: v in (1, 3), "must be 1 or 3"),
-    ("batch_size", lambda v: v >= 1, "must be >= 1"),
-    ("epochs", lambda v: v >= 1, "must be >= 1"),
-    ("patience", lambda v: v >= 1, "must be >= 1"),
-    ("monitor", lambda v: v in MONITORS, f"must be one of {', '.join(MONITORS)}"),
-    ("split", lambda v: v in SPLIT_MODES, f"must be one of {', '.join(SPLIT_MODES)}"),
-    ("learning_rate", lambda v: v > 0, "must be > 0"),
-    ("finetune_learning_rate", lambda v: v > 0, "must be > 0"),
-    ("teacher_epochs", lambda v: v is None or v >= 1, "must be >= 1 (or unset: same as epochs)"),
-    ("frozen_epochs", lambda v: v >= 0, "must be >= 0"),
-    ("unfreeze_layers", lambda v: v >= -1, "must be -1 (all) or a layer count >= 0"),
-    ("teachers", lambda v: len(v) >= 1, "must name at least one teacher"),
-    ("preset", lambda v: v in PRESETS, f"must be one of {', '.join(PRESETS)}"),
-    ("lr_schedule", lambda v: v in ("cosine", "constant"), "must be cosine or constant"),
-    ("warmup_epochs", lambda v: v >= 0, "must be >= 0"),
-    ("weight_decay", lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
-    ("label_smoothing", lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
-    ("class_balance", lambda v: v in ("none", "balanced"), "must be none or balanced"),
-    ("validation", lambda v: v in VALIDATION_MODES, f"must be one of {', '.join(VALIDATION_MODES)}"),
-    ("valid_fraction", lambda v: 0.05 <= v <= 0.5, "must be within [0.05, 0.5]"),
-    ("bn_momentum", lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
-    ("student", lambda v: v in STUDENTS, f"must be one of {', '.join(STUDENTS)}"),
-    ("ensemble", lambda v: v in ENSEMBLES, f"must be one of {', '.join(ENSEMBLES)}"),
-    ("crop", lambda v: v in CROPS, f"must be one of {', '.join(CROPS)}"),
-    ("ece_bins", lambda v: 2 <= v <= 100, "must be between 2 and 100"),
-    ("teacher_views", lambda v: 0 <= v <= 1000, "must be between 0 (teacher on every batch) and 1000"),
-    ("bootstrap_resamples", lambda v: v == 0 or v >= 100, "must be 0 (no intervals) or >= 100"),
-    ("ci_method", lambda v: v in ("percentile", "BCa"), "must be percentile or BCa"),
-    ("synthetic_per_class", lambda v: len(v) == 3 and min(v) >= 2, "must be three counts >= 2 (train, valid, test)"),
-)
+def _rules() -> list[tuple[str, Any, str]]:
+    """``(key, predicate, words for a violation)`` of every field that declares ``must``."""
+    return [(f.name, *f.metadata["must"]) for f in dataclasses.fields(Config) if f.metadata.get("must")]
 
 
 def _validate(cfg: Config) -> None:
-    for key, ok, message in _RULES:
+    for key, ok, message in _rules():
         if not ok(getattr(cfg, key)):
             raise ConfigError(f"{key}={getattr(cfg, key)!r} {message}")
     unknown = [a for a in cfg.augment if a not in AUGMENTATIONS]

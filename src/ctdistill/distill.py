@@ -9,7 +9,8 @@ temperature and ``alpha`` the weight of the hard-label loss (``student_loss_weig
 factor keeps the soft-target gradients on the same scale as the hard-label ones when T changes
 (Hinton et al., section 2); ``LogitsDistillation`` applies it for the KL loss.
 
-The scratch baseline trains the identical student with the identical budget and no teacher.
+Its baseline, the scratch student (``train.train_scratch``), trains the identical student with the
+identical budget and no teacher.
 """
 
 from __future__ import annotations
@@ -20,11 +21,17 @@ import pandas as pd
 
 from ctdistill.config import Config
 from ctdistill.data import Dataset
-from ctdistill.evaluate import keras_logits
-from ctdistill.models.student import build_student
-from ctdistill.recipe import (accuracy_metric, make_augmenter, make_loss, make_optimizer, set_bn_momentum,
-                              steps_per_epoch, training_batches)
-from ctdistill.train import as_float, compile_classifier, fit
+from ctdistill.inference import keras_logits
+from ctdistill.recipe import (
+    accuracy_metric,
+    make_augmenter,
+    make_loss,
+    make_optimizer,
+    set_bn_momentum,
+    steps_per_epoch,
+    training_batches,
+)
+from ctdistill.train import as_float, fit, new_student
 
 
 class CachedTeacherDistiller(keras.distillation.Distiller):
@@ -91,10 +98,6 @@ def make_distiller(teacher: keras.Model, student: keras.Model, cfg: Config, y_tr
     return distiller
 
 
-def new_student(data: Dataset, cfg: Config, name: str) -> keras.Model:
-    return build_student(data.input_shape, data.n_classes, name=name, head=cfg.student, bn_momentum=cfg.bn_momentum)
-
-
 def distill_student(teacher: keras.Model, data: Dataset, cfg: Config, label: str) -> tuple[keras.Model, pd.DataFrame]:
     """Distil a fresh student from ``teacher``; returns the best-on-valid student and its history.
 
@@ -146,20 +149,13 @@ def augmented_views(data: Dataset, cfg: Config) -> np.ndarray:
                            for _ in range(cfg.teacher_views) for i in range(0, len(x), cfg.batch_size)])
 
 
-def train_scratch(data: Dataset, cfg: Config, label: str) -> tuple[keras.Model, pd.DataFrame]:
-    """The no-teacher baseline: same student, same recipe, same budget and selection rule."""
-    student = new_student(data, cfg, "scratch_student")
-    trainer = compile_classifier(student, cfg, cfg.learning_rate, data.train.y, cfg.epochs)
-    history = fit(trainer, data, cfg, f"{label} scratch")
-    return student, history
-
-
 def _single(output):
     """The one output tensor (a model loaded from a ``.keras`` file returns it in a list)."""
     return output[0] if isinstance(output, (list, tuple)) and len(output) == 1 else output
 
 
-def ensemble_teacher(teachers: dict[str, keras.Model], weights: dict[str, float], name: str = "ensemble") -> keras.Model:
+def ensemble_teacher(teachers: dict[str, keras.Model], weights: dict[str, float],
+                     name: str = "ensemble") -> keras.Model:
     """One teacher model whose logits are the weighted mean of several teachers' logits.
 
     Args:

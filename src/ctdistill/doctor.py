@@ -3,9 +3,9 @@
 ``ctdistill doctor`` prints it; every run's manifest records it (``backend``), so a result says
 whether it was trained on TensorFlow or JAX, on a CPU or a GPU.
 
-Example:
-    >>> info = environment()            # doctest: +SKIP
-    >>> info["backend"], info["devices"]
+Example (on the GPU machine of BENCHMARKS.md):
+    >>> info = environment()                 # doctest: +SKIP
+    >>> info["backend"], info["devices"]     # doctest: +SKIP
     ('jax', ['gpu:0 NVIDIA H200'])
 """
 
@@ -15,7 +15,7 @@ import importlib.util
 import os
 import platform
 
-from ctdistill.runfolder import package_versions
+from ctdistill.provenance import package_versions
 
 BACKENDS = ("tensorflow", "jax", "torch")
 

@@ -1,10 +1,11 @@
-"""The command line's flags: ``ctdistill run``'s declared once as (flag, config key, type, help), and
-the parser of every command (:func:`build_parser`).
+"""The command line's flags and the parser of every command (:func:`build_parser`).
 
-A run flag that is not given leaves the config file's (or the default) value alone; ``bool`` keys get
-``--flag`` / ``--no-flag``. The help texts carry no defaults: :func:`help_text` appends each one
-from :class:`ctdistill.config.Config` itself, so the help can never disagree with the behaviour
-(``tests/test_install.py`` checks every flag).
+``ctdistill run``'s flags are generated from the :class:`ctdistill.config.Config` fields, where each
+option's default, rule, flag and help are declared together; so is the README's option table
+(:func:`markdown_table`, compared with the README by ``tests/test_config.py``). A run flag that is
+not given leaves the config file's (or the default) value alone; ``bool`` keys get ``--flag`` /
+``--no-flag``. :func:`help_text` appends each default, read from the dataclass, so the help can
+never disagree with the behaviour (``tests/test_install.py`` checks every flag).
 """
 
 from __future__ import annotations
@@ -12,85 +13,30 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ctdistill.choices import AUGMENTATIONS, CROPS, QUANT_MODES
+from ctdistill.choices import CROPS
+from ctdistill.config import Config
 
-RUN_OPTIONS = (
-    ("--data", "data", str, "dataset folder: split tree (train/valid|val/test), class-folder tree, or the seed's "
-                            "numpy layout (X_train.npy ...)"),
-    ("--class-map", "class_map", str, "TOML or JSON file mapping class folder names to class names, for folders "
-                                      "the automatic reconciliation across splits cannot settle"),
-    ("--teachers", "teachers", str, "comma-separated teachers: vgg16, vgg19, resnet50 (resnet), densenet121 "
-                                    "(densenet), efficientnetb3 (efficientnet), nasnetmobile, xception"),
-    ("--weights", "weights", str, "teacher weights: imagenet, none, or a folder/file of Keras weight files "
-                                  "(offline use)"),
-    ("--image-size", "image_size", int, "input height and width in pixels"),
-    ("--channels", "channels", int, "1 (grey) or 3"),
-    ("--crop", "crop", str, "body: crop every image to the body (drops the scanner table and black margins) before "
-                            "resizing, in training and predict alike; none: resize the whole image (the seed's)"),
-    ("--temperature", "temperature", float, "distillation temperature T > 0"),
-    ("--alpha", "alpha", float, "weight of the hard-label loss in [0, 1]; 1 - alpha weighs the soft loss"),
-    ("--batch-size", "batch_size", int, "training batch size"),
-    ("--epochs", "epochs", int, "maximum epochs per training stage; early stopping may end sooner"),
-    ("--patience", "patience", int, "epochs without validation improvement before stopping"),
-    ("--monitor", "monitor", str, "validation metric for early stopping and model selection: val_accuracy "
-                                  "or val_loss"),
-    ("--lr", "learning_rate", float, "peak learning rate of the students and the teacher head (AdamW, or Adam "
-                                     "with --weight-decay 0)"),
-    ("--finetune-lr", "finetune_learning_rate", float, "learning rate whenever the teacher base trains: after "
-                                                       "unfreezing it, or throughout with --weights none"),
-    ("--teacher-epochs", "teacher_epochs", int, "maximum epochs of teacher training"),
-    ("--frozen-epochs", "frozen_epochs", int, "max epochs of the frozen-base teacher phase (pretrained weights "
-                                              "only)"),
-    ("--unfreeze-layers", "unfreeze_layers", int, "base layers to unfreeze from the top; -1 = all"),
-    ("--quant-modes", "quant_modes", str, f"comma-separated PTQ modes: {', '.join(QUANT_MODES)} (16x8 = int16 "
-                                          "activations, int8 weights)"),
-    ("--bootstrap-resamples", "bootstrap_resamples", int, "bootstrap resamples of the 95%% intervals; 0 = none"),
-    ("--ci-method", "ci_method", str, "bootstrap interval method: percentile or BCa"),
-    ("--ece-bins", "ece_bins", int, "equal-width bins of the expected calibration error"),
-    ("--max-quant-drop", "max_quant_drop", float, "quantization safety gate: most validation-accuracy points full "
-                                                  "int8 may lose before int8-mixed, 16x8, float16 are tried "
-                                                  "(negative = off)"),
-    ("--split", "split", str, "given: keep the dataset's splits; grouped: re-split so that no group of exact or "
-                              "near copies straddles two splits (stratified, seeded); auto: given when the data "
-                              "has splits, grouped otherwise"),
-    ("--seed", "seed", int, "random seed; the same seed, data and config repeat a run"),
-    ("--seeds", "seeds", str, "comma-separated seeds: also repeat the student stages (scratch, distilled, int8) "
-                              "with these, from the same teachers, and report mean ± std (e.g. 0,1,2)"),
-    ("--preset", "preset", str, "named training recipe: ctdistill (measured in BENCHMARKS.md) or seed (the seed "
-                                "script's: no augmentation, constant Adam, stop on val_loss, given valid)"),
-    ("--augment", "augment", str, f"comma-separated training augmentations: {', '.join(AUGMENTATIONS)}, or none"),
-    ("--lr-schedule", "lr_schedule", str, "cosine (warm-up, then cosine decay) or constant"),
-    ("--warmup-epochs", "warmup_epochs", int, "linear warm-up epochs; model selection starts after them"),
-    ("--weight-decay", "weight_decay", float, "decoupled weight decay (AdamW); 0 = Adam"),
-    ("--label-smoothing", "label_smoothing", float, "label smoothing of the hard labels"),
-    ("--class-balance", "class_balance", str, "balanced: resample train to equal class counts; or none"),
-    ("--validation", "validation", str, "carved: a validation split carved from train+valid by copy groups; "
-                                        "given: the dataset's own valid split"),
-    ("--valid-fraction", "valid_fraction", float, "share of train+valid carved out for validation"),
-    ("--bn-momentum", "bn_momentum", float, "BatchNorm moving-average momentum of every model"),
-    ("--student", "student", str, "student head: seed (Flatten, as the seed) or gap (global average pooling)"),
-    ("--teacher-views", "teacher_views", int, "with augmentation: compute the teacher's logits once on this many "
-                                              "augmented copies of the training images and sample batches from "
-                                              "them; 0 runs the teacher on every batch"),
-    ("--strict", "strict", bool, "stop at the first unreadable image (otherwise it is skipped, listed at the end "
-                                 "and in manifest.json)"),
-    ("--deterministic", "deterministic", bool, "deterministic TensorFlow ops: the same data, config and seed give "
-                                               "identical predictions (off is ~10%% faster per epoch, BENCHMARKS.md)"),
-    ("--ensemble", "ensemble", str, "also distil one student from all teachers' mean logits: mean, weighted "
-                                    "(by validation accuracy), or none"),
-)
 
+def _flag_type(field: dataclasses.Field) -> type:
+    """What argparse parses a flag's text into (``Config.from_mapping`` then checks and coerces it)."""
+    text = str(field.type)
+    if text.startswith("tuple") or "str" in text:
+        return str
+    return {"bool": bool, "int": int, "float": float}.get(text.replace(" | None", ""), str)
+
+
+# (flag, config key, argparse type, help) of every `ctdistill run` flag, generated from the Config fields.
+RUN_OPTIONS = tuple((Config.flag(f.name), f.name, _flag_type(f), Config.help(f.name))
+                    for f in dataclasses.fields(Config) if Config.flag(f.name) is not None)
 RUN_HELP = {key: text for _, key, _, text in RUN_OPTIONS}  # the same words where other commands take a run flag
 
 # Defaults that read better in words than as a value.
-DEFAULT_WORDS = {"data": "the built-in synthetic CT phantoms", "class_map": "none", "teacher_epochs": "same as --epochs",
-                 "teachers": "all seven"}
+DEFAULT_WORDS = {"data": "the built-in synthetic CT phantoms", "class_map": "none",
+                 "teacher_epochs": "same as --epochs", "teachers": "all seven"}
 
 
 def default_of(key: str):
     """The default of config key ``key``, read from the dataclass (the one source)."""
-    from ctdistill.config import Config
-
     field = Config.__dataclass_fields__[key]
     return field.default if field.default is not dataclasses.MISSING else field.default_factory()
 
@@ -110,8 +56,19 @@ def format_default(key: str) -> str:
 
 
 def help_text(key: str, text: str) -> str:
-    """``text`` with the configured default appended: ``... (default: 32)``."""
-    return f"{text} (default: {format_default(key)})"
+    """``text`` with the configured default appended: ``... (default: 32)``; ``%`` escaped for argparse."""
+    return f"{text} (default: {format_default(key)})".replace("%", "%%")
+
+
+def markdown_table() -> str:
+    """The README's option table: every field's flag, default and help, from the Config declarations."""
+    rows = ["| flag | config key | default | what it does |", "|---|---|---|---|"]
+    for field in dataclasses.fields(Config):
+        flag = Config.flag(field.name)
+        cell = f"`{flag}`" if flag else "(file only)"
+        words = Config.help(field.name).replace("|", "\\|")  # a bar would end the table cell
+        rows.append(f"| {cell} | `{field.name}` | {format_default(field.name)} | {words} |")
+    return "\n".join(rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,3 +189,7 @@ def _version() -> str:
     from ctdistill import __version__
 
     return f"ctdistill {__version__}"
+
+
+if __name__ == "__main__":  # python -m ctdistill.options: the README's option table, regenerated
+    print(markdown_table())

@@ -1,7 +1,7 @@
 """The recipe: data -> scratch baseline -> per teacher (fit teacher, distil student) -> seeds -> quantize -> tables.
 
 ``run()`` reads top to bottom as the pipeline; each step logs what it does, and each model stage
-(``steps``) sits behind a completion record (``stages``), so an interrupted run resumes. Every
+(``steps``) sits behind a completion record (``resume``), so an interrupted run resumes. Every
 model is evaluated once, right after training selected it on the valid split: its valid and test
 predictions are saved, and the tables are made from the stages' records.
 
@@ -20,23 +20,42 @@ from pathlib import Path
 
 import keras
 
-from ctdistill import report
+from ctdistill import runfolder as rf
 from ctdistill.config import Config
 from ctdistill.data import SPLITS, Dataset, load_dataset
-from ctdistill.data.audit import audit_cached, dedup_test_mask
+from ctdistill.data.audit import audit_cached, dedup_test_mask, write_audit
 from ctdistill.data.split import carve_validation, grouped_split
 from ctdistill.doctor import environment
 from ctdistill.errors import ConfigError, DataError
+from ctdistill.inference import load_model
 from ctdistill.models.teachers import check_weights
-from ctdistill.predict import load_model
 from ctdistill.preflight import check_run
+from ctdistill.provenance import manifest
 from ctdistill.quantize import EXPORT_PACKAGES, can_export
 from ctdistill.repeats import quantize_repeats, repeat_students
-from ctdistill.runfolder import create_run_dir, manifest, plan_run_dir, write_json
-from ctdistill.stages import (RunInterrupted, Stages, check_same_data, clear_partial_files, resumed_config,
-                              resumed_key, run_key, saved_values)
-from ctdistill.steps import (distill_step, ensemble_step, quant_table_row, quantize_step, scratch_stage,
-                             seed_everything, teacher_step, write_tables)
+from ctdistill.report import build_report
+from ctdistill.report.tables import audit_text, summary_text
+from ctdistill.resume import (
+    RunInterrupted,
+    Stages,
+    check_same_data,
+    clear_partial_files,
+    resumed_config,
+    resumed_key,
+    run_key,
+    saved_values,
+)
+from ctdistill.runfolder import create_run_dir, plan_run_dir, write_json
+from ctdistill.steps import (
+    distill_step,
+    ensemble_step,
+    quant_table_row,
+    quantize_step,
+    scratch_stage,
+    seed_everything,
+    teacher_step,
+    write_tables,
+)
 
 log = logging.getLogger("ctdistill")
 __all__ = ["audit_step", "load_data", "quantize_run", "run", "seed_everything"]
@@ -46,10 +65,10 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False) -> Pat
     """Run the whole pipeline for ``cfg`` into a new run folder (or continue ``out`` with ``resume``).
 
     Args:
-        cfg: the configuration (for ``resume``, the run's own: see ``stages.resumed_config``).
+        cfg: the configuration (for ``resume``, the run's own: see ``resume.resumed_config``).
         out: the run folder; None = ``runs/run-<timestamp>``.
         resume: continue the interrupted run in ``out``: stages with a valid completion record
-            (``stages``) are kept, the others run again.
+            (``resume``) are kept, the others run again.
 
     Returns:
         The run folder.
@@ -109,14 +128,14 @@ def finish(run_dir: Path, book: Stages, cfg: Config, names: list[str], data: Dat
     tables = collect_tables(book, cfg, names)
     summary = write_tables(run_dir, tables)
     log.info("== report: metrics with bootstrap intervals, calibration, quantization impact, distillation gain")
-    report.build_report(run_dir)
-    write_json(run_dir / "timings.json", {"total_s": round(time.perf_counter() - started, 2), "resumed": resume,
+    build_report(run_dir)
+    write_json(run_dir / rf.TIMINGS, {"total_s": round(time.perf_counter() - started, 2), "resumed": resume,
                                           **tables["timings"]})
     if data.skipped:
         log.warning("%d unreadable image(s) were skipped (listed in manifest.json):\n  %s", len(data.skipped),
                     "\n  ".join(data.skipped))
     log.info("finished in %.0fs; results in %s\n%s", time.perf_counter() - started, run_dir,
-             report.summary_text(summary))
+             summary_text(summary))
 
 
 def open_run_dir(cfg: Config, data: Dataset, run_dir: Path, resume: bool, trained_on: str | None = None) -> Dataset:
@@ -132,9 +151,9 @@ def open_run_dir(cfg: Config, data: Dataset, run_dir: Path, resume: bool, traine
         log.info("run folder: %s", run_dir)
     data = audit_step(cfg, data, run_dir, resume, trained_on)
     if not resume:
-        write_json(run_dir / "config.json", cfg.to_dict())
-        write_json(run_dir / "manifest.json", manifest(cfg.to_dict(), data.summary(), {"backend": environment()}))
-        write_json(run_dir / "classes.json", data.classes or {"class_names": data.class_names, "source": data.source})
+        write_json(run_dir / rf.CONFIG, cfg.to_dict())
+        write_json(run_dir / rf.MANIFEST, manifest(cfg.to_dict(), data.summary(), {"backend": environment()}))
+        write_json(run_dir / rf.CLASSES, data.classes or {"class_names": data.class_names, "source": data.source})
     return data
 
 
@@ -256,8 +275,8 @@ def audit_step(cfg: Config, data: Dataset, run_dir: Path, resume: bool = False, 
         log.info("audit: skipped for the synthetic phantoms (each image is drawn independently)")
     else:
         result = audit_cached(cfg.data, data.fingerprint, class_map=cfg.class_map)
-        log.info("data audit (audit.csv, audit.json):\n%s", report.audit_text(result.summary))
-        report.write_audit(result.table, result.summary, run_dir)
+        log.info("data audit (audit.csv, audit.json):\n%s", audit_text(result.summary))
+        write_audit(result.table, result.summary, run_dir)
         table = result.table
     if table is not None and (cfg.split == "grouped" or (cfg.split == "auto" and not data.given_splits)):
         data = grouped_split(data, table, cfg.seed)
@@ -267,7 +286,7 @@ def audit_step(cfg: Config, data: Dataset, run_dir: Path, resume: bool = False, 
         log.info("validation carved from train+valid by copy groups (%.0f%%, seed %d; test as given): %s",
                  100 * cfg.valid_fraction, cfg.seed, _sizes(data))
     if data.train.paths:
-        write_splits(run_dir / "splits.json", {s: data.split(s).paths for s in SPLITS}, resume,
+        write_splits(run_dir / rf.SPLITS_FILE, {s: data.split(s).paths for s in SPLITS}, resume,
                      (trained_on or cfg.data, cfg.data))
     if table is not None:
         data.dedup_test = dedup_test_mask(table, data.train.paths + data.valid.paths, data.test.paths)

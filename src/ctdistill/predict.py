@@ -1,6 +1,6 @@
 """Predict with an exported model on image files, folders and DICOM files.
 
-The model's card (``<model file>.json``, see ``card``) gives its input size, channels and class
+The model's card (``<model file>.json``, see ``report.card``) gives its input size, channels and class
 names; images go through the same decoding as the training images (``decode_image``), DICOM files
 through ``data.dicom``. A run folder as the model picks, among the quantized students the safety gate
 chose (``quantgate``), the one with the best validation accuracy (or the one named with
@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctdistill.card import card_path
 from ctdistill.data.decode import decode_image
 from ctdistill.data.dicom import LUNG_WINDOW, decode_dicom, is_dicom
 from ctdistill.errors import CtdistillError, DataError
-from ctdistill.evaluate import predict_keras, predict_tflite
+from ctdistill.inference import load_model, predict_keras, predict_tflite
+from ctdistill.runfolder import card_path
 
 MODEL_SUFFIXES = (".tflite", ".keras", ".h5")
 
@@ -70,32 +70,6 @@ def load_card(model_file: Path) -> dict:
         raise CtdistillError(f"{model_file}: its model card {sidecar.name} is missing (it holds the input size, "
                              "channels and class names); export models with ctdistill run or ctdistill report")
     return json.loads(sidecar.read_text())
-
-
-def load_model(model_file: Path):
-    """A ``.tflite`` path (run by LiteRT), or a Keras model loaded in safe mode (no Lambda code)."""
-    if model_file.suffix == ".tflite":
-        from ctdistill.quantize import LiteRTModel
-
-        try:
-            LiteRTModel(model_file)
-        except Exception as exc:  # LiteRT reports a corrupt flatbuffer as ValueError or RuntimeError
-            raise CtdistillError(f"{model_file}: not a valid .tflite model ({exc})") from None
-        return model_file
-    from ctdistill.quiet import import_backend_quietly
-
-    import_backend_quietly()
-    import keras
-
-    import ctdistill.models.teachers  # noqa: F401  (registers the teachers' preprocessing layer)
-
-    try:
-        return keras.saving.load_model(model_file, compile=False, safe_mode=True)
-    except Exception as exc:
-        if "Lambda" in str(exc):  # safe mode's refusal: a Lambda layer is pickled Python code
-            raise CtdistillError(f"{model_file}: refused: it contains a Lambda layer (arbitrary Python code); "
-                                 "ctdistill loads Keras models in safe mode only") from None
-        raise CtdistillError(f"{model_file}: cannot load the Keras model safely ({exc})") from None
 
 
 def expand_inputs(paths: list[str | Path]) -> list[Path]:

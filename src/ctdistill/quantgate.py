@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctdistill.evaluate import predict_keras
-from ctdistill.quantize import LiteRTModel, convert_all, representative_samples, saved_model
+from ctdistill.inference import LiteRTModel, predict_keras
+from ctdistill.quantize import convert_all, representative_samples, saved_model
 from ctdistill.quiet import quiet_native_output
 from ctdistill.runfolder import atomic_path
 
@@ -121,7 +121,8 @@ def run_gate(model, files: dict[str, Path], calibration: np.ndarray, valid_x: np
                                             float_layers=layers))
     decision = next((a.mode for a in attempts if a.passed), "none")
     log.info("quantization gate: %s (%s)", decision,
-             "; ".join(f"{a.mode}: valid {100 * a.valid_accuracy:.1f}% ({a.drop_points:+.1f} pts drop)" for a in attempts))
+             "; ".join(f"{a.mode}: valid {100 * a.valid_accuracy:.1f}% ({a.drop_points:+.1f} pts drop)"
+                       for a in attempts))
     return decision, attempts
 
 

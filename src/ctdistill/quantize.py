@@ -1,4 +1,4 @@
-"""Post-training quantization to LiteRT (``.tflite``) and a batched LiteRT runner.
+"""Post-training quantization to LiteRT (``.tflite``) (the LiteRT runner is ``inference.LiteRTModel``).
 
 Modes are table entries (``QUANT_MODES``: name -> how to configure the converter):
 
@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-from scipy.special import softmax
 
 from ctdistill.quiet import quiet_stderr
 from ctdistill.runfolder import atomic_path
@@ -116,7 +115,8 @@ def export_keras_file(source: str, folder: str) -> None:
     model.export(folder, format="tf_saved_model", verbose=False)
 
 
-def convert_all(model, modes: tuple[str, ...], calibration: np.ndarray, out_path: Callable[[str], Path]) -> dict[str, Path]:
+def convert_all(model, modes: tuple[str, ...], calibration: np.ndarray,
+                out_path: Callable[[str], Path]) -> dict[str, Path]:
     """Convert a Keras model to one ``.tflite`` per mode.
 
     Args:
@@ -148,58 +148,6 @@ def convert_all(model, modes: tuple[str, ...], calibration: np.ndarray, out_path
                 part.write_bytes(blob)
             written[mode] = path
     return written
-
-
-class LiteRTModel:
-    """Runs a ``.tflite`` classifier on batches of raw images, handling int8 (de)quantization.
-
-    Example:
-        >>> m = LiteRTModel("resnet50_student_int8.tflite")      # doctest: +SKIP
-        >>> probs = m.predict_proba(images_uint8)                # doctest: +SKIP
-    """
-
-    def __init__(self, path: str | Path, num_threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.path = Path(path)
-        with quiet_stderr():
-            # num_threads=None behaves like one thread (stack notes): ask for all cores explicitly.
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads or os.cpu_count() or 1)
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        self._batch = None
-
-    def logits(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Logits for raw images ``x`` (N, H, W, C), computed ``batch_size`` images per invoke."""
-        return np.concatenate([self._run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-
-    def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        return softmax(self.logits(x, batch_size), axis=1)
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        if self._batch != len(batch):
-            self.interpreter.resize_tensor_input(self.input["index"], [len(batch), *batch.shape[1:]])
-            with quiet_stderr():  # the delegate banner appears when tensors are first allocated
-                self.interpreter.allocate_tensors()
-            self._batch = len(batch)
-        self.interpreter.set_tensor(self.input["index"], _quantize(batch.astype(np.float32), self.input))
-        self.interpreter.invoke()
-        return _dequantize(self.interpreter.get_tensor(self.output["index"]), self.output)
-
-
-def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
-    if detail["dtype"] == np.float32:
-        return x
-    scale, zero = detail["quantization"]
-    info = np.iinfo(detail["dtype"])
-    return np.clip(np.rint(x / scale + zero), info.min, info.max).astype(detail["dtype"])
-
-
-def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
-    if detail["dtype"] == np.float32:
-        return y.astype(np.float32)
-    scale, zero = detail["quantization"]
-    return (y.astype(np.float32) - zero) * scale
 
 
 if __name__ == "__main__":  # python -m ctdistill.quantize MODEL.keras SAVED_MODEL_DIR (see saved_model)

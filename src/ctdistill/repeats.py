@@ -18,17 +18,15 @@ import keras
 
 from ctdistill.config import Config
 from ctdistill.data import Dataset
-from ctdistill.distill import distill_student, train_scratch
-from ctdistill.predict import load_model
+from ctdistill.distill import distill_student
+from ctdistill.inference import load_model
+from ctdistill.metrics import scoring_options
 from ctdistill.quantize import convert_all
 from ctdistill.records import record, save_model
+from ctdistill.runfolder import SCRATCH_MODEL, predictions_dir, quantized_model, seed_dir, student_model
+from ctdistill.train import train_scratch
 
 log = logging.getLogger("ctdistill")
-
-
-def seed_folder(run_dir: Path, seed: int) -> Path:
-    """Where seed ``seed``'s students (``seeds/seed<k>/``) are kept."""
-    return run_dir / "seeds" / f"seed{seed}"
 
 
 def repeat_students(cfg: Config, data: Dataset, teachers: dict[str, keras.Model], run_dir: Path) -> list[int]:
@@ -43,11 +41,11 @@ def repeat_students(cfg: Config, data: Dataset, teachers: dict[str, keras.Model]
         log.info("== seed %d: repeating the student stages (scratch, %s)", seed, ", ".join(teachers))
         keras.utils.set_random_seed(seed)
         scratch, _ = train_scratch(data, scfg, f"seed {seed}")
-        _record(run_dir, data, seed, "scratch_student", "scratch", "", scratch, "Scratch_Student.keras")
+        _record(run_dir, data, cfg, seed, "scratch_student", "scratch", "", scratch, SCRATCH_MODEL)
         for name, teacher in teachers.items():
             keras.utils.set_random_seed(seed)
             student, _ = distill_student(teacher, data, scfg, f"{name} seed {seed}")
-            _record(run_dir, data, seed, f"{name}_student", "distilled", name, student, f"{name}_Student.keras")
+            _record(run_dir, data, cfg, seed, f"{name}_student", "distilled", name, student, student_model(name))
     return extra
 
 
@@ -57,16 +55,20 @@ def quantize_repeats(cfg: Config, data: Dataset, run_dir: Path, seeds: list[int]
         return []
     for seed in seeds:
         for name in teachers:
-            student = load_model(seed_folder(run_dir, seed) / f"{name}_Student.keras")
+            student = load_model(seed_dir(run_dir, seed) / student_model(name))
             with tempfile.TemporaryDirectory() as tmp:  # only the predictions are kept
-                path = convert_all(student, ("int8",), data.train.x, lambda m: Path(tmp) / f"{name}_{m}.tflite")
-                record(run_dir, data, f"{name}_student_int8", "quantized", name, "int8", path["int8"], path["int8"],
-                       params=student.count_params(), folder=run_dir / "predictions" / f"seed{seed}")
+                path = convert_all(student, ("int8",), data.train.x,
+                                   lambda m, n=name: Path(tmp) / quantized_model(n, m))
+                record(run_dir, data, scoring_options(cfg.to_dict()), f"{name}_student_int8", "quantized", name,
+                       "int8", path["int8"], path["int8"], params=student.count_params(),
+                       folder=predictions_dir(run_dir, seed))
     return seeds
 
 
-def _record(run_dir: Path, data: Dataset, seed: int, model_id: str, kind: str, teacher: str, model: keras.Model,
-            file_name: str) -> None:
-    file = save_model(model, seed_folder(run_dir, seed) / file_name)
-    record(run_dir, data, model_id, kind, teacher, "float32", model, file,
-           folder=run_dir / "predictions" / f"seed{seed}")
+def _record(run_dir: Path, data: Dataset, cfg: Config, seed: int, model_id: str, kind: str, teacher: str,
+            model: keras.Model, file_name: str) -> None:
+    """Save seed ``seed``'s student in ``seeds/seed<k>/`` and its predictions in ``predictions/seed<k>/``
+    (scored as the run scores every model, so the report reuses the stored metrics)."""
+    file = save_model(model, seed_dir(run_dir, seed) / file_name)
+    record(run_dir, data, scoring_options(cfg.to_dict()), model_id, kind, teacher, "float32", model, file,
+           folder=predictions_dir(run_dir, seed))

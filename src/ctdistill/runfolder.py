@@ -1,4 +1,19 @@
-"""The run folder: atomic writes, a fresh folder per run, and the manifest that makes it reproducible.
+"""The run folder: every file name and format of a run, their writers and readers, atomic writes.
+
+This module is the contract between the stages that write a run and everything that reads one
+(``report``, the model cards, ``predict``, ``bench``, resume). A run folder holds::
+
+    config.json, manifest.json, classes.json, splits.json   what ran, on what (provenance.manifest)
+    audit.csv, audit.json                                    the data audit (data.audit)
+    stages/<stage>.json                                      completion records (resume)
+    <teacher>_Teacher.keras, <teacher>_Student.keras (.h5), <teacher>_student_<mode>.tflite,
+    Scratch_Student.keras, ensemble_Teacher.keras            the models; <model file>.json: its card
+    Scratch_history.csv, <teacher>_teachermodel.csv, <teacher>_Distiller_history.csv   training curves
+    predictions/<model>.csv, predictions/<model>_metrics.json   every model's valid/test predictions
+                                                             and its metrics, computed once (records)
+    seeds/seed<k>/, predictions/seed<k>/                     repeated seeds' students (repeats)
+    summary.csv, TinyEvalRes_Quant.csv, quant_gate.json, ensemble.json, timings.json, bench.csv
+    metrics.csv, per_class.csv, ..., Plots/, report.html, report.md   the report (report)
 
 Every file goes through :func:`atomic_path`: it is written under a temporary name in the same folder
 and renamed into place, so an interrupted run never leaves a half-written CSV, model or plot.
@@ -8,20 +23,155 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import importlib.metadata
 import json
 import os
-import platform
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from ctdistill.errors import RunFolderError
 
-PACKAGES = ("ctdistill", "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "ai-edge-litert", "numpy",
-            "scikit-learn", "scipy", "pandas", "pillow", "pydicom", "matplotlib")
+CONFIG, MANIFEST, CLASSES, SPLITS_FILE = "config.json", "manifest.json", "classes.json", "splits.json"
+SUMMARY, QUANT_TABLE, QUANT_GATE = "summary.csv", "TinyEvalRes_Quant.csv", "quant_gate.json"
+ENSEMBLE, TIMINGS, BENCH, METRICS_TABLE = "ensemble.json", "timings.json", "bench.csv", "metrics.csv"
+PREDICTIONS, PLOTS, SEEDS, STAGES = "predictions", "Plots", "seeds", "stages"
+REPORT_HTML, REPORT_MD = "report.html", "report.md"
+SCRATCH_MODEL, SCRATCH_HISTORY = "Scratch_Student.keras", "Scratch_history.csv"
+ENSEMBLE_MODEL = "ensemble_Teacher.keras"
+
+# Test metrics twice: on the official test split, and (*_dedup) on the test images that have no exact or
+# near copy in train or valid (NaN when the data was not audited, e.g. the synthetic phantoms).
+SUMMARY_COLUMNS = ["model", "kind", "teacher", "mode", "accuracy", "precision", "recall", "f1", "accuracy_dedup",
+                   "precision_dedup", "recall_dedup", "f1_dedup", "n_test", "n_test_dedup", "size_mb", "params",
+                   "valid_accuracy", "file"]
+QUANT_COLUMNS = ["teacher", "mode", "accuracy", "precision", "recall", "teacher_mb", "student_mb", "quantized_mb",
+                 "accuracy_dedup", "precision_dedup", "recall_dedup"]
+
+
+def teacher_model(name: str) -> str:
+    return f"{name}_Teacher.keras"
+
+
+def student_model(name: str, suffix: str = ".keras") -> str:
+    return f"{name}_Student{suffix}"
+
+
+def quantized_model(name: str, mode: str) -> str:
+    return f"{name}_student_{mode}.tflite"
+
+
+def teacher_history(name: str) -> str:
+    return f"{name}_teachermodel.csv"
+
+
+def distill_history(name: str) -> str:
+    return f"{name}_Distiller_history.csv"
+
+
+def card_path(model_file: Path) -> Path:
+    """A model's card: ``<model file>.json`` beside it."""
+    return model_file.with_name(model_file.name + ".json")
+
+
+def seed_dir(run_dir: Path, seed: int) -> Path:
+    """Where seed ``seed``'s students are kept (``seeds/seed<k>/``)."""
+    return Path(run_dir) / SEEDS / f"seed{seed}"
+
+
+def predictions_dir(run_dir: Path, seed: int | None = None) -> Path:
+    """``predictions/`` (the run's own seed) or ``predictions/seed<k>/`` (a repeated seed)."""
+    folder = Path(run_dir) / PREDICTIONS
+    return folder if seed is None else folder / f"seed{seed}"
+
+
+def repeated_seeds(run_dir: Path) -> list[int]:
+    """The repeated seeds whose predictions a run holds, in order."""
+    folder = predictions_dir(run_dir)
+    return sorted(int(f.name[4:]) for f in folder.glob("seed*") if f.is_dir()) if folder.is_dir() else []
+
+
+def predictions_frame(y_true: np.ndarray, proba: np.ndarray, class_names: list[str],
+                      files: list[str] | None = None) -> pd.DataFrame:
+    """One row per image: (file,) true label, predicted label, one probability column per class."""
+    names = np.asarray(class_names)
+    frame = pd.DataFrame({"true_label": names[y_true], "predicted_label": names[proba.argmax(axis=1)]})
+    for i, name in enumerate(class_names):
+        frame[f"prob_{name}"] = proba[:, i]
+    if files is not None:
+        frame.insert(0, "file", files)
+    return frame
+
+
+def write_predictions(folder: Path, model_id: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Save a model's predictions (``predictions_frame`` rows with a ``split`` column, and ``dedup`` on
+    test rows when audited); returns them as every reader will see them (read back)."""
+    write_csv(frame, Path(folder) / f"{model_id}.csv")
+    return read_predictions(folder, model_id)
+
+
+def write_metrics(folder: Path, model_id: str, metrics: dict) -> Path:
+    """Save a model's metrics beside its predictions (``<model_id>_metrics.json``)."""
+    return write_json(Path(folder) / f"{model_id}_metrics.json", metrics)
+
+
+def split_arrays(frame: pd.DataFrame, split: str, class_names: list[str]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Labels, probabilities and (on an audited test split) the de-duplicated mask of one split."""
+    rows = frame[frame["split"] == split]
+    index = {name: i for i, name in enumerate(class_names)}
+    dedup = rows["dedup"].astype(bool).to_numpy() if "dedup" in rows and rows["dedup"].notna().all() else None
+    return (rows["true_label"].map(index).to_numpy(), rows[[f"prob_{n}" for n in class_names]].to_numpy(dtype=float),
+            dedup)
+
+
+def read_predictions(folder: Path, model_id: str) -> pd.DataFrame:
+    path = Path(folder) / f"{model_id}.csv"
+    if not path.is_file():
+        raise RunFolderError(f"{path}: missing; is {Path(folder).parent} a finished ctdistill run?")
+    return pd.read_csv(path)
+
+
+def read_metrics(folder: Path, model_id: str) -> dict | None:
+    """The metrics stored with a model's predictions (None when absent)."""
+    path = Path(folder) / f"{model_id}_metrics.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def read_json(run_dir: Path, name: str, default: Any = RunFolderError) -> Any:
+    """A JSON file of the run; a missing file is ``default`` or a one-line error naming it."""
+    path = Path(run_dir) / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if default is RunFolderError:
+            raise RunFolderError(f"{run_dir}: not a finished ctdistill run ({name} is missing)") from None
+        return default
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_summary(run_dir: Path) -> pd.DataFrame:
+    path = Path(run_dir) / SUMMARY
+    if not path.is_file():
+        raise RunFolderError(f"{run_dir}: not a finished ctdistill run ({SUMMARY} is missing)")
+    return pd.read_csv(path)
+
+
+def class_names(run_dir: Path) -> list[str]:
+    try:
+        return read_json(run_dir, MANIFEST)["dataset"]["class_names"]
+    except KeyError:
+        raise RunFolderError(f"{Path(run_dir) / MANIFEST}: holds no dataset class names") from None
+
+
+def write_csv(frame: pd.DataFrame, path: Path, index: bool = False) -> Path:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=index)
+    return path
 
 
 def _current_umask() -> int:
@@ -114,40 +264,3 @@ def create_run_dir(out: Path) -> Path:
     except OSError as exc:
         raise RunFolderError(f"{out}: cannot write the run folder ({exc.strerror or exc})") from None
     return out
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in PACKAGES:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions[name] = importlib.metadata.version(name)
-    return versions
-
-
-def git_revision() -> str | None:
-    """The ctdistill source revision (with ``-dirty`` for local edits), None outside a git checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return rev.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def manifest(config: dict, dataset_summary: dict, extra: dict | None = None) -> dict:
-    """What is needed to reproduce a run: configuration, seed, versions, data fingerprint, revision."""
-    return {
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": config,
-        "seed": config.get("seed"),
-        "dataset": dataset_summary,
-        "git_revision": git_revision(),
-        "versions": package_versions(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        **(extra or {}),
-    }

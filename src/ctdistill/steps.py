@@ -1,6 +1,6 @@
 """The work of each stage of a run: train (or quantize) one model, save it, record its predictions.
 
-``pipeline`` decides the order and puts each of these behind a completion record (``stages``);
+``pipeline`` decides the order and puts each of these behind a completion record (``resume``);
 every function here trains or converts one thing, writes its files into the run folder and returns
 the summary row(s) the tables are made from.
 """
@@ -8,22 +8,22 @@ the summary row(s) the tables are made from.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 
 import keras
 import pandas as pd
 
-from ctdistill import plots, report
+from ctdistill import runfolder as rf
 from ctdistill.config import Config
 from ctdistill.data import Dataset
-from ctdistill.distill import distill_student, ensemble_teacher, train_scratch
+from ctdistill.distill import distill_student, ensemble_teacher
+from ctdistill.metrics import scoring_options
 from ctdistill.quantgate import run_gate
 from ctdistill.quantize import convert_all
 from ctdistill.records import record, save_model
-from ctdistill.runfolder import write_json
-from ctdistill.train import train_teacher
+from ctdistill.runfolder import write_csv, write_json
+from ctdistill.train import train_scratch, train_teacher
 
 log = logging.getLogger("ctdistill")
 
@@ -48,11 +48,14 @@ def scratch_stage(data: Dataset, cfg: Config, run_dir: Path) -> dict:
     log.info("== baseline: training the student from scratch (no teacher, same budget)")
     seed_everything(cfg)
     scratch, history = train_scratch(data, cfg, "baseline")
-    report.write_csv(history, run_dir / "Scratch_history.csv")
-    plots.plot_history(history, "student trained from scratch", run_dir / "Plots" / "scratch_curves.png")
-    scratch_file = save_model(scratch, run_dir / "Scratch_Student.keras")
-    row = record(run_dir, data, "scratch_student", "scratch", "", "float32", scratch, scratch_file)
-    return row
+    write_csv(history, run_dir / rf.SCRATCH_HISTORY)
+    scratch_file = save_model(scratch, run_dir / rf.SCRATCH_MODEL)
+    return record(run_dir, data, scoring(cfg), "scratch_student", "scratch", "", "float32", scratch, scratch_file)
+
+
+def scoring(cfg: Config) -> dict:
+    """How every model's metrics are computed in this run (bins, bootstrap, seed)."""
+    return scoring_options(cfg.to_dict())
 
 
 def quant_table_row(name: str, row: dict, teacher_row: dict, student_row: dict) -> dict:
@@ -72,39 +75,39 @@ def ensemble_step(teachers: dict[str, keras.Model], rows: list[dict], data: Data
     log.info("== ensemble: %s mean of %s logits (weights %s)", cfg.ensemble, ", ".join(teachers),
              {n: round(w, 4) for n, w in weights.items()})
     teacher = ensemble_teacher(teachers, weights)
-    write_json(run_dir / "ensemble.json", {"rule": cfg.ensemble, "valid_accuracy": valid_acc, "weights": weights})
-    teacher_file = save_model(teacher, run_dir / "ensemble_Teacher.keras")
-    return teacher, record(run_dir, data, "ensemble_teacher", "teacher", "ensemble", "float32", teacher, teacher_file)
+    write_json(run_dir / rf.ENSEMBLE, {"rule": cfg.ensemble, "valid_accuracy": valid_acc, "weights": weights})
+    teacher_file = save_model(teacher, run_dir / rf.ENSEMBLE_MODEL)
+    return teacher, record(run_dir, data, scoring(cfg), "ensemble_teacher", "teacher", "ensemble", "float32", teacher,
+                           teacher_file)
 
 
 def teacher_step(name: str, data: Dataset, cfg: Config, run_dir: Path) -> tuple[keras.Model, dict]:
     log.info("== %s: fine-tuning teacher (weights=%s)", name, cfg.weights)
     seed_everything(cfg)
     teacher, history = train_teacher(name, data, cfg)
-    report.write_csv(history, run_dir / f"{name}_teachermodel.csv")
-    plots.plot_history(history, f"{name} teacher", run_dir / "Plots" / f"{name}_teacher_curves.png")
-    teacher_file = save_model(teacher, run_dir / f"{name}_Teacher.keras")
-    return teacher, record(run_dir, data, f"{name}_teacher", "teacher", name, "float32", teacher, teacher_file)
+    write_csv(history, run_dir / rf.teacher_history(name))
+    teacher_file = save_model(teacher, run_dir / rf.teacher_model(name))
+    return teacher, record(run_dir, data, scoring(cfg), f"{name}_teacher", "teacher", name, "float32", teacher,
+                           teacher_file)
 
 
-def distill_step(name: str, teacher: keras.Model, data: Dataset, cfg: Config, run_dir: Path) -> tuple[keras.Model, dict]:
+def distill_step(name: str, teacher: keras.Model, data: Dataset, cfg: Config,
+                 run_dir: Path) -> tuple[keras.Model, dict]:
     log.info("== %s: distilling the student (T=%g, alpha=%g)", name, cfg.temperature, cfg.alpha)
     seed_everything(cfg)
     student, history = distill_student(teacher, data, cfg, name)
-    report.write_csv(history, run_dir / f"{name}_Distiller_history.csv")
-    plots.plot_history(history, f"{name} distilled student", run_dir / "Plots" / f"{name}_distiller_curves.png")
-    student_file = save_model(student, run_dir / f"{name}_Student.keras")
-    save_model(student, run_dir / f"{name}_Student.h5")
-    row = record(run_dir, data, f"{name}_student", "distilled", name, "float32", student, student_file)
-    write_seed_student_files(run_dir, name, data)
-    return student, row
+    write_csv(history, run_dir / rf.distill_history(name))
+    student_file = save_model(student, run_dir / rf.student_model(name))
+    save_model(student, run_dir / rf.student_model(name, ".h5"))
+    return student, record(run_dir, data, scoring(cfg), f"{name}_student", "distilled", name, "float32", student,
+                           student_file)
 
 
 def quantize_step(name: str, student: keras.Model, student_row: dict, data: Dataset, cfg: Config,
                   run_dir: Path) -> dict:
     """Export every PTQ mode, run the safety gate; returns ``{"rows": summary rows, "gate": record}``."""
     log.info("== %s: quantizing the student (%s)", name, ", ".join(cfg.quant_modes))
-    out = lambda m: run_dir / f"{name}_student_{m}.tflite"  # noqa: E731
+    out = lambda m: run_dir / rf.quantized_model(name, m)  # noqa: E731
     files = convert_all(student, cfg.quant_modes, data.train.x, out)
     gate = None
     if "int8" in files and cfg.max_quant_drop >= 0:
@@ -113,33 +116,16 @@ def quantize_step(name: str, student: keras.Model, student_row: dict, data: Data
         files.update({a.mode: run_dir / a.file for a in attempts})
         gate = {"max_drop_points": cfg.max_quant_drop, "decision": decision,
                 "attempts": [dataclasses.asdict(a) for a in attempts]}
-    rows = [record(run_dir, data, f"{name}_student_{mode}", "quantized", name, mode, path, path,
+    rows = [record(run_dir, data, scoring(cfg), f"{name}_student_{mode}", "quantized", name, mode, path, path,
                    params=student_row["params"]) for mode, path in files.items()]
     return {"rows": rows, "gate": gate}
 
 
-def write_seed_student_files(run_dir: Path, name: str, data: Dataset) -> None:
-    """The seed's per-teacher student files, from the distilled student's saved test predictions."""
-    frame = pd.read_csv(run_dir / "predictions" / f"{name}_student.csv")
-    test = frame[frame["split"] == "test"].drop(columns="split")
-    metrics = _metrics_file(run_dir, f"{name}_student")
-    report.write_csv(report.classification_report_frame(metrics), run_dir / f"{name}_student_classification_report.csv",
-                     index=True)
-    confusion = report.confusion_frame(metrics, data.class_names)
-    report.write_csv(confusion, run_dir / f"{name}_student_Confusion.csv", index=True)
-    plots.plot_confusion(confusion, f"{name}-distilled student, test split", run_dir / f"{name}_student_confusion_matrix.png")
-    report.write_csv(test, run_dir / f"{name}_predictions.csv")
-
-
 def write_tables(run_dir: Path, tables: dict) -> pd.DataFrame:
     """``summary.csv``, the seed's ``TinyEvalRes_Quant.csv`` and ``quant_gate.json`` from every stage's rows."""
-    summary = pd.DataFrame(tables["rows"], columns=report.SUMMARY_COLUMNS)
-    report.write_csv(summary, run_dir / "summary.csv")
-    report.write_csv(pd.DataFrame(tables["quant"], columns=report.QUANT_COLUMNS), run_dir / "TinyEvalRes_Quant.csv")
+    summary = pd.DataFrame(tables["rows"], columns=rf.SUMMARY_COLUMNS)
+    write_csv(summary, run_dir / rf.SUMMARY)
+    write_csv(pd.DataFrame(tables["quant"], columns=rf.QUANT_COLUMNS), run_dir / rf.QUANT_TABLE)
     if tables["gates"]:
-        write_json(run_dir / "quant_gate.json", tables["gates"])
+        write_json(run_dir / rf.QUANT_GATE, tables["gates"])
     return summary
-
-
-def _metrics_file(run_dir: Path, model_id: str) -> dict:
-    return json.loads((run_dir / "predictions" / f"{model_id}_metrics.json").read_text())

@@ -1,4 +1,4 @@
-"""Fitting with early stopping on the validation split, and the per-epoch progress log.
+"""Training: fitting with early stopping on the validation split, the teachers and the scratch student.
 
 One function fits any Keras model (teacher, distiller, scratch student) the same way, so every
 model gets the same budget and the same selection rule: at most ``epochs`` epochs, stop when the
@@ -17,9 +17,18 @@ import pandas as pd
 
 from ctdistill.config import Config
 from ctdistill.data import Dataset
+from ctdistill.models.student import build_student
 from ctdistill.models.teachers import build_teacher, resolve_weights, set_base_trainable
-from ctdistill.recipe import (accuracy_metric, make_augmenter, make_loss, make_optimizer, set_bn_momentum,
-                              steps_per_epoch, training_batches, validation_batches)
+from ctdistill.recipe import (
+    accuracy_metric,
+    make_augmenter,
+    make_loss,
+    make_optimizer,
+    set_bn_momentum,
+    steps_per_epoch,
+    training_batches,
+    validation_batches,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,3 +155,15 @@ def train_teacher(name: str, data: Dataset, cfg: Config) -> tuple[keras.Model, p
     history = pd.concat(phases, ignore_index=True)
     history["epoch"] = np.arange(1, len(history) + 1)
     return teacher, history
+
+
+def new_student(data: Dataset, cfg: Config, name: str) -> keras.Model:
+    return build_student(data.input_shape, data.n_classes, name=name, head=cfg.student, bn_momentum=cfg.bn_momentum)
+
+
+def train_scratch(data: Dataset, cfg: Config, label: str) -> tuple[keras.Model, pd.DataFrame]:
+    """The no-teacher baseline: same student, same recipe, same budget and selection rule."""
+    student = new_student(data, cfg, "scratch_student")
+    trainer = compile_classifier(student, cfg, cfg.learning_rate, data.train.y, cfg.epochs)
+    history = fit(trainer, data, cfg, f"{label} scratch")
+    return student, history

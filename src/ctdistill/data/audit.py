@@ -117,7 +117,7 @@ def _collect_numpy(path: Path) -> pd.DataFrame:
     data = _load_numpy_native(path)
     rows = []
     for split, (x, y, names) in data.items():
-        for i, (img, label) in enumerate(zip(x, y)):
+        for i, (img, label) in enumerate(zip(x, y, strict=True)):
             rgb = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).convert("RGB")
             rows.append({"path": f"X_{FILE_SPLIT[split]}.npy[{i}]", "split": split, "label": names[label],
                          **_hashes(rgb), "width": img.shape[1], "height": img.shape[0], "mode": "array",
@@ -167,7 +167,7 @@ def flag(table: pd.DataFrame) -> pd.DataFrame:
     table["flags"] = [";".join(name for name, on in (("exact_copy", e >= 0), ("near_copy", n >= 0),
                                                       ("cross_split", c), ("label_conflict", lc)) if on)
                       for e, n, c, lc in zip(table["exact_group"], table["near_group"], table["cross_split"],
-                                             table["label_conflict"])]
+                                             table["label_conflict"], strict=True)]
     return table
 
 

@@ -39,9 +39,8 @@ def store(key: str, arrays: dict[str, np.ndarray]) -> None:
     """Write atomically; a cache that cannot be written only costs time, so failures are ignored."""
     try:
         cache_dir().mkdir(parents=True, exist_ok=True)
-        with atomic_path(cache_dir() / f"{key}.npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+        with atomic_path(cache_dir() / f"{key}.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
     except OSError:
         pass
 

@@ -118,7 +118,7 @@ def resolve_classes(folders: dict[str, list[str]], class_map: dict[str, str] | N
     names = sorted({c for m in named.values() for c in m.values()})
     if len(names) < 2:
         raise DataError(f"only one class ({names[0]!r}) found: classification needs at least two"
-                        + ("" if class_map else f" (class folders: {', '.join(sorted(set(sum(folders.values(), []))))})"))
+                        + ("" if class_map else f" (class folders: {', '.join(_all_folders(folders))})"))
     return ClassMapping(named, names, source)
 
 
@@ -159,3 +159,7 @@ def _same_class(a: str, b: str) -> bool:
         return True
     short, long = sorted((a, b), key=len)
     return long.startswith(short) and not long[len(short)].isalnum()
+
+
+def _all_folders(folders: dict[str, list[str]]) -> list[str]:
+    return sorted({name for names in folders.values() for name in names})

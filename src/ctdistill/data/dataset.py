@@ -77,7 +77,8 @@ class Dataset:
             "fingerprint": self.fingerprint,
             "input_shape": list(self.input_shape),
             "class_names": self.class_names,
-            "counts": {s: dict(zip(self.class_names, self.split(s).counts(self.n_classes))) for s in SPLITS},
+            "counts": {s: dict(zip(self.class_names, self.split(s).counts(self.n_classes), strict=True))
+                       for s in SPLITS},
             "skipped": self.skipped,
             "classes": self.classes,
             "test_split": TEST_SPLITS[self.test_split],

@@ -54,8 +54,11 @@ def decode_image(data: bytes, size: int, channels: int, name: str = "<bytes>", c
         ``np.ndarray`` of dtype uint8.
 
     Example:
-        >>> arr = decode_image(open("slice.png", "rb").read(), 32, 3)  # doctest: +SKIP
-        >>> arr.shape
+        >>> import io
+        >>> from PIL import Image
+        >>> png = io.BytesIO()
+        >>> Image.new("L", (64, 48), 128).save(png, "PNG")   # a grey 64x48 slice
+        >>> decode_image(png.getvalue(), 32, 3).shape
         (32, 32, 3)
     """
     return decode_image_crop(data, size, channels, name, crop)[0]

@@ -42,7 +42,8 @@ def inspect_path(path: str | Path, class_map: str | Path | None = None) -> dict:
                     heights.append(img.height)
             except (UnidentifiedImageError, OSError):
                 unreadable.append(str(file))
-    return {"layout": "folder tree", "classes": mapping.to_dict(), "class_text": mapping.describe(), "splits": splits, "formats": dict(formats), "modes": dict(modes),
+    return {"layout": "folder tree", "classes": mapping.to_dict(), "class_text": mapping.describe(), "splits": splits,
+            "formats": dict(formats), "modes": dict(modes),
             "width": _range(widths), "height": _range(heights), "unreadable": unreadable}
 
 
@@ -52,7 +53,7 @@ def _range(values: list[int]) -> dict:
 
 def _inspect_numpy(root: Path) -> dict:
     out = {"layout": "numpy", "arrays": {}}
-    for split, stem in FILE_SPLIT.items():
+    for stem in FILE_SPLIT.values():
         for kind in ("X", "y"):
             file = root / f"{kind}_{stem}.npy"
             if file.is_file():

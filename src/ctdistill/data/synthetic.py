@@ -82,7 +82,7 @@ def load_synthetic(size: int, channels: int, per_class: tuple[int, int, int] = (
     splits = {}
     # Without a crop the key (and the images) are those of every earlier version.
     tag = f"synthetic-v1:{size}:{channels}:{per_class}:{seed}" + ("" if crop == "none" else f":crop-{crop}")
-    for s_index, (split, count) in enumerate(zip(SPLITS, per_class)):
+    for s_index, (split, count) in enumerate(zip(SPLITS, per_class, strict=True)):
         rng = np.random.default_rng([seed, s_index])
         labels = np.repeat(np.arange(len(CLASS_NAMES)), count)
         rng.shuffle(labels)

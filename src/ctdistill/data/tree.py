@@ -17,8 +17,8 @@ from sklearn.model_selection import train_test_split
 
 from ctdistill.data import cache
 from ctdistill.data.classes import ClassMapping, read_class_map, resolve_classes
-from ctdistill.data.dataset import SPLITS, Dataset, Split
 from ctdistill.data.crop import CROP_VERSION, Crop
+from ctdistill.data.dataset import SPLITS, Dataset, Split
 from ctdistill.data.decode import DECODER_VERSION, decode_image_crop
 from ctdistill.errors import DataError
 
@@ -99,7 +99,7 @@ def load_tree(root: Path, size: int, channels: int, seed: int = 0, strict: bool 
     index = {n: i for i, n in enumerate(names)}
     hashes = {s: [_sha256(p) for _, p in items] for s, items in per_split.items()}
     content = [[s, label, str(p.relative_to(root)), h] for s, items in per_split.items()
-               for (label, p), h in zip(items, hashes[s])]
+               for (label, p), h in zip(items, hashes[s], strict=True)]
     fingerprint = cache.cache_key(sorted(c[1:] for c in content))
     key = cache.cache_key("tree", content, size, channels, DECODER_VERSION, crop, CROP_VERSION)
     arrays = cache.load(key)
@@ -119,7 +119,7 @@ def load_tree(root: Path, size: int, channels: int, seed: int = 0, strict: bool 
         index = {n: i for i, n in enumerate(names)}
         log.warning("skipped %d unreadable image(s) (use --strict to stop instead):\n  %s", len(skipped),
                     "\n  ".join(skipped))
-    splits = {s: Split(arrays[s], np.array([index[l] for l, _ in items], dtype=np.int64),
+    splits = {s: Split(arrays[s], np.array([index[label] for label, _ in items], dtype=np.int64),
                        [str(p) for _, p in items]) for s, items in per_split.items()}
     crop_stats = crop_summary(crop, per_split, arrays)
     given = "all" not in splits
@@ -140,7 +140,7 @@ def crop_summary(crop: str, per_split: dict[str, list[tuple[str, Path]]], arrays
         labels = np.array([label for label, _ in items])
         share, why = arrays[f"{split}_crop_share"], arrays[f"{split}_crop_fallback"]
         shares[split] = {c: round(float(np.median(share[labels == c])), 3) for c in sorted(set(labels))}
-        for (_, path), reason in zip(items, why):
+        for (_, path), reason in zip(items, why, strict=True):
             if reason:
                 fallbacks.setdefault(str(reason), []).append(str(path))
     if fallbacks:
@@ -177,7 +177,8 @@ def _decode_splits(per_split: dict[str, list[tuple[str, Path]]], size: int, chan
 def _without_skipped(per_split: dict[str, list[tuple[str, Path]]],
                      arrays: dict[str, np.ndarray]) -> dict[str, list[tuple[str, Path]]]:
     # Only the readable files have arrays (images, crop shares): the lists must match them.
-    return {s: [item for item, ok in zip(items, arrays[f"{s}_ok"]) if ok] for s, items in per_split.items()}
+    return {s: [item for item, ok in zip(items, arrays[f"{s}_ok"], strict=True) if ok]
+            for s, items in per_split.items()}
 
 
 def _decode_all(items: list[tuple[str, Path]], size: int, channels: int, crop: str

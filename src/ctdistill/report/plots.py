@@ -159,5 +159,5 @@ def plot_accuracy_vs_latency(metrics: pd.DataFrame, bench: pd.DataFrame, path: P
 
 def _label(ax, names, xs, ys) -> None:
     """Name every point, small, just right of it."""
-    for name, x, y in zip(names, xs, ys):
+    for name, x, y in zip(names, xs, ys, strict=True):
         ax.annotate(name, (x, y), fontsize=6, xytext=(4, 2), textcoords="offset points")

@@ -1,7 +1,7 @@
 """Measure training-recipe choices on the student trained from scratch (no teacher), real data.
 
 Usage:
-    python bench/recipe.py [--data DIR] [--seeds 0,1,2] [--epochs 150] [--out results.csv] [--int8] VARIANT...
+    python bench/recipe_variants.py [--data DIR] [--seeds 0,1,2] [--epochs 150] [--out results.csv] [--int8] VARIANT...
 
 A variant is ``name`` from ``VARIANTS`` below (each is a set of config overrides on top of the
 default ``ctdistill`` recipe). Every (variant, seed) trains the student through the library's own
@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "chest-ct-scan"
+from _common import DEFAULT_DATA, use_checkout
 
 VARIANTS = {
     "ctdistill": {},
@@ -59,7 +56,8 @@ VARIANTS = {
 
 def int8_figures(model, data, tmp: Path) -> dict:
     """Convert to full-int8 LiteRT, score it on test, time batch-1 inference (1 thread)."""
-    from ctdistill.quantize import LiteRTModel, convert_all
+    from ctdistill.inference import LiteRTModel
+    from ctdistill.quantize import convert_all
 
     path = convert_all(model, ("int8",), data.train.x, lambda m: tmp / f"student_{m}.tflite")["int8"]
     lite = LiteRTModel(path, num_threads=1)
@@ -78,7 +76,8 @@ def int8_figures(model, data, tmp: Path) -> dict:
 
 def score_on_test(model, data) -> dict:
     """Accuracy and macro-F1 on the official test split, accuracy on its de-duplicated view (0..1)."""
-    from ctdistill.evaluate import Predictions, classification_metrics, predict_keras
+    from ctdistill.inference import predict_keras
+    from ctdistill.metrics import Predictions, classification_metrics
 
     proba = predict_keras(model, data.test.x)
     full = classification_metrics(Predictions(data.test.y, proba), data.class_names)
@@ -89,8 +88,8 @@ def score_on_test(model, data) -> dict:
 
 def run_one(data_dir: Path, overrides: dict, seed: int, epochs: int, int8: bool = False) -> dict:
     from ctdistill.config import Config
-    from ctdistill.distill import train_scratch
     from ctdistill.pipeline import audit_step, load_data, seed_everything
+    from ctdistill.train import train_scratch
 
     cfg = Config.from_mapping({"data": str(data_dir), "weights": "none", "teachers": "vgg16", "epochs": epochs,
                                "seed": seed, **overrides}, "variant")
@@ -131,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for name in args.variants:
         for seed in (int(s) for s in args.seeds.split(",")):
-            row = {"variant": name, "epochs": args.epochs, **run_one(args.data, VARIANTS[name], seed, args.epochs, args.int8)}
+            row = {"variant": name, "epochs": args.epochs,
+                   **run_one(args.data, VARIANTS[name], seed, args.epochs, args.int8)}
             rows.append(row)
             pd.DataFrame([row]).to_csv(args.out, mode="a", header=not args.out.exists(), index=False)
             print(row, flush=True)
@@ -157,5 +157,5 @@ def summarise(frame: pd.DataFrame) -> str:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "src"))
+    use_checkout()
     main()

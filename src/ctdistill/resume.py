@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ctdistill.errors import ConfigError, CtdistillError, DataError
-from ctdistill.runfolder import write_json
+from ctdistill.runfolder import CONFIG, MANIFEST, STAGES, read_json, write_json
 
 log = logging.getLogger("ctdistill")
-STAGES_DIR = "stages"
+STAGES_DIR = STAGES
 
 
 class RunInterrupted(CtdistillError):
@@ -125,7 +125,7 @@ def saved_values(run_dir: Path) -> dict[str, Any]:
     legacy values (``config.LEGACY_VALUES``)."""
     from ctdistill.config import LEGACY_VALUES
 
-    saved_file = Path(run_dir) / "config.json"
+    saved_file = Path(run_dir) / CONFIG
     if not saved_file.is_file():
         raise ConfigError(f"{run_dir}: not a ctdistill run folder (no config.json); nothing to resume")
     return {**LEGACY_VALUES, **json.loads(saved_file.read_text(encoding="utf-8"))}
@@ -142,7 +142,7 @@ def resumed_config(run_dir: Path, values: dict[str, Any], moved: dict[str, Any] 
     from ctdistill.config import Config
 
     saved = {**saved_values(run_dir), **(moved or {})}
-    source = str(Path(run_dir) / "config.json")
+    source = str(Path(run_dir) / CONFIG)
     before = Config.from_mapping(saved, source).to_dict()
     after = Config.from_mapping({**saved, **values}, "the resumed configuration").to_dict()
     changed = [f"{k}: {before[k]!r} -> {after[k]!r}" for k in before if before[k] != after[k]]
@@ -162,7 +162,7 @@ def resumed_key(cfg, run_dir: Path, fingerprint: str) -> str:
 
 def check_same_data(run_dir: Path, fingerprint: str) -> None:
     """Refuse to resume when the dataset's content changed since the run started."""
-    manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
+    manifest = read_json(run_dir, MANIFEST)
     was = manifest.get("dataset", {}).get("fingerprint")
     if was != fingerprint:
         raise DataError(f"{run_dir}: refused to resume: the dataset changed since the run started "

@@ -1,6 +1,6 @@
 """Inference speed of the student: int8 LiteRT against Keras float32, side by side in one run.
 
-    python bench/inference.py [--data DIR] [--epochs 20] [--calls 200] [--batch 256] [--keep DIR]
+    python bench/inference_speed.py [--data DIR] [--epochs 20] [--calls 200] [--batch 256] [--keep DIR]
 
 Trains the seed student from scratch on the real data for ``--epochs`` (speed does not depend on
 how well it is trained; the int8 calibration uses real training images, as a run does), exports
@@ -19,8 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "chest-ct-scan"
+from _common import DEFAULT_DATA, use_checkout
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,9 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     import ctdistill  # noqa: F401  (TensorFlow settings first)
     from ctdistill.benchmark import bench_models
     from ctdistill.config import Config
-    from ctdistill.distill import train_scratch
     from ctdistill.pipeline import audit_step, load_data, seed_everything
     from ctdistill.quantize import convert_all
+    from ctdistill.train import train_scratch
 
     cfg = Config.from_mapping({"data": args.data, "teachers": ["vgg16"], "weights": "none", "epochs": args.epochs})
     cfg = dataclasses.replace(cfg, deterministic=False)  # op determinism would slow Keras here, not in `bench`
@@ -60,5 +59,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE.parent / "src"))
+    use_checkout()
     main()

@@ -1,6 +1,5 @@
-"""Metrics from predictions: numbers in, numbers out (formatting lives in ``report``).
+"""Metrics of one model from its predictions: numbers in, numbers out (formatting lives in ``report``).
 
-Also the one place that turns a model (Keras or LiteRT) into class probabilities for a split.
 ``clinical_metrics`` gives what a reader of a medical-imaging paper expects of one model: per-class
 sensitivity and specificity, one-vs-rest ROC-AUC, calibration (ECE) and bootstrap confidence
 intervals (scipy's ``bootstrap``).
@@ -11,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy.special import softmax
 from scipy.stats import bootstrap, rankdata
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, classification_report, confusion_matrix,
-                             precision_recall_fscore_support)
-
-from ctdistill.quantize import LiteRTModel
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    classification_report,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
 
 
 @dataclasses.dataclass
@@ -29,29 +30,6 @@ class Predictions:
     @property
     def y_pred(self) -> np.ndarray:
         return self.proba.argmax(axis=1)
-
-
-def predict_keras(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities of a logits-output Keras model."""
-    return softmax(keras_logits(model, x, batch_size), axis=1)
-
-
-def keras_logits(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The model's outputs, batch by batch with ``predict_on_batch``.
-
-    ``Model.predict`` on NumPy arrays builds a parallel ``tf.data`` map, which TensorFlow's
-    deterministic mode rewrites with a spurious C++ error line on every call.
-    """
-    x = x.astype(np.float32, copy=False)
-    if not len(x):
-        return np.zeros((0, model.outputs[0].shape[-1]), np.float32)
-    return np.concatenate([np.asarray(model.predict_on_batch(x[i:i + batch_size]))
-                           for i in range(0, len(x), batch_size)])
-
-
-def predict_tflite(path, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities of a ``.tflite`` model, batched (not one image per invoke)."""
-    return LiteRTModel(path).predict_proba(x, batch_size)
 
 
 def classification_metrics(pred: Predictions, class_names: list[str]) -> dict:
@@ -177,7 +155,7 @@ def clinical_metrics(y: np.ndarray, proba: np.ndarray, class_names: list[str], n
             return np.array([np.mean(y[i] == yp[i]), macro_f1(y[i], yp[i], k), macro_auc(y[i], proba[i], k)])
 
         low, high = bootstrap_ci(stat, len(y), n_resamples, ci_method, seed)
-        for name, lo, hi in zip(CI_METRICS, low, high):
+        for name, lo, hi in zip(CI_METRICS, low, high, strict=True):
             overall[f"{name}_lo"], overall[f"{name}_hi"] = float(lo), float(hi)
     confusion = np.asarray(base["confusion"])
     per_class = []
@@ -193,3 +171,39 @@ def clinical_metrics(y: np.ndarray, proba: np.ndarray, class_names: list[str], n
 
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")
+
+
+def scoring_options(config: dict) -> dict:
+    """The options of :func:`model_metrics` from a run's configuration (``Config.to_dict()`` or
+    ``config.json``): calibration bins, bootstrap resamples and method, and the seed."""
+    return {"n_bins": config["ece_bins"], "n_resamples": config["bootstrap_resamples"],
+            "ci_method": config["ci_method"], "seed": config["seed"]}
+
+
+def model_metrics(y: np.ndarray, proba: np.ndarray, class_names: list[str], dedup: np.ndarray | None,
+                  options: dict) -> dict:
+    """Every number the run reports for one model on the test split, computed once.
+
+    Args:
+        y, proba: true labels and class probabilities on the test split.
+        class_names: label index -> name.
+        dedup: boolean mask of the de-duplicated test view (None when the data was not audited).
+        options: :func:`scoring_options`.
+
+    Returns:
+        :func:`clinical_metrics`' result plus ``"report"`` (sklearn's per-class dict, for the seed's
+        tables), ``"dedup"`` (the de-duplicated view's overall metrics, no intervals; None without an
+        audit) and ``"options"``.
+
+    Example:
+        >>> m = model_metrics(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"], None,
+        ...                   {"n_bins": 10, "n_resamples": 0, "ci_method": "percentile", "seed": 0})
+        >>> m["overall"]["accuracy"], m["dedup"]
+        (1.0, None)
+    """
+    result = clinical_metrics(y, proba, class_names, **options)
+    result["report"] = classification_metrics(Predictions(y, proba), class_names)["report"]
+    result["dedup"] = (None if dedup is None else
+                       clinical_metrics(y[dedup], proba[dedup], class_names, options["n_bins"], 0)["overall"])
+    result["options"] = dict(options)
+    return result

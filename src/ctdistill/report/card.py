@@ -9,14 +9,13 @@ preprocessing from here, so prediction repeats training's exactly.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
 from ctdistill.data.dataset import TEST_SPLITS
-from ctdistill.runfolder import write_json
+from ctdistill.runfolder import CONFIG, MANIFEST, QUANT_GATE, card_path, read_json, read_summary, write_json
 
 INTENDED_USE = ("Research on model compression for chest-CT slice classification. Not a medical device: not "
                 "for diagnosis, triage or any clinical decision.")
@@ -28,20 +27,19 @@ CARD_METRICS = ("accuracy", "accuracy_lo", "accuracy_hi", "balanced_accuracy", "
                 "auc_lo", "auc_hi", "ece", "n", "accuracy_dedup", "f1_dedup", "n_dedup")
 
 
-def card_path(model_file: Path) -> Path:
-    return model_file.with_name(model_file.name + ".json")
+def write_cards(run_dir: Path, metrics: pd.DataFrame | None) -> list[Path]:
+    """Write a card for every model file of a run listed in ``summary.csv`` (column ``file``).
 
-
-def write_cards(run_dir: Path) -> list[Path]:
-    """Write a card for every model file of a run listed in ``summary.csv`` (column ``file``)."""
-    summary = pd.read_csv(run_dir / "summary.csv")
+    Args:
+        run_dir: the run folder.
+        metrics: the report's metrics table (``scoring.assess_run``), one row per model; None: no scores.
+    """
+    summary = read_summary(run_dir)
     if "file" not in summary:
         return []
-    metrics = pd.read_csv(run_dir / "metrics.csv").set_index("model") if (run_dir / "metrics.csv").is_file() else None
-    config = json.loads((run_dir / "config.json").read_text())
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    gate_file = run_dir / "quant_gate.json"
-    gates = json.loads(gate_file.read_text()) if gate_file.is_file() else {}
+    metrics = None if metrics is None else metrics.set_index("model")
+    config, manifest = read_json(run_dir, CONFIG), read_json(run_dir, MANIFEST)
+    gates = read_json(run_dir, QUANT_GATE, {})
     written = []
     for row in summary.itertuples():
         model_file = run_dir / str(row.file)

@@ -1,8 +1,9 @@
 """The run's assessment: every model's clinical metrics and the paired comparisons, from saved predictions.
 
 Reads only what a run folder keeps (``summary.csv``, ``manifest.json``, ``config.json``,
-``predictions/<model>.csv``), so ``ctdistill report`` gives the same numbers on a finished run,
-on another machine, without the models. Numbers only; ``report`` and ``page`` format them.
+``predictions/<model>.csv`` and the metrics stored beside them), so ``ctdistill report`` gives the
+same numbers on a finished run, on another machine, without the models. Numbers only; ``report``
+formats them.
 
 Example:
     >>> tables = assess_run(Path("runs/ct1"))                          # doctest: +SKIP
@@ -12,38 +13,48 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
+from ctdistill import runfolder
 from ctdistill.compare import paired_gain, quantization_impact
-from ctdistill.errors import RunFolderError
-from ctdistill.evaluate import clinical_metrics
+from ctdistill.config import Config
+from ctdistill.metrics import model_metrics, scoring_options
+from ctdistill.runfolder import (
+    CONFIG,
+    predictions_dir,
+    read_json,
+    read_metrics,
+    read_predictions,
+    read_summary,
+    repeated_seeds,
+    split_arrays,
+)
 
 
 @dataclasses.dataclass
 class ModelPredictions:
-    """One model's saved test predictions."""
+    """One model's saved test predictions and its metrics (stored by ``records``, or recomputed)."""
 
     y: np.ndarray
     proba: np.ndarray
     dedup: np.ndarray | None  # the de-duplicated test view (None when the run was not audited)
+    metrics: dict
 
 
-def load_predictions(run_dir: Path, model: str, class_names: list[str], folder: Path | None = None) -> ModelPredictions:
-    """Test-split labels and probabilities of ``model`` from ``predictions/<model>.csv`` (or ``folder``)."""
-    path = (folder or run_dir / "predictions") / f"{model}.csv"
-    if not path.is_file():
-        raise RunFolderError(f"{path}: missing; is {run_dir} a finished ctdistill run?")
-    frame = pd.read_csv(path)
-    test = frame[frame["split"] == "test"]
-    index = {name: i for i, name in enumerate(class_names)}
-    dedup = test["dedup"].astype(bool).to_numpy() if "dedup" in test and test["dedup"].notna().all() else None
-    return ModelPredictions(test["true_label"].map(index).to_numpy(),
-                            test[[f"prob_{name}" for name in class_names]].to_numpy(dtype=float), dedup)
+def load_model_scores(run_dir: Path, model: str, class_names: list[str], options: dict,
+                      seed: int | None = None) -> ModelPredictions:
+    """A model's test predictions and metrics: the metrics stored with them when they were computed
+    with ``options``, else computed now from the saved predictions (the same function either way)."""
+    folder = predictions_dir(run_dir, seed)
+    y, proba, dedup = split_arrays(read_predictions(folder, model), "test", class_names)
+    stored = read_metrics(folder, model)
+    if stored is None or stored.get("options") != options:  # older runs, or `report --resamples` etc.
+        stored = model_metrics(y, proba, class_names, dedup, options)
+    return ModelPredictions(y, proba, dedup, stored)
 
 
 def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None = None,
@@ -57,28 +68,22 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
 
     Returns:
         ``{"metrics", "per_class", "quantization_impact", "distillation_gain"}`` DataFrames, plus
-        ``"seeds"`` (mean ± std across ``--seeds``; empty without), ``"curves"`` (per model: ROC points per class and calibration bins, for the plots),
+        ``"seeds"`` (mean ± std across ``--seeds``; empty without), ``"curves"`` (per model: ROC points
+        per class and calibration bins, for the plots),
         ``"class_names"``, ``"summary"`` (the run's summary.csv) and ``"config"``.
     """
     run_dir = Path(run_dir)
-    try:
-        summary = pd.read_csv(run_dir / "summary.csv")
-        config = json.loads((run_dir / "config.json").read_text())
-        class_names = json.loads((run_dir / "manifest.json").read_text())["dataset"]["class_names"]
-    except (FileNotFoundError, KeyError, json.JSONDecodeError) as exc:
-        raise RunFolderError(f"{run_dir}: not a finished ctdistill run ({exc})") from None
-    options = {"n_bins": n_bins or config.get("ece_bins", 10),
-               "n_resamples": config.get("bootstrap_resamples", 1000) if n_resamples is None else n_resamples,
-               "ci_method": ci_method or config.get("ci_method", "percentile"), "seed": config.get("seed", 0)}
-    preds = {m: load_predictions(run_dir, m, class_names) for m in summary["model"]}
+    summary, config, class_names = read_summary(run_dir), read_json(run_dir, CONFIG), runfolder.class_names(run_dir)
+    options = scoring_options({**Config().to_dict(), **config})
+    options.update({k: v for k, v in (("n_bins", n_bins), ("n_resamples", n_resamples), ("ci_method", ci_method))
+                    if v is not None})
+    preds = {m: load_model_scores(run_dir, m, class_names, options) for m in summary["model"]}
     metric_rows, class_rows, curves = [], [], {}
     for row in summary.itertuples():
         p = preds[row.model]
-        result = clinical_metrics(p.y, p.proba, class_names, **options)
-        dedup = {}
-        if p.dedup is not None:
-            view = clinical_metrics(p.y[p.dedup], p.proba[p.dedup], class_names, options["n_bins"], 0)["overall"]
-            dedup = {f"{k}_dedup": view[k] for k in ("accuracy", "f1", "auc", "n")}
+        result = p.metrics
+        dedup = ({} if result["dedup"] is None else
+                 {f"{k}_dedup": result["dedup"][k] for k in ("accuracy", "f1", "auc", "n")})
         metric_rows.append({"model": row.model, "kind": row.kind, "teacher": row.teacher, "mode": row.mode,
                             "size_mb": row.size_mb, "params": row.params, **result["overall"], **dedup})
         class_rows += [{"model": row.model, **c} for c in result["per_class"]]
@@ -87,23 +92,23 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
     return {"metrics": pd.DataFrame(metric_rows), "per_class": pd.DataFrame(class_rows),
             "quantization_impact": _quantization_table(summary, preds, class_names),
             "distillation_gain": _gain_table(summary, preds, class_names, options),
-            "seeds": _seed_table(run_dir, preds, class_names, options["seed"]),
+            "seeds": _seed_table(run_dir, preds, class_names, options),
             "curves": curves, "class_names": class_names, "summary": summary, "config": config}
 
 
-def _seed_table(run_dir: Path, preds: dict, class_names: list[str], seed: int) -> pd.DataFrame:
+def _seed_table(run_dir: Path, preds: dict, class_names: list[str], options: dict) -> pd.DataFrame:
     """Per model: test accuracy and macro-F1 for every seed (``--seeds``), then mean and std."""
-    folders = sorted((run_dir / "predictions").glob("seed*"), key=lambda f: int(f.name[4:]))
-    if not folders:
+    seeds = repeated_seeds(run_dir)
+    if not seeds:
         return pd.DataFrame()
-    rows, models = [], [f.stem for f in sorted(folders[0].glob("*.csv"))]
-    for name, folder in [(seed, None)] + [(int(f.name[4:]), f) for f in folders]:
+    rows, models = [], [f.stem for f in sorted(predictions_dir(run_dir, seeds[0]).glob("*.csv"))]
+    for seed in [None] + seeds:
         for model in models:
-            p = preds[model] if folder is None else load_predictions(run_dir, model, class_names, folder)
-            view = clinical_metrics(p.y, p.proba, class_names, n_resamples=0)["overall"]
-            dedup = float(np.mean(p.y[p.dedup] == p.proba[p.dedup].argmax(1))) if p.dedup is not None else np.nan
-            rows.append({"model": model, "seed": name, "accuracy": view["accuracy"], "f1": view["f1"],
-                         "accuracy_dedup": dedup})
+            scores = preds[model] if seed is None else load_model_scores(run_dir, model, class_names, options, seed)
+            m = scores.metrics
+            rows.append({"model": model, "seed": options["seed"] if seed is None else seed,
+                         "accuracy": m["overall"]["accuracy"], "f1": m["overall"]["f1"],
+                         "accuracy_dedup": np.nan if m["dedup"] is None else m["dedup"]["accuracy"]})
     long = pd.DataFrame(rows)
     stats = long.groupby("model", sort=False).agg(
         seeds=("seed", "count"), accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),

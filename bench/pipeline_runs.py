@@ -1,6 +1,6 @@
 """ctdistill against the seed's procedure (``bench/reference_seed.py``): same data, teachers and budget.
 
-    python bench/pipeline.py [--data DIR] [--quick] [--teachers a,b] [--epochs N] [--teacher-epochs N]
+    python bench/pipeline_runs.py [--data DIR] [--quick] [--teachers a,b] [--epochs N] [--teacher-epochs N]
 
 Each implementation runs in its own fresh process (one after the other, so they never share the
 cores; determinism, which ctdistill switches on process-wide, cannot leak into the reference).
@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "chest-ct-scan"
+from _common import DEFAULT_DATA, HERE
+
 ALL_TEACHERS = "vgg16,vgg19,resnet50,densenet121,efficientnetb3,nasnetmobile,xception"
 
 

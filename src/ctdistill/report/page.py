@@ -1,19 +1,18 @@
 """Lay out the run report: ``report.html`` (one self-contained file, images embedded) and ``report.md``.
 
-Formatting only: every number comes from ``assess.assess_run``'s tables.
+Formatting only: every number comes from ``scoring.assess_run``'s tables.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from ctdistill.data.dataset import TEST_SPLITS
-from ctdistill.runfolder import atomic_path
+from ctdistill.runfolder import MANIFEST, REPORT_HTML, REPORT_MD, atomic_path, read_json
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
@@ -50,14 +49,13 @@ def write_pages(tables: dict, figures: dict[str, Path], run_dir: Path, out: Path
     frames = {name: _shown(name, tables[name]) for name, _, _ in SECTIONS}
     header = _header(tables, run_dir)
     sections = [(name, title, note.format(test_split=dict(header)["test split"])) for name, title, note in SECTIONS]
-    return [_write(out / "report.html", _html(header, frames, figures, sections)),
-            _write(out / "report.md", _markdown(header, frames, figures, out, sections))]
+    return [_write(out / REPORT_HTML, _html(header, frames, figures, sections)),
+            _write(out / REPORT_MD, _markdown(header, frames, figures, out, sections))]
 
 
 def _header(tables: dict, run_dir: Path) -> list[tuple[str, str]]:
     config = tables["config"]
-    manifest_path = run_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_json(run_dir, MANIFEST, {})
     data = manifest.get("dataset", {})
     counts = data.get("counts", {})
     return [("run", str(run_dir.resolve().name)), ("data", str(data.get("source", config.get("data")))),

@@ -1,0 +1,115 @@
+"""Presentation: the run report and the files in the seed's names. Computes nothing, only formats
+numbers (``scoring`` computes them from the run folder; ``tables`` formats, ``plots`` draws, ``page``
+lays out report.html / report.md, ``card`` writes the model cards).
+
+Every writer goes through ``runfolder.atomic_path`` so a file is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from ctdistill import runfolder as rf
+from ctdistill.report import page, plots
+from ctdistill.report.card import write_cards
+from ctdistill.report.tables import classification_report_frame, confusion_frame
+from ctdistill.runfolder import write_csv
+from ctdistill.scoring import assess_run
+
+log = logging.getLogger("ctdistill")
+
+REPORT_TABLES = ("metrics", "per_class", "quantization_impact", "distillation_gain", "seeds")
+
+
+def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path]:
+    """Assess a finished run from its saved predictions and write the report files.
+
+    Args:
+        run_dir: the run folder.
+        out: where to write (default: the run folder itself).
+        **options: ``n_bins``, ``n_resamples``, ``ci_method`` (see ``scoring.assess_run``).
+
+    Returns:
+        The files written: ``metrics.csv``, ``per_class.csv``, ``quantization_impact.csv``,
+        ``distillation_gain.csv``, the plots under ``Plots/``, ``report.html`` and ``report.md``.
+    """
+    run_dir = Path(run_dir)
+    out = Path(out) if out else run_dir
+    tables = assess_run(run_dir, **options)
+    impact = tables["quantization_impact"]
+    for model in impact.loc[impact["collapsed"], "model"] if len(impact) else []:
+        log.warning("%s predicts one class for every test image: a collapsed model, not a result", model)
+    written = [write_csv(tables[name], out / f"{name}.csv") for name in REPORT_TABLES if len(tables[name])]
+    written += training_curves(run_dir, tables["summary"], out / rf.PLOTS)
+    figures = report_figures(tables, out / rf.PLOTS, run_dir / rf.BENCH)
+    written += figures.values()
+    written += page.write_pages(tables, figures, run_dir, out)
+    if out == run_dir:  # the model files are here: their cards and the seed's per-student files beside them
+        written += write_cards(run_dir, tables["metrics"])
+        written += seed_student_files(run_dir, tables["summary"], tables["class_names"])
+    return written
+
+
+def training_curves(run_dir: Path, summary: pd.DataFrame, folder: Path) -> list[Path]:
+    """Loss and accuracy per epoch of every trained model, from the history CSVs the run kept."""
+    histories = [(rf.SCRATCH_HISTORY, "student trained from scratch", "scratch_curves.png")]
+    for name in summary.loc[summary["kind"] == "teacher", "teacher"].dropna():
+        histories.append((rf.teacher_history(name), f"{name} teacher", f"{name}_teacher_curves.png"))
+    for name in summary.loc[summary["kind"] == "distilled", "teacher"].dropna():
+        histories.append((rf.distill_history(name), f"{name} distilled student", f"{name}_distiller_curves.png"))
+    return [plots.plot_history(pd.read_csv(run_dir / csv), title, folder / png)
+            for csv, title, png in histories if (run_dir / csv).is_file()]
+
+
+def seed_student_files(run_dir: Path, summary: pd.DataFrame, class_names: list[str]) -> list[Path]:
+    """The seed's per-teacher files of each distilled student: classification report, confusion matrix
+    (CSV and picture) and test predictions, from its saved predictions and metrics."""
+    written = []
+    for name in summary.loc[summary["kind"] == "distilled", "teacher"]:
+        folder = rf.predictions_dir(run_dir)
+        metrics = rf.read_metrics(folder, f"{name}_student")
+        frame = rf.read_predictions(folder, f"{name}_student")
+        confusion = confusion_frame(metrics, class_names)
+        written += [
+            write_csv(classification_report_frame(metrics), run_dir / f"{name}_student_classification_report.csv",
+                      index=True),
+            write_csv(confusion, run_dir / f"{name}_student_Confusion.csv", index=True),
+            plots.plot_confusion(confusion, f"{name}-distilled student, test split",
+                                 run_dir / f"{name}_student_confusion_matrix.png"),
+            write_csv(frame[frame["split"] == "test"].drop(columns="split"), run_dir / f"{name}_predictions.csv")]
+    return written
+
+
+def report_figures(tables: dict, folder: Path, bench_file: Path) -> dict[str, Path]:
+    """The report's figures: accuracy vs size (and vs latency, when ``bench_file`` exists: written by
+    ``ctdistill bench RUN_DIR``), then per teacher group ROC, reliability and confusion."""
+    metrics, curves, names = tables["metrics"], tables["curves"], tables["class_names"]
+    figures = {"Accuracy against model size": plots.plot_accuracy_vs_size(metrics, folder / "accuracy_vs_size.png")}
+    if bench_file.is_file():  # written by `ctdistill bench RUN_DIR`; its rows name files, the report models
+        bench, summary = pd.read_csv(bench_file), tables["summary"]
+        bench = bench[bench["format"] != "keras float32 predict"].copy()  # one point per model: its lean call
+        if "file" in bench and "file" in summary:
+            model_of = dict(zip(summary["file"], summary["model"], strict=True))
+            bench["model"] = bench["file"].map(model_of).fillna(bench["model"])
+        figures["Accuracy against batch-1 latency"] = plots.plot_accuracy_vs_latency(
+            metrics, bench, folder / "accuracy_vs_latency.png")
+    scratch = list(metrics.loc[metrics["kind"] == "scratch", "model"])
+    for teacher in [t for t in metrics["teacher"].dropna().unique() if t]:
+        group = list(metrics.loc[metrics["teacher"] == teacher, "model"]) + scratch
+        figures[f"{teacher}: ROC curves"] = plots.plot_roc({m: curves[m]["roc"] for m in group}, names,
+                                                           f"{teacher} teacher, its students and the scratch student",
+                                                           folder / f"{teacher}_roc.png")
+        figures[f"{teacher}: reliability"] = plots.plot_reliability(
+            {m: curves[m]["calibration"] for m in group}, f"{teacher}: calibration on the test split",
+            folder / f"{teacher}_reliability.png")
+        student = f"{teacher}_student"
+        if student in curves:
+            figures[f"{teacher}: distilled student confusion"] = plots.plot_confusion_pair(
+                curves[student]["confusion"], names, f"{student}, test split", folder / f"{student}_confusion.png")
+    for model in scratch:
+        figures[f"{model}: confusion"] = plots.plot_confusion_pair(
+            curves[model]["confusion"], names, f"{model}, test split", folder / f"{model}_confusion.png")
+    return figures
