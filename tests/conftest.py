@@ -113,3 +113,22 @@ def require_shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"REAL DATA ABSENT: {SHARED_DATA} not found; real-data tests need ../shared/data/chest-ct-scan")
     return SHARED_DATA
+
+
+# One finished run shared by every test that only reads a run folder (report, tables, seed files,
+# ensemble, seeds): two tiny teachers, their weighted ensemble, a repeated seed, every default PTQ mode.
+SHARED_RUN = {"weights": "none", "image_size": 16, "epochs": 3, "patience": 2, "batch_size": 32,
+              "synthetic_per_class": (12, 4, 6), "bootstrap_resamples": 200, "seeds": (0, 1),
+              "ensemble": "weighted"}
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, tiny_teacher, tiny_teacher_b):
+    """``(config, run folder)`` of the shared tiny run; tests must not modify the folder (copy it)."""
+    from ctdistill.config import Config
+    from ctdistill.pipeline import run
+
+    cfg = Config(teachers=(tiny_teacher, tiny_teacher_b), **SHARED_RUN)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CTDISTILL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        return cfg, run(cfg, tmp_path_factory.mktemp("shared") / "run")

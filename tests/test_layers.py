@@ -22,7 +22,7 @@ LAYERS = [
     ("models", {"models", "models.*", "inference"}),
     ("training, export and metrics", {"recipe", "train", "distill", "quantize", "quantgate", "metrics", "compare"}),
     ("recording a run", {"records", "resume", "steps", "repeats"}),
-    ("reporting", {"scoring", "report", "report.*"}),
+    ("reporting", {"scoring", "verdict", "report", "report.*"}),
     ("commands", {"pipeline", "predict", "benchmark", "doctor", "preflight"}),
     ("command line", {"options", "cli"}),
 ]

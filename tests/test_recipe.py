@@ -179,12 +179,8 @@ def test_ensemble_teacher_accepts_models_loaded_from_keras_files(tmp_path):
     np.testing.assert_allclose(out, [[1.0, 1.0, 0.0]], rtol=1e-6)
 
 
-def test_ensemble_run_distils_one_more_student(tmp_path, tiny_teacher, tiny_teacher_b):
-    from ctdistill.pipeline import run
-
-    cfg = Config(teachers=(tiny_teacher, tiny_teacher_b), weights="none", image_size=16, epochs=2, patience=2,
-                 batch_size=32, synthetic_per_class=(8, 3, 4), quant_modes=("int8",), ensemble="weighted")
-    out = run(cfg, tmp_path / "run")
+def test_ensemble_run_distils_one_more_student(finished_run, tiny_teacher, tiny_teacher_b):
+    cfg, out = finished_run  # two tiny teachers, ensemble = "weighted" (conftest)
     summary = pd.read_csv(out / "summary.csv").set_index("model")
     assert {"ensemble_teacher", "ensemble_student", "ensemble_student_int8"} <= set(summary.index)
     info = json.loads((out / "ensemble.json").read_text())

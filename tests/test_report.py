@@ -7,9 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from ctdistill.config import Config
 from ctdistill.errors import RunFolderError
-from ctdistill.pipeline import run
 from ctdistill.report import build_report
 
 REPORT_FILES = ["metrics.csv", "per_class.csv", "quantization_impact.csv", "distillation_gain.csv", "report.html",
@@ -18,10 +16,9 @@ REPORT_FILES = ["metrics.csv", "per_class.csv", "quantization_impact.csv", "dist
 
 
 @pytest.fixture(scope="module")
-def report_run(tmp_path_factory, tiny_teacher):
-    cfg = Config(teachers=(tiny_teacher,), weights="none", image_size=16, epochs=2, patience=2, batch_size=32,
-                 synthetic_per_class=(10, 4, 6), bootstrap_resamples=200, seeds=(0, 1))
-    return run(cfg, tmp_path_factory.mktemp("runs") / "r")
+def report_run(finished_run):
+    """The shared run (conftest): teachers tiny and tiny_b, their ensemble, seeds 0 and 1."""
+    return finished_run[1]
 
 
 def test_run_writes_every_report_file(report_run):
@@ -43,19 +40,21 @@ def test_metrics_have_intervals_auc_and_ece_for_every_model(report_run):
 
 def test_quantization_impact_and_distillation_gain_rows(report_run):
     impact = pd.read_csv(report_run / "quantization_impact.csv")
-    assert impact["model"].tolist() == ["tiny_student_dynamic", "tiny_student_float16", "tiny_student_int8"]
+    assert impact["model"].tolist() == [f"{t}_student_{m}" for t in ("tiny", "tiny_b", "ensemble")
+                                        for m in ("dynamic", "float16", "int8")]
     assert impact["flip_rate"].between(0, 1).all() and impact["mcnemar_p"].between(0, 1).all()
     assert {f"sensitivity_change_{c}" for c in ("cavity", "mass", "nodule", "normal")} <= set(impact)
     gain = pd.read_csv(report_run / "distillation_gain.csv")
-    assert gain[["model", "baseline"]].values.tolist() == [["tiny_student", "scratch_student"]]
+    assert gain[["model", "baseline"]].values.tolist() == [[f"{t}_student", "scratch_student"]
+                                                           for t in ("tiny", "tiny_b", "ensemble")]
     assert gain["accuracy_gain_lo"].iloc[0] <= gain["accuracy_gain"].iloc[0] <= gain["accuracy_gain_hi"].iloc[0]
 
 
 def test_seeds_repeat_the_student_stages_and_report_mean_and_std(report_run):
-    assert sorted(f.name for f in (report_run / "predictions" / "seed1").glob("*.csv")) == [
-        "scratch_student.csv", "tiny_student.csv", "tiny_student_int8.csv"]
+    students = ["scratch_student"] + [f"{t}_student{m}" for t in ("tiny", "tiny_b", "ensemble") for m in ("", "_int8")]
+    assert sorted(f.stem for f in (report_run / "predictions" / "seed1").glob("*.csv")) == sorted(students)
     seeds = pd.read_csv(report_run / "seeds.csv").set_index("model")
-    assert set(seeds.index) == {"scratch_student", "tiny_student", "tiny_student_int8"}
+    assert set(seeds.index) == set(students)
     assert (seeds["seeds"] == 2).all() and seeds["accuracy_std"].notna().all()
     metrics = pd.read_csv(report_run / "metrics.csv").set_index("model")
     for model in seeds.index:  # seed 0 is the run's own model
@@ -80,12 +79,14 @@ def test_report_command_on_a_copied_run_reproduces_the_numbers(report_run, tmp_p
     for name in ("metrics.csv", "per_class.csv", "quantization_impact.csv", "distillation_gain.csv", "seeds.csv",
                  "report.html"):
         (copy / name).unlink()
-    for name in ("tiny_Teacher.keras", "tiny_Student.keras", "Scratch_Student.keras"):
-        (copy / name).unlink()  # the report needs no model
+    for model in [*copy.glob("*.keras"), *copy.glob("*.tflite"), *copy.glob("*.h5")]:
+        model.unlink()  # the report needs no model
     done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "report", str(copy)], capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    for name in ("metrics.csv", "per_class.csv", "quantization_impact.csv", "distillation_gain.csv", "seeds.csv"):
+    assert "Verdict:\n  Deploy " in done.stdout  # the terminal gets the verdict too
+    for name in ("metrics.csv", "per_class.csv", "quantization_impact.csv", "distillation_gain.csv", "seeds.csv",
+                 "verdict.json"):
         assert (copy / name).read_bytes() == (report_run / name).read_bytes(), name
 
 

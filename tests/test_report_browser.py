@@ -13,9 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from ctdistill.config import Config
-from ctdistill.pipeline import run
-
 ARTIFACTS = Path(os.environ.get("CTDISTILL_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
 
 
@@ -39,10 +36,9 @@ def _browser():
 
 
 @pytest.mark.slow
-def test_report_renders_in_a_headless_browser(tmp_path, tiny_teacher):
-    out = run(Config(teachers=(tiny_teacher,), weights="none", image_size=16, epochs=2, patience=2, batch_size=32,
-                     synthetic_per_class=(8, 3, 4), quant_modes=("int8",), bootstrap_resamples=100), tmp_path / "r")
-    browser = _browser()
+def test_report_renders_in_a_headless_browser(finished_run):
+    browser = _browser()  # before any training: without a browser, the skip (or CI's failure) comes at once
+    out = finished_run[1]  # the shared tiny run (conftest)
     try:
         browser.get((out / "report.html").as_uri())
         widths = browser.execute_script("return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")

@@ -110,11 +110,15 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from ctdistill import runfolder as rf
     from ctdistill.report import build_report
+    from ctdistill.report.tables import verdict_text
 
+    out = Path(args.out) if args.out else Path(args.run_dir)
     for path in build_report(Path(args.run_dir), args.out, n_bins=args.bins, n_resamples=args.resamples,
                              ci_method=args.ci_method):
         print(path)
+    print("\nVerdict:\n" + "\n".join(f"  {line}" for line in verdict_text(rf.read_json(out, rf.VERDICT))))
     return 0
 
 

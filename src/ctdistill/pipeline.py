@@ -34,7 +34,7 @@ from ctdistill.provenance import manifest
 from ctdistill.quantize import EXPORT_PACKAGES, can_export
 from ctdistill.repeats import quantize_repeats, repeat_students
 from ctdistill.report import build_report
-from ctdistill.report.tables import audit_text, summary_text
+from ctdistill.report.tables import audit_text, summary_text, verdict_text
 from ctdistill.resume import (
     RunInterrupted,
     Stages,
@@ -136,6 +136,9 @@ def finish(run_dir: Path, book: Stages, cfg: Config, names: list[str], data: Dat
                     "\n  ".join(data.skipped))
     log.info("finished in %.0fs; results in %s\n%s", time.perf_counter() - started, run_dir,
              summary_text(summary))
+    log.info("== verdict\n%s", "\n".join(f"  {line}" for line in verdict_text(rf.read_json(run_dir, rf.VERDICT))))
+    log.info("report: %s (open it in a browser, e.g. xdg-open %s)", run_dir / rf.REPORT_HTML,
+             run_dir / rf.REPORT_HTML)
 
 
 def open_run_dir(cfg: Config, data: Dataset, run_dir: Path, resume: bool, trained_on: str | None = None) -> Dataset:

@@ -23,6 +23,7 @@ from ctdistill.data.dicom import LUNG_WINDOW, decode_dicom, is_dicom
 from ctdistill.errors import CtdistillError, DataError
 from ctdistill.inference import load_model, predict_keras, predict_tflite
 from ctdistill.runfolder import card_path
+from ctdistill.verdict import best_candidate
 
 MODEL_SUFFIXES = (".tflite", ".keras", ".h5")
 
@@ -53,7 +54,9 @@ def resolve_model(path: str | Path, teacher: str | None = None, mode: str | None
         raise CtdistillError(f"{path}: no model card for a student with "
                              f"{f'mode={mode}' if mode else 'a mode that passed the quantization gate'}"
                              f"{f', teacher={teacher}' if teacher else ''}; is it a finished ctdistill run?")
-    best = max(wanted, key=lambda c: c["metrics"].get("valid_accuracy") or 0.0)
+    best = next(c for c in wanted if c["model"] == best_candidate(
+        [{"model": c["model"], "valid_accuracy": c["metrics"].get("valid_accuracy"), "size_mb": c["size_mb"]}
+         for c in wanted])["model"])
     why = f"mode {mode} as asked" if mode else "the mode the quantization safety gate accepted"
     among = f"teacher {teacher}'s students" if teacher else f"{len(wanted)} candidate student(s)"
     valid = best["metrics"].get("valid_accuracy")

@@ -13,7 +13,7 @@ This module is the contract between the stages that write a run and everything t
                                                              and its metrics, computed once (records)
     seeds/seed<k>/, predictions/seed<k>/                     repeated seeds' students (repeats)
     summary.csv, TinyEvalRes_Quant.csv, quant_gate.json, ensemble.json, timings.json, bench.csv
-    metrics.csv, per_class.csv, ..., Plots/, report.html, report.md   the report (report)
+    verdict.json, metrics.csv, per_class.csv, ..., Plots/, report.html, report.md   the report (report)
 
 Every file goes through :func:`atomic_path`: it is written under a temporary name in the same folder
 and renamed into place, so an interrupted run never leaves a half-written CSV, model or plot.
@@ -38,6 +38,7 @@ from ctdistill.errors import RunFolderError
 CONFIG, MANIFEST, CLASSES, SPLITS_FILE = "config.json", "manifest.json", "classes.json", "splits.json"
 SUMMARY, QUANT_TABLE, QUANT_GATE = "summary.csv", "TinyEvalRes_Quant.csv", "quant_gate.json"
 ENSEMBLE, TIMINGS, BENCH, METRICS_TABLE = "ensemble.json", "timings.json", "bench.csv", "metrics.csv"
+VERDICT = "verdict.json"
 PREDICTIONS, PLOTS, SEEDS, STAGES = "predictions", "Plots", "seeds", "stages"
 REPORT_HTML, REPORT_MD = "report.html", "report.md"
 SCRATCH_MODEL, SCRATCH_HISTORY = "Scratch_Student.keras", "Scratch_history.csv"

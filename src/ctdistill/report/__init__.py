@@ -15,9 +15,10 @@ import pandas as pd
 from ctdistill import runfolder as rf
 from ctdistill.report import page, plots
 from ctdistill.report.card import write_cards
-from ctdistill.report.tables import classification_report_frame, confusion_frame
-from ctdistill.runfolder import write_csv
+from ctdistill.report.tables import classification_report_frame, confusion_frame, verdict_text
+from ctdistill.runfolder import write_csv, write_json
 from ctdistill.scoring import assess_run
+from ctdistill.verdict import verdict
 
 log = logging.getLogger("ctdistill")
 
@@ -46,7 +47,9 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     written += training_curves(run_dir, tables["summary"], out / rf.PLOTS)
     figures = report_figures(tables, out / rf.PLOTS, run_dir / rf.BENCH)
     written += figures.values()
-    written += page.write_pages(tables, figures, run_dir, out)
+    found = verdict(tables, run_dir)
+    written.append(write_json(out / rf.VERDICT, found))
+    written += page.write_pages(tables, figures, run_dir, out, verdict_text(found))
     if out == run_dir:  # the model files are here: their cards and the seed's per-student files beside them
         written += write_cards(run_dir, tables["metrics"])
         written += seed_student_files(run_dir, tables["summary"], tables["class_names"])

@@ -18,7 +18,8 @@ CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;
 table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
 th{background:#f0f3f7}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
 .note{color:#555;font-size:14px}h2{border-bottom:1px solid #ddd;padding-bottom:4px}
-#run td{text-align:left}.scroll{overflow-x:auto}"""
+#run td{text-align:left}.scroll{overflow-x:auto}
+#verdict li{margin:4px 0}#verdict .warn{color:#8a4b00}"""
 
 SECTIONS = (
     ("metrics", "Models",
@@ -44,13 +45,13 @@ SHOWN_METRICS = {"accuracy": "accuracy [95% CI]", "balanced_accuracy": "balanced
                  "accuracy_dedup": "accuracy, de-duplicated", "f1_dedup": "macro F1, de-duplicated"}
 
 
-def write_pages(tables: dict, figures: dict[str, Path], run_dir: Path, out: Path) -> list[Path]:
-    """Write ``report.html`` and ``report.md`` into ``out``; returns their paths."""
+def write_pages(tables: dict, figures: dict[str, Path], run_dir: Path, out: Path, verdict: list[str]) -> list[Path]:
+    """Write ``report.html`` and ``report.md`` into ``out``, the verdict's sentences first; returns their paths."""
     frames = {name: _shown(name, tables[name]) for name, _, _ in SECTIONS}
     header = _header(tables, run_dir)
     sections = [(name, title, note.format(test_split=dict(header)["test split"])) for name, title, note in SECTIONS]
-    return [_write(out / REPORT_HTML, _html(header, frames, figures, sections)),
-            _write(out / REPORT_MD, _markdown(header, frames, figures, out, sections))]
+    return [_write(out / REPORT_HTML, _html(header, frames, figures, sections, verdict)),
+            _write(out / REPORT_MD, _markdown(header, frames, figures, out, sections, verdict))]
 
 
 def _header(tables: dict, run_dir: Path) -> list[tuple[str, str]]:
@@ -105,9 +106,12 @@ def _shown(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _html(header, frames: dict, figures: dict[str, Path], sections) -> str:
+def _html(header, frames: dict, figures: dict[str, Path], sections, verdict: list[str]) -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>ctdistill report</title>"
-             f"<style>{CSS}</style></head><body><h1>ctdistill report</h1><table id='run'>"]
+             f"<style>{CSS}</style></head><body><h1>ctdistill report</h1>",
+             "<section id='verdict'><h2>Verdict</h2><ul>"
+             + "".join(f"<li{' class=warn' if s.startswith('Warning') else ''}>{html.escape(s)}</li>" for s in verdict)
+             + "</ul></section><table id='run'>"]
     parts += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in header]
     parts.append("</table>")
     for name, title, note in sections:
@@ -122,8 +126,9 @@ def _html(header, frames: dict, figures: dict[str, Path], sections) -> str:
     return "\n".join(parts + ["</body></html>"])
 
 
-def _markdown(header, frames: dict, figures: dict[str, Path], out: Path, sections) -> str:
-    lines = ["# ctdistill report", "", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in header]
+def _markdown(header, frames: dict, figures: dict[str, Path], out: Path, sections, verdict: list[str]) -> str:
+    lines = ["# ctdistill report", "", "## Verdict", ""] + [f"- {s}" for s in verdict]
+    lines += ["", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in header]
     for name, title, note in sections:
         lines += ["", f"## {title}", "", note, ""]
         lines.append(frames[name].to_markdown(index=False) if len(frames[name]) else "none in this run")

@@ -62,3 +62,62 @@ def audit_text(summary: dict) -> str:
                          f"(median {risk['median_width']:g}x{risk['median_height']:g} px, "
                          f"{risk['area_ratio_vs_rest']:g}x the other classes' pixel count)")
     return "\n".join(lines)
+
+
+def verdict_text(found: dict) -> list[str]:
+    """The verdict (``ctdistill.verdict.verdict``) as sentences, most important first."""
+    lines, d = [], found["deploy"]
+    if d is not None:
+        speed = (f", {d['latency_ms']:.2f} ms per image at batch 1" if d["latency_ms"] is not None
+                 else "; latency not measured yet (`ctdistill bench RUN_DIR`)")
+        mode = d["model"].rsplit("_", 1)[-1]
+        lines.append(f"Deploy {d['file']} ({1000 * d['size_mb']:.0f} KB{speed}): the {mode} student distilled "
+                     f"from {d['teacher']}, chosen as the student whose quantized mode passed the safety gate with "
+                     f"the best validation accuracy ({_pct(d['valid_accuracy'])}).")
+        lines.append(f"On {d['n']} test images it scores accuracy {_pct(d['accuracy'])}{_ci(d, 'accuracy')} and "
+                     f"macro-F1 {d['f1']:.3f}{_ci(d, 'f1', percent=False)}.")
+    g = found["gain"]
+    if g is not None:
+        lines.append(_gain_sentence(g))
+    w = found["worst_class"]
+    if w is not None:
+        lines.append(f"Its weakest class is {w['class']}: it finds {_pct(w['sensitivity'])} of the {w['support']} "
+                     f"test images of that class (sensitivity).")
+    gate = found["gate"]
+    if d is not None and gate is None:
+        lines.append("The quantization safety gate was off (--max-quant-drop below 0): int8 is deployed unchecked "
+                     "on validation.")
+    elif gate is not None:
+        first_mode, first_drop, first_passed = gate["attempts"][0]
+        if first_passed:
+            lines.append(f"Quantization safety gate: {first_mode} kept validation accuracy within "
+                         f"{gate['max_drop_points']:g} point(s) of the float student ({-first_drop:+.1f}).")
+        else:
+            lines.append(f"Quantization safety gate: {first_mode} lost {first_drop:.1f} validation points, more than "
+                         f"the {gate['max_drop_points']:g} allowed; {gate['decision']} passed instead.")
+    lines += [f"Warning: {words}." for _, words in found["warnings"]]
+    return lines
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _ci(values: dict, key: str, percent: bool = True) -> str:
+    lo, hi = values.get(f"{key}_lo"), values.get(f"{key}_hi")
+    if lo is None or hi is None:
+        return ""
+    return f" (95% CI {_pct(lo)} to {_pct(hi)})" if percent else f" (95% CI {lo:.3f} to {hi:.3f})"
+
+
+def _gain_sentence(g: dict) -> str:
+    points, lo, hi = 100 * g["accuracy_gain"], g["accuracy_gain_lo"], g["accuracy_gain_hi"]
+    versus = f"the student trained without a teacher ({g['baseline']})"
+    interval = "" if lo is None else f" (95% CI {100 * lo:+.1f} to {100 * hi:+.1f})"
+    f1 = f"; macro-F1 {g['f1_gain']:+.3f}" if g.get("f1_gain") is not None else ""
+    if lo is not None and lo > 0:
+        return f"Distillation gained {points:.1f} points of accuracy over {versus}{interval}{f1}."
+    if hi is not None and hi < 0:
+        return f"Distillation cost {-points:.1f} points of accuracy against {versus}{interval}{f1}."
+    return (f"Distillation made no clear difference: {points:+.1f} points of accuracy against {versus}{interval}"
+            f"{', an interval that includes zero' if lo is not None else ''}{f1}.")

@@ -1,0 +1,149 @@
+"""The run's verdict: what to deploy and what to know about it, decided from the run's own numbers.
+
+A reader should not have to assemble the story from sixty files. :func:`verdict` picks the model
+``ctdistill predict RUN_DIR`` would deploy (the student whose quantized mode the safety gate
+accepted, with the best validation accuracy: the same rule as ``predict.resolve_model``) and
+gathers, for it: test accuracy and macro-F1 with their 95% intervals, the distillation gain over
+the scratch student with its paired interval, the worst class and its sensitivity, the gate's
+decision, and the warnings that apply to the run. Numbers and flags only; ``report.tables.verdict_text``
+turns them into sentences for the terminal, ``report.md`` and ``report.html``.
+
+Example:
+    >>> found = verdict(assess_run(Path("runs/ct1")), Path("runs/ct1"))   # doctest: +SKIP
+    >>> found["deploy"]["model"], found["warnings"]                        # doctest: +SKIP
+    ('densenet121_student_int8', [])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ctdistill import runfolder as rf
+
+SMALL_TEST_SET = 100  # fewer test images than this: every interval is wide (one image is > 1 point)
+CHANCE_MARGIN = 0.05  # a teacher within 5 points of always answering the largest class is "near chance"
+
+
+def best_candidate(candidates: list[dict]) -> dict | None:
+    """The one deployment rule, used by the verdict and by ``predict RUN_DIR`` alike: the highest
+    validation accuracy (test numbers never choose); a tie goes to the smaller file, then the name.
+
+    Args:
+        candidates: ``{"model", "valid_accuracy", "size_mb"}`` of each student that may be deployed.
+    """
+    ranked = sorted(candidates, key=lambda c: (-(c["valid_accuracy"] or 0.0), c["size_mb"], c["model"]))
+    return ranked[0] if ranked else None
+
+
+def deployable(summary: pd.DataFrame, gates: dict) -> pd.Series | None:
+    """The summary row of the model to deploy, or None when no quantized student passed the gate.
+
+    Candidates are the quantized students whose mode the safety gate accepted (``int8`` where no
+    gate ran); :func:`best_candidate` picks among them."""
+    quantized = summary[summary["kind"] == "quantized"]
+    chosen = quantized[[mode == (gates[t]["decision"] if t in gates else "int8")
+                        for t, mode in zip(quantized["teacher"], quantized["mode"], strict=True)]]
+    best = best_candidate(chosen[["model", "valid_accuracy", "size_mb"]].to_dict("records"))
+    return None if best is None else chosen.set_index("model", drop=False).loc[best["model"]]
+
+
+def verdict(tables: dict, run_dir: Path) -> dict:
+    """The findings a clinician reads first, from ``scoring.assess_run``'s tables and the run folder.
+
+    Returns:
+        ``{"deploy": {model, file, size_mb, latency_ms, accuracy, accuracy_lo, accuracy_hi, f1, f1_lo,
+        f1_hi, n, float_model, teacher} or None, "gain": {accuracy_gain, f1_gain, *_lo, *_hi, baseline}
+        or None, "worst_class": {class, sensitivity, support} or None, "gate": {decision,
+        max_drop_points, attempts} or None, "warnings": [(kind, words)]}``.
+    """
+    summary, metrics = tables["summary"], tables["metrics"].set_index("model")
+    gates = rf.read_json(run_dir, rf.QUANT_GATE, {})
+    row = deployable(summary, gates)
+    found: dict = {"deploy": None, "gain": None, "worst_class": None, "gate": None, "warnings": []}
+    if row is not None:
+        m = metrics.loc[row["model"]]
+        found["deploy"] = {"model": row["model"], "file": row["file"], "size_mb": float(row["size_mb"]),
+                           "latency_ms": _latency(run_dir, row["file"]), "teacher": row["teacher"],
+                           "float_model": f"{row['teacher']}_student",
+                           **{k: float(m[k]) for k in ("accuracy", "f1") if k in m},
+                           **{k: float(m[k]) for k in ("accuracy_lo", "accuracy_hi", "f1_lo", "f1_hi") if k in m},
+                           "n": int(m["n"]), "valid_accuracy": float(row["valid_accuracy"])}
+        found["gain"] = _gain(tables["distillation_gain"], found["deploy"]["float_model"])
+        found["worst_class"] = _worst_class(tables["per_class"], row["model"])
+        gate = gates.get(row["teacher"])
+        if gate:
+            found["gate"] = {"decision": gate["decision"], "max_drop_points": gate["max_drop_points"],
+                             "attempts": [(a["mode"], a["drop_points"], a["passed"]) for a in gate["attempts"]]}
+    found["warnings"] = _warnings(tables, run_dir, found["deploy"])
+    return found
+
+
+def _latency(run_dir: Path, file: str) -> float | None:
+    """Batch-1 median latency of ``file`` from ``bench.csv`` (``ctdistill bench RUN_DIR``), if measured."""
+    path = Path(run_dir) / rf.BENCH
+    if not path.is_file():
+        return None
+    bench = pd.read_csv(path)
+    rows = bench[bench.get("file", pd.Series(dtype=str)) == file] if "file" in bench else bench.iloc[0:0]
+    return float(rows["latency_ms_median"].min()) if len(rows) else None
+
+
+def _gain(gains: pd.DataFrame, model: str) -> dict | None:
+    rows = gains[gains["model"] == model] if len(gains) else gains
+    if not len(rows):
+        return None
+    row = rows.iloc[0]
+    return {k: (float(row[k]) if k in row else None) for k in
+            ("accuracy_gain", "accuracy_gain_lo", "accuracy_gain_hi", "f1_gain", "f1_gain_lo", "f1_gain_hi")
+            } | {"baseline": row["baseline"]}
+
+
+def _worst_class(per_class: pd.DataFrame, model: str) -> dict | None:
+    rows = per_class[(per_class["model"] == model) & (per_class["support"] > 0)]
+    if rows.empty:
+        return None
+    worst = rows.loc[rows["sensitivity"].idxmin()]
+    return {"class": worst["class"], "sensitivity": float(worst["sensitivity"]), "support": int(worst["support"])}
+
+
+def _warnings(tables: dict, run_dir: Path, deploy: dict | None) -> list[tuple[str, str]]:
+    """``(kind, words)`` for every caution that applies; kinds are stable names tests can check."""
+    metrics, per_class = tables["metrics"], tables["per_class"]
+    source = str(rf.read_json(run_dir, rf.MANIFEST, {}).get("dataset", {}).get("source", ""))
+    out = []
+    if "synthetic" in source:
+        out.append(("synthetic", "trained and tested on synthetic phantoms, not medical data: the numbers show "
+                                 "the pipeline working, nothing about patients"))
+    if deploy is None:
+        out.append(("no_deployable", "no quantized student passed the safety gate; nothing is recommended for "
+                                     "deployment"))
+    n = int(metrics["n"].iloc[0]) if len(metrics) else 0
+    if 0 < n < SMALL_TEST_SET:
+        out.append(("small_test_set", f"only {n} test images: one image moves accuracy by "
+                                      f"{100 / n:.1f} points, so the intervals are wide"))
+    scratch = metrics.loc[metrics["kind"] == "scratch", "accuracy"]
+    chance = _majority_share(per_class, metrics)
+    for row in metrics[metrics["kind"] == "teacher"].itertuples():
+        if chance is not None and row.accuracy <= chance + CHANCE_MARGIN:
+            out.append(("teacher_near_chance", f"teacher {row.teacher} is near chance ({100 * row.accuracy:.1f}% "
+                                               f"against {100 * chance:.1f}% for always answering the largest "
+                                               "class): it has little to teach"))
+        elif len(scratch) and row.accuracy < scratch.iloc[0]:
+            out.append(("teacher_weaker", f"teacher {row.teacher} ({100 * row.accuracy:.1f}%) is less accurate than "
+                                          f"the student trained without it ({100 * scratch.iloc[0]:.1f}%)"))
+    if deploy is not None and "accuracy_hi" in deploy and deploy["valid_accuracy"] > deploy["accuracy_hi"]:
+        out.append(("shift", f"validation accuracy ({100 * deploy['valid_accuracy']:.1f}%) is above the whole 95% "
+                             f"interval of test accuracy ({100 * deploy['accuracy_lo']:.1f}-"
+                             f"{100 * deploy['accuracy_hi']:.1f}%): the test images differ from the training "
+                             "ones (see the audit)"))
+    return out
+
+
+def _majority_share(per_class: pd.DataFrame, metrics: pd.DataFrame) -> float | None:
+    """The accuracy of always answering the largest test class."""
+    if per_class.empty or metrics.empty:
+        return None
+    support = per_class[per_class["model"] == metrics["model"].iloc[0]]["support"]
+    return float(support.max() / support.sum()) if support.sum() else None

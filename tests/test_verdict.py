@@ -1,0 +1,101 @@
+"""The verdict: generated from the run's numbers, in words a clinician reads; right when distillation
+helps, when it hurts and when the teacher is at chance; the same in the terminal, report.md and report.html."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import pandas as pd
+
+from ctdistill.report.tables import verdict_text
+from ctdistill.verdict import deployable, verdict
+
+CLASSES = ["a", "b"]
+
+
+def tables(teacher_acc: float, gain: tuple[float, float, float], n: int = 200, valid: float = 0.82) -> dict:
+    """Tables as ``scoring.assess_run`` returns them, for one teacher ``t`` and its int8 student."""
+    models = [("scratch_student", "scratch", "", "float32", 0.80),
+              ("t_teacher", "teacher", "t", "float32", teacher_acc),
+              ("t_student", "distilled", "t", "float32", 0.80 + gain[0]),
+              ("t_student_int8", "quantized", "t", "int8", 0.80 + gain[0])]
+    summary = pd.DataFrame([{"model": m, "kind": k, "teacher": t, "mode": mode, "accuracy": acc, "size_mb": 0.64,
+                             "valid_accuracy": valid, "file": f"{m}.tflite"} for m, k, t, mode, acc in models])
+    metrics = summary[["model", "kind", "teacher", "mode", "accuracy", "size_mb"]].assign(
+        accuracy_lo=summary["accuracy"] - 0.05, accuracy_hi=summary["accuracy"] + 0.05, f1=summary["accuracy"],
+        f1_lo=summary["accuracy"] - 0.05, f1_hi=summary["accuracy"] + 0.05, n=n)
+    per_class = pd.DataFrame([{"model": m, "class": c, "sensitivity": s, "support": n // 2}
+                              for m, *_ in models for c, s in zip(CLASSES, (0.95, 0.62), strict=True)])
+    point, lo, hi = gain
+    gains = pd.DataFrame([{"model": "t_student", "baseline": "scratch_student", "accuracy_gain": point,
+                           "accuracy_gain_lo": lo, "accuracy_gain_hi": hi, "f1_gain": point, "f1_gain_lo": lo,
+                           "f1_gain_hi": hi}])
+    return {"summary": summary, "metrics": metrics, "per_class": per_class, "distillation_gain": gains,
+            "class_names": CLASSES}
+
+
+def run_dir(tmp_path, source="real CT", gate=True):
+    (tmp_path / "manifest.json").write_text(json.dumps({"dataset": {"source": source}}))
+    if gate:
+        (tmp_path / "quant_gate.json").write_text(json.dumps({"t": {
+            "max_drop_points": 1.0, "decision": "int8",
+            "attempts": [{"mode": "int8", "drop_points": 0.4, "passed": True}]}}))
+    return tmp_path
+
+
+def test_distillation_that_helps_is_said_with_its_interval(tmp_path):
+    found = verdict(tables(0.95, (0.06, 0.02, 0.10)), run_dir(tmp_path))
+    text = "\n".join(verdict_text(found))
+    assert found["deploy"]["model"] == "t_student_int8"
+    assert "Deploy t_student_int8.tflite (640 KB" in text
+    assert "Distillation gained 6.0 points of accuracy" in text and "(95% CI +2.0 to +10.0)" in text
+    assert "weakest class is b: it finds 62.0%" in text
+    assert "int8 kept validation accuracy within 1 point(s)" in text
+    assert found["warnings"] == []
+
+
+def test_distillation_that_hurts_says_what_it_cost(tmp_path):
+    text = "\n".join(verdict_text(verdict(tables(0.95, (-0.14, -0.20, -0.08)), run_dir(tmp_path))))
+    assert "Distillation cost 14.0 points of accuracy" in text
+
+
+def test_an_interval_that_spans_zero_is_no_clear_difference(tmp_path):
+    text = "\n".join(verdict_text(verdict(tables(0.95, (0.01, -0.03, 0.05)), run_dir(tmp_path))))
+    assert "no clear difference: +1.0 points" in text and "includes zero" in text
+
+
+def test_a_teacher_at_chance_a_small_synthetic_test_set_and_a_shift_are_warned(tmp_path):
+    synthetic = run_dir(tmp_path, "built-in synthetic CT phantoms")
+    found = verdict(tables(0.52, (0.0, -0.1, 0.1), n=40, valid=0.99), synthetic)
+    kinds = [kind for kind, _ in found["warnings"]]
+    assert kinds == ["synthetic", "small_test_set", "teacher_near_chance", "shift"]
+    text = "\n".join(verdict_text(found))
+    assert "Warning: teacher t is near chance (52.0% against 50.0%" in text
+
+
+def test_a_teacher_weaker_than_the_scratch_student_is_warned(tmp_path):
+    found = verdict(tables(0.70, (0.0, -0.1, 0.1)), run_dir(tmp_path))
+    assert [kind for kind, _ in found["warnings"]] == ["teacher_weaker"]
+
+
+def test_without_a_gate_it_says_int8_is_unchecked_and_nothing_passing_recommends_nothing(tmp_path):
+    found = verdict(tables(0.95, (0.0, -0.1, 0.1)), run_dir(tmp_path, gate=False))
+    assert "deployed unchecked" in "\n".join(verdict_text(found))
+    failed = {"t": {"max_drop_points": 1.0, "decision": "none", "attempts": []}}
+    assert deployable(tables(0.95, (0, 0, 0))["summary"], failed) is None
+
+
+def test_the_shared_run_carries_its_verdict_in_both_pages_and_deploys_what_predict_uses(finished_run):
+    from ctdistill.predict import resolve_model
+
+    out = finished_run[1]
+    found = json.loads((out / "verdict.json").read_text())
+    lines = verdict_text(found)
+    assert lines[0].startswith("Deploy ") and any("synthetic phantoms" in line for line in lines)
+    markdown, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert markdown.index("## Verdict") < markdown.index("| run |")  # first thing a reader sees
+    assert all(f"- {line}" in markdown for line in lines)
+    assert all(html.escape(line) in page for line in lines) and page.index("id='verdict'") < page.index("id='run'")
+    chosen, _ = resolve_model(out)
+    assert found["deploy"]["file"] == chosen.name  # the verdict deploys what `predict RUN_DIR` would use
