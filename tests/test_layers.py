@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ctdistill"
 
 # Bottom to top, in the order data moves through a run.
 LAYERS = [
-    ("foundations", {"ctdistill", "errors", "choices", "quiet"}),
+    ("foundations", {"ctdistill", "errors", "choices", "quiet", "progress"}),
     ("configuration and run folder", {"config", "values", "runfolder", "provenance"}),
     ("data", {"data", "data.*"}),
     ("models", {"models", "models.*", "inference"}),

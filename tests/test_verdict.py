@@ -84,6 +84,11 @@ def test_without_a_gate_it_says_int8_is_unchecked_and_nothing_passing_recommends
     assert "deployed unchecked" in "\n".join(verdict_text(found))
     failed = {"t": {"max_drop_points": 1.0, "decision": "none", "attempts": []}}
     assert deployable(tables(0.95, (0, 0, 0))["summary"], failed) is None
+    unquantized = tables(0.95, (0, 0, 0))
+    unquantized["summary"] = unquantized["summary"][unquantized["summary"]["kind"] != "quantized"]
+    unquantized["metrics"] = unquantized["metrics"][unquantized["metrics"]["kind"] != "quantized"]
+    found = verdict(unquantized, run_dir(tmp_path))
+    assert found["deploy"] is None and [k for k, _ in found["warnings"]] == ["not_quantized"]
 
 
 def test_the_shared_run_carries_its_verdict_in_both_pages_and_deploys_what_predict_uses(finished_run):

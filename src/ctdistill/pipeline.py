@@ -30,6 +30,7 @@ from ctdistill.errors import ConfigError, DataError
 from ctdistill.inference import load_model
 from ctdistill.models.teachers import check_weights
 from ctdistill.preflight import check_run
+from ctdistill.progress import PROGRESS, on_terminal
 from ctdistill.provenance import manifest
 from ctdistill.quantize import EXPORT_PACKAGES, can_export
 from ctdistill.repeats import quantize_repeats, repeat_students
@@ -86,13 +87,26 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False) -> Pat
     data = open_run_dir(cfg, data, run_dir, resume)
     book = Stages(run_dir, resumed_key(cfg, run_dir, data.fingerprint) if resume else
                   run_key(cfg.to_dict(), data.fingerprint))
+    PROGRESS.plan(planned_stages(cfg))
     try:
-        names = train_all(cfg, data, run_dir, book)
-        quantize_all(cfg, data, run_dir, book, names)
+        with on_terminal():
+            names = train_all(cfg, data, run_dir, book)
+            quantize_all(cfg, data, run_dir, book, names)
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
     finish(run_dir, book, cfg, names, data, started, resume)
     return run_dir
+
+
+def planned_stages(cfg: Config) -> list[str]:
+    """The stages a run of ``cfg`` goes through, in order (what the progress display counts)."""
+    names = [*cfg.teachers, *(["ensemble"] if cfg.ensemble != "none" and len(cfg.teachers) > 1 else [])]
+    stages = ["scratch", *(f"{kind}-{n}" for n in names for kind in ("teacher", "distill"))]
+    stages += ["seeds"] if cfg.seeds else []
+    if cfg.quant_modes and can_export():
+        stages += [f"quantize-{n}" for n in names] + (["seeds-int8"] if cfg.seeds and "int8" in cfg.quant_modes
+                                                       else [])
+    return stages
 
 
 def quantize_run(run_dir: str | Path, data_path: str | None = None, class_map: str | None = None) -> Path:
@@ -117,7 +131,9 @@ def quantize_run(run_dir: str | Path, data_path: str | None = None, class_map: s
     data = open_run_dir(cfg, load_data(cfg), run_dir, resume=True, trained_on=saved_values(run_dir).get("data"))
     book = Stages(run_dir, resumed_key(cfg, run_dir, data.fingerprint))
     names = trained_teachers(cfg, book)
-    quantize_all(cfg, data, run_dir, book, names)
+    PROGRESS.plan([s for s in planned_stages(cfg) if s.startswith(("quantize", "seeds-int8"))])
+    with on_terminal():
+        quantize_all(cfg, data, run_dir, book, names)
     finish(run_dir, book, cfg, names, data, started, resume=True)
     return run_dir
 
@@ -137,8 +153,11 @@ def finish(run_dir: Path, book: Stages, cfg: Config, names: list[str], data: Dat
     log.info("finished in %.0fs; results in %s\n%s", time.perf_counter() - started, run_dir,
              summary_text(summary))
     log.info("== verdict\n%s", "\n".join(f"  {line}" for line in verdict_text(rf.read_json(run_dir, rf.VERDICT))))
+    deploy = rf.read_json(run_dir, rf.VERDICT).get("deploy")
     log.info("report: %s (open it in a browser, e.g. xdg-open %s)", run_dir / rf.REPORT_HTML,
              run_dir / rf.REPORT_HTML)
+    if deploy:
+        log.info("deploy: %s  (ctdistill predict %s IMAGES... uses it)", run_dir / deploy["file"], run_dir)
 
 
 def open_run_dir(cfg: Config, data: Dataset, run_dir: Path, resume: bool, trained_on: str | None = None) -> Dataset:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ctdistill.errors import ConfigError, CtdistillError, DataError
+from ctdistill.progress import PROGRESS
 from ctdistill.runfolder import CONFIG, MANIFEST, STAGES, read_json, write_json
 
 log = logging.getLogger("ctdistill")
@@ -67,11 +68,14 @@ class Stages:
         """
         key = self._stage_key(after)
         record = self.finished(stage, key)
+        PROGRESS.start(stage)
         if record is not None:
             log.info("resume: stage %s finished earlier (%.0fs); kept, not recomputed", stage, record["seconds"])
+            PROGRESS.finish(stage, record["seconds"])
             return (restore(record["result"]) if restore else None), record["result"]
         before, clock = self._snapshot(), time.perf_counter()
         obj, result = compute()
+        PROGRESS.finish(stage, time.perf_counter() - clock)
         # Stored as JSON and read back, so a computed and a restored result are the same values.
         result = json.loads(json.dumps(result, default=_plain))
         written = sorted(p for p, stat in self._snapshot().items() if before.get(p) != stat)

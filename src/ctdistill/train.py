@@ -19,6 +19,7 @@ from ctdistill.config import Config
 from ctdistill.data import Dataset
 from ctdistill.models.student import build_student
 from ctdistill.models.teachers import build_teacher, resolve_weights, set_base_trainable
+from ctdistill.progress import EpochProgress
 from ctdistill.recipe import (
     accuracy_metric,
     make_augmenter,
@@ -34,24 +35,29 @@ log = logging.getLogger(__name__)
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Logs a one-line summary of an epoch (about 30 lines per stage, plus the first ones) and keeps
-    each epoch's wall time (``seconds``: the first epoch's includes compiling the training step)."""
+    """Shows the stage's progress (``progress.EpochProgress``: a bar on a terminal, a line every few
+    epochs otherwise) and keeps each epoch's wall time (``seconds``: the first epoch's includes
+    compiling the training step, which the log says before it starts)."""
 
     def __init__(self, label: str, epochs: int):
         super().__init__()
         self.label, self.epochs = label, epochs
-        self.every = max(1, epochs // 30)
         self.seconds: list[float] = []
+        self.shown: EpochProgress | None = None
+
+    def on_train_begin(self, logs=None):
+        log.info("[%s] compiling the training step: the first epoch is slower", self.label)
+        self.shown = EpochProgress(self.label, self.epochs)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(round(time.perf_counter() - self._t0, 3))
-        if epoch < 3 or (epoch + 1) % self.every == 0:
-            shown = " ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if "loss" in k or "acc" in k)
-            log.info("[%s] epoch %d/%d  %s  (%.1fs)", self.label, epoch + 1, self.epochs, shown,
-                     time.perf_counter() - self._t0)
+        self.shown.epoch(epoch, self.seconds[-1], logs)
+
+    def on_train_end(self, logs=None):
+        self.shown.close()
 
 
 class Augmented(keras.Model):

@@ -45,6 +45,8 @@ def deployable(summary: pd.DataFrame, gates: dict) -> pd.Series | None:
     quantized = summary[summary["kind"] == "quantized"]
     chosen = quantized[[mode == (gates[t]["decision"] if t in gates else "int8")
                         for t, mode in zip(quantized["teacher"], quantized["mode"], strict=True)]]
+    if chosen.empty:
+        return None
     best = best_candidate(chosen[["model", "valid_accuracy", "size_mb"]].to_dict("records"))
     return None if best is None else chosen.set_index("model", drop=False).loc[best["model"]]
 
@@ -116,7 +118,10 @@ def _warnings(tables: dict, run_dir: Path, deploy: dict | None) -> list[tuple[st
     if "synthetic" in source:
         out.append(("synthetic", "trained and tested on synthetic phantoms, not medical data: the numbers show "
                                  "the pipeline working, nothing about patients"))
-    if deploy is None:
+    if deploy is None and not (metrics["kind"] == "quantized").any():
+        out.append(("not_quantized", "no quantized model was made (no --quant-modes, or quantization deferred: "
+                                     "ctdistill quantize RUN_DIR); nothing is recommended for deployment yet"))
+    elif deploy is None:
         out.append(("no_deployable", "no quantized student passed the safety gate; nothing is recommended for "
                                      "deployment"))
     n = int(metrics["n"].iloc[0]) if len(metrics) else 0
