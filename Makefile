@@ -20,13 +20,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ctdistill run --config configs/demo.toml --out $(DEMO_OUT)
 
-## Every test, slow ones included (what CI runs).
+## Every test, slow ones included (what CI runs), one process per core (pytest-xdist).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 ## The fast tests only (synthetic data, a tiny teacher), for the edit-test loop.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n auto -m "not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -103,6 +103,9 @@ def test_predict_cli_on_folder_dicom_and_bad_files(tree_run, tmp_path):
     assert table["file"].str.endswith("scan_without_extension").sum() == 2 and len(table) == 4
     assert sorted(table.loc[table["file"].str.endswith("scan_without_extension"), "frame"]) == [0, 1]
     assert np.allclose(table[["prob_adeno", "prob_normal"]].sum(axis=1), 1, atol=1e-4)
+    counts = table["predicted"].value_counts()
+    assert f"predicted: {', '.join(f'{c} {n}' for c, n in counts.items())} (4 image(s) from 3 file(s))" in done.stdout
+    assert "synthetic" not in done.stderr  # trained on an image tree, not on the phantoms
     again = subprocess.run([sys.executable, "-m", "ctdistill.cli", "predict", str(out), str(inputs), "--out",
                             str(result)], capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "already exists" in again.stderr
@@ -140,3 +143,15 @@ def test_bench_cli_on_a_run_folder_writes_the_table_and_the_latency_chart(tree_r
     summary = assess_run(out, n_resamples=0)["summary"]
     assert set(table["file"]) <= set(summary["file"])  # every timed file maps to a model of the report
     assert "Accuracy against batch-1 latency" in (out / "report.html").read_text()
+
+
+def test_predict_warns_when_the_model_learnt_from_synthetic_phantoms(finished_run, tmp_path):
+    """A model trained on the built-in phantoms says so on every prediction; paths print relative."""
+    out = finished_run[1]
+    image = tmp_path / "slice.png"
+    save_image(image, np.full((30, 30), 100, np.uint8), "PNG")
+    done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "predict", str(out), "slice.png"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "warning: this model was trained on ctdistill's synthetic phantoms" in done.stderr
+    assert "predicted: " in done.stdout and "(1 image(s) from 1 file(s))" in done.stdout

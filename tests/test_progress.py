@@ -12,6 +12,8 @@ import sys
 import termios
 from pathlib import Path
 
+import pytest
+
 from ctdistill.progress import PROGRESS, EpochProgress, RunProgress, duration
 
 TESTS = Path(__file__).resolve().parent
@@ -52,6 +54,7 @@ def test_durations_read_as_people_say_them():
     assert [duration(s) for s in (5, 75, 4000)] == ["5s", "1m15s", "1h06m"]
 
 
+@pytest.mark.slow  # a whole pipeline in a subprocess: about 20 s
 def test_a_run_in_a_terminal_shows_a_bar_with_the_time_left(tmp_path):
     """A tiny pipeline in a pseudo-terminal: the bar names the stage and says how long is left."""
     config = tmp_path / "tiny.toml"

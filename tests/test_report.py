@@ -113,3 +113,36 @@ def test_report_out_elsewhere_keeps_the_latency_chart(report_run, tmp_path):
 def test_report_names_the_test_split_it_used(report_run):
     text = (report_run / "report.md").read_text()
     assert "the dataset's own test split" in text and "official" not in text
+
+
+def test_no_text_overlaps_in_any_report_figure(report_run, tmp_path, monkeypatch):
+    """Every figure the report draws, checked text box against text box (matplotlib's layout)."""
+    from ctdistill.report import plots
+
+    checked: list = []
+    monkeypatch.setattr(plots, "OVERLAPS", checked)
+    build_report(report_run, tmp_path / "again")
+    assert len(checked) >= 10  # size chart, ROC, reliability and confusion per teacher, curves
+    assert not [(name, pairs) for name, pairs in checked if pairs]
+
+
+def test_the_overlap_check_sees_slanted_long_class_names_collide():
+    """Not vacuous: long class names at 35 degrees (the old confusion-matrix ticks) are caught."""
+    import matplotlib.pyplot as plt
+
+    from ctdistill.report.plots import _slanted, overlapping_texts
+
+    names = ["adenocarcinoma", "large.cell.carcinoma", "normal", "squamous.cell.carcinoma"]
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.set_xticks(range(4), names, rotation=35, ha="right")
+    assert overlapping_texts(fig)
+    ax.set_xticks(range(4), names, **_slanted(names))
+    assert not overlapping_texts(fig)
+    plt.close(fig)
+
+
+def test_the_page_shows_the_decisive_quantization_columns_and_embeds_the_training_curves(report_run):
+    page = (report_run / "report.html").read_text()
+    table = page.split('id="quantization_impact"')[1].split("</table>")[0]
+    assert "predictions flipped" in table and "sensitivity_change" not in table
+    assert "training curves: student trained from scratch" in page

@@ -1,7 +1,7 @@
 """report.html opened in a real headless browser (Debian's chromium, driven by Selenium).
 
 Checks what a reader would notice: every image decoded, no console errors, the main tables there.
-Saves a screenshot to ``test-artifacts/report.png`` (or ``$CTDISTILL_ARTIFACTS``). Needs
+Saves a full-page screenshot to ``test-artifacts/report.png`` (or ``$CTDISTILL_ARTIFACTS``). Needs
 ``chromium`` and ``chromedriver`` (Debian packages ``chromium chromium-driver``; ``.ci/run``
 installs them). Without them the test is skipped with a loud reason, unless
 ``CTDISTILL_REQUIRE_BROWSER=1`` (set by CI), which turns the skip into a failure.
@@ -45,9 +45,13 @@ def test_report_renders_in_a_headless_browser(finished_run):
         tables = browser.execute_script("return Array.from(document.querySelectorAll('table[id]')).map(t => t.id)")
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1300, height)  # the whole page, not the first screen
         browser.save_screenshot(str(ARTIFACTS / "report.png"))
+        verdict = browser.execute_script("return document.getElementById('verdict').innerText")
     finally:
         browser.quit()
     assert len(widths) >= 5 and all(w > 0 for w in widths), widths
     assert not errors, errors
     assert {"run", "metrics", "per_class", "quantization_impact", "distillation_gain"} <= set(tables)
+    assert "Deploy " in verdict

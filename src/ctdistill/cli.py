@@ -123,7 +123,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ctdistill.predict import predict_paths  # imports Keras only for a Keras model
+    from ctdistill.predict import counts_text, predict_paths, shown_path  # imports Keras only for a Keras model
     from ctdistill.runfolder import atomic_path, refuse_existing
 
     if args.window_width <= 0:
@@ -135,8 +135,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         refuse_existing(out)
     table, failed = predict_paths(args.model, args.inputs, args.teacher, args.mode,
                                   (args.window_level, args.window_width))
-    print(f"model: {table.attrs['model']}\n  chosen: {table.attrs['reason']}")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(table) else "no readable input")
+    print(f"model: {shown_path(table.attrs['model'])}\n  chosen: {table.attrs['reason']}")
+    if "warning" in table.attrs:
+        print(f"warning: {table.attrs['warning']}", file=sys.stderr)
+    shown = table.assign(file=table["file"].map(shown_path))
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(table) else "no readable input")
+    print(counts_text(table))
     if out is not None:
         with atomic_path(out) as tmp:
             table.to_csv(tmp, index=False) if out.suffix == ".csv" else table.to_json(tmp, orient="records", indent=1)

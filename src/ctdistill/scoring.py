@@ -88,7 +88,8 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
                             "size_mb": row.size_mb, "params": row.params, **result["overall"], **dedup})
         class_rows += [{"model": row.model, **c} for c in result["per_class"]]
         curves[row.model] = {"calibration": result["calibration"], "confusion": result["confusion"],
-                             "roc": [roc_points(p.y == c, p.proba[:, c]) for c in range(len(class_names))]}
+                             "roc": [roc_points(p.y == c, p.proba[:, c]) for c in range(len(class_names))],
+                             "auc": [c["auc"] for c in result["per_class"]]}
     return {"metrics": pd.DataFrame(metric_rows), "per_class": pd.DataFrame(class_rows),
             "quantization_impact": _quantization_table(summary, preds, class_names),
             "distillation_gain": _gain_table(summary, preds, class_names, options),

@@ -44,8 +44,8 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     for model in impact.loc[impact["collapsed"], "model"] if len(impact) else []:
         log.warning("%s predicts one class for every test image: a collapsed model, not a result", model)
     written = [write_csv(tables[name], out / f"{name}.csv") for name in REPORT_TABLES if len(tables[name])]
-    written += training_curves(run_dir, tables["summary"], out / rf.PLOTS)
-    figures = report_figures(tables, out / rf.PLOTS, run_dir / rf.BENCH)
+    figures = {**report_figures(tables, out / rf.PLOTS, run_dir / rf.BENCH),
+               **training_curves(run_dir, tables["summary"], out / rf.PLOTS)}
     written += figures.values()
     found = verdict(tables, run_dir)
     written.append(write_json(out / rf.VERDICT, found))
@@ -56,15 +56,16 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     return written
 
 
-def training_curves(run_dir: Path, summary: pd.DataFrame, folder: Path) -> list[Path]:
+def training_curves(run_dir: Path, summary: pd.DataFrame, folder: Path) -> dict[str, Path]:
     """Loss and accuracy per epoch of every trained model, from the history CSVs the run kept."""
     histories = [(rf.SCRATCH_HISTORY, "student trained from scratch", "scratch_curves.png")]
     for name in summary.loc[summary["kind"] == "teacher", "teacher"].dropna():
-        histories.append((rf.teacher_history(name), f"{name} teacher", f"{name}_teacher_curves.png"))
+        if name != "ensemble":  # built from the trained teachers, never trained itself
+            histories.append((rf.teacher_history(name), f"{name} teacher", f"{name}_teacher_curves.png"))
     for name in summary.loc[summary["kind"] == "distilled", "teacher"].dropna():
         histories.append((rf.distill_history(name), f"{name} distilled student", f"{name}_distiller_curves.png"))
-    return [plots.plot_history(pd.read_csv(run_dir / csv), title, folder / png)
-            for csv, title, png in histories if (run_dir / csv).is_file()]
+    return {f"training curves: {title}": plots.plot_history(pd.read_csv(run_dir / csv), title, folder / png)
+            for csv, title, png in histories if (run_dir / csv).is_file()}
 
 
 def seed_student_files(run_dir: Path, summary: pd.DataFrame, class_names: list[str]) -> list[Path]:
@@ -102,9 +103,9 @@ def report_figures(tables: dict, folder: Path, bench_file: Path) -> dict[str, Pa
     scratch = list(metrics.loc[metrics["kind"] == "scratch", "model"])
     for teacher in [t for t in metrics["teacher"].dropna().unique() if t]:
         group = list(metrics.loc[metrics["teacher"] == teacher, "model"]) + scratch
-        figures[f"{teacher}: ROC curves"] = plots.plot_roc({m: curves[m]["roc"] for m in group}, names,
-                                                           f"{teacher} teacher, its students and the scratch student",
-                                                           folder / f"{teacher}_roc.png")
+        figures[f"{teacher}: ROC curves"] = plots.plot_roc(
+            {m: curves[m]["roc"] for m in group}, names, f"{teacher} teacher, its students and the scratch student",
+            folder / f"{teacher}_roc.png", {m: curves[m]["auc"] for m in group})
         figures[f"{teacher}: reliability"] = plots.plot_reliability(
             {m: curves[m]["calibration"] for m in group}, f"{teacher}: calibration on the test split",
             folder / f"{teacher}_reliability.png")

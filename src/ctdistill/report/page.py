@@ -30,8 +30,9 @@ SECTIONS = (
     ("per_class", "Per class", "Sensitivity (recall), specificity, precision, F1, one-vs-rest AUC and support."),
     ("quantization_impact", "What quantization changed",
      "Each quantized student against its float student on the same test images: share of predictions that "
-     "flipped, McNemar's exact p-value, mean absolute probability drift, change in per-class sensitivity; "
-     "collapsed = True marks a model that predicts one class for everything (broken, whatever its accuracy)."),
+     "flipped, McNemar's exact p-value, mean absolute probability drift; collapsed = True marks a model that "
+     "predicts one class for everything (broken, whatever its accuracy). quantization_impact.csv adds the change "
+     "in each class's sensitivity and the discordant counts."),
     ("distillation_gain", "What distillation gained",
      "Distilled student minus the scratch student (same recipe and budget), with paired bootstrap 95% intervals."),
     ("seeds", "Across seeds",
@@ -88,7 +89,15 @@ def _crop_text(crop: dict | None) -> str:
     return text
 
 
+# The quantization table as shown: what decides whether a quantized model can stand in for its float
+# model; quantization_impact.csv keeps every column (per-class sensitivity changes, discordant counts).
+SHOWN_IMPACT = {"model": "model", "accuracy_change": "accuracy change", "flip_rate": "predictions flipped",
+                "mcnemar_p": "McNemar p", "prob_drift": "probability drift", "collapsed": "collapsed"}
+
+
 def _shown(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    if name == "quantization_impact" and not frame.empty:
+        return frame[[c for c in SHOWN_IMPACT if c in frame]].rename(columns=SHOWN_IMPACT).round(4)
     if name != "metrics" or frame.empty:
         return frame.round(4)
     shown = frame[["model", "kind"]].copy()

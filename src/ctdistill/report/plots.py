@@ -19,10 +19,15 @@ from ctdistill.runfolder import atomic_path  # noqa: E402
 KIND_COLOURS = {"teacher": "tab:red", "distilled": "tab:blue", "quantized": "tab:green", "scratch": "tab:grey"}
 
 
+OVERLAPS: list[tuple[str, list]] | None = None  # a list: every saved figure's overlapping texts go there (tests)
+
+
 def save_figure(fig, path: Path) -> Path:
     """Write a figure atomically and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    if OVERLAPS is not None:
+        OVERLAPS.append((Path(path).name, overlapping_texts(fig)))
     plt.close(fig)
     return path
 
@@ -31,9 +36,9 @@ def plot_confusion(confusion: pd.DataFrame, title: str, path: Path) -> Path:
     """Confusion matrix heat map with class names and counts in every cell."""
     values = confusion.to_numpy()
     n = len(confusion)
-    fig, ax = plt.subplots(figsize=(1.3 * n + 2.5, 1.1 * n + 2))
+    fig, ax = plt.subplots(figsize=(1.3 * n + 2.5, 1.1 * n + 2), layout="constrained")
     im = ax.imshow(values, cmap="Blues")
-    ax.set_xticks(range(n), confusion.columns, rotation=35, ha="right")
+    ax.set_xticks(range(n), confusion.columns, **_slanted(confusion.columns))
     ax.set_yticks(range(n), confusion.index)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
@@ -48,7 +53,7 @@ def plot_confusion(confusion: pd.DataFrame, title: str, path: Path) -> Path:
 
 def plot_history(history: pd.DataFrame, title: str, path: Path) -> Path:
     """Loss and accuracy per epoch, train and validation, with the restored epoch marked."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     for ax, metric in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         for key, style in ((metric, "-"), (f"val_{metric}", "--")):
             if key in history:
@@ -68,11 +73,12 @@ def plot_confusion_pair(confusion: list[list[int]], class_names: list[str], titl
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = counts / counts.sum(axis=1, keepdims=True)
     n = len(class_names)
-    fig, axes = plt.subplots(1, 2, figsize=(2.6 * n + 3, 1.1 * n + 2.2))
+    # constrained layout keeps each colour bar (and its label) clear of the next panel's class names
+    fig, axes = plt.subplots(1, 2, figsize=(2.6 * n + 3.6, 1.1 * n + 2.2), layout="constrained")
     for ax, values, label, fmt in ((axes[0], counts, "images", "{:.0f}"), (axes[1], rates, "share of true class",
                                                                              "{:.2f}")):
         im = ax.imshow(values, cmap="Blues", vmin=0)
-        ax.set_xticks(range(n), class_names, rotation=35, ha="right")
+        ax.set_xticks(range(n), class_names, **_slanted(class_names))
         ax.set_yticks(range(n), class_names)
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
@@ -80,26 +86,32 @@ def plot_confusion_pair(confusion: list[list[int]], class_names: list[str], titl
             for j in range(n):
                 ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
                         color="white" if values[i, j] > np.nanmax(values) / 2 else "black")
-        fig.colorbar(im, ax=ax, label=label, fraction=0.046)
+        fig.colorbar(im, ax=ax, label=label, shrink=0.8)
     axes[0].set_title("counts")
     axes[1].set_title("row-normalised")
     fig.suptitle(title)
     return save_figure(fig, path)
 
 
-def plot_roc(curves: dict[str, list[dict]], class_names: list[str], title: str, path: Path) -> Path:
-    """One-vs-rest ROC curves: one panel per class, one line per model (``curves``: model -> per-class points)."""
+def plot_roc(curves: dict[str, list[dict]], class_names: list[str], title: str, path: Path,
+             aucs: dict[str, list[float]] | None = None) -> Path:
+    """One-vs-rest ROC curves: one panel per class, one line per model (``curves``: model -> per-class
+    points), each model's AUC for that class in the panel's legend (``aucs``: model -> per-class AUC)."""
     n = len(class_names)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.8), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(1, n, figsize=(3.9 * n, 4.4), squeeze=False, layout="constrained")
     for c, ax in enumerate(axes[0]):
         for model, per_class in curves.items():
             if per_class[c]["fpr"]:
-                ax.plot(per_class[c]["fpr"], per_class[c]["tpr"], label=model, lw=1.2)
+                auc = (aucs or {}).get(model, [None] * n)[c]
+                ax.plot(per_class[c]["fpr"], per_class[c]["tpr"], lw=1.2,
+                        label=model if auc is None else f"{model} (AUC {auc:.3f})")
         ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)  # a tick at 1.2 would run into the title
         ax.set_title(class_names[c])
         ax.set_xlabel("1 - specificity")
         ax.set_ylabel("sensitivity")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=6, loc="lower right")
     fig.suptitle(title)
     return save_figure(fig, path)
 
@@ -122,20 +134,21 @@ def plot_reliability(calibrations: dict[str, dict], title: str, path: Path) -> P
 
 
 def plot_accuracy_vs_size(metrics: pd.DataFrame, path: Path) -> Path:
-    """Every model of the run: test accuracy (95% CI) against file size, log size axis."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    """Every model of the run: test accuracy (95% CI) against file size, log size axis. Points carry
+    numbers and the key beside the plot names them (names on the points overlapped)."""
+    fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
     for kind, group in metrics.groupby("kind"):
         err = None
         if "accuracy_lo" in group:
             err = [100 * (group["accuracy"] - group["accuracy_lo"]), 100 * (group["accuracy_hi"] - group["accuracy"])]
         ax.errorbar(group["size_mb"], 100 * group["accuracy"], yerr=err, fmt="o", capsize=3,
                     color=KIND_COLOURS.get(kind), label=kind)
-        _label(ax, group["model"], group["size_mb"], 100 * group["accuracy"])
+    _numbered(ax, metrics["model"], metrics["size_mb"], 100 * metrics["accuracy"])
     ax.set_xscale("log")
     ax.set_xlabel("model file size (MB, log scale)")
     ax.set_ylabel("test accuracy (%), 95% CI")
     ax.set_title("accuracy against size, every model of the run")
-    ax.legend()
+    ax.legend(loc="lower left", fontsize=8)
     return save_figure(fig, path)
 
 
@@ -144,11 +157,11 @@ def plot_accuracy_vs_latency(metrics: pd.DataFrame, bench: pd.DataFrame, path: P
 
     ``bench["model"]`` must hold the run's model ids (``report`` maps bench file names to them)."""
     joined = bench.merge(metrics[["model", "kind", "accuracy"]], on="model")
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
     for (kind, threads), group in joined.groupby(["kind", "threads"]):
         ax.scatter(group["latency_ms_median"], 100 * group["accuracy"], color=KIND_COLOURS.get(kind),
                    marker="o" if threads == 1 else "^", label=f"{kind}, {threads} thread(s)")
-        _label(ax, group["model"], group["latency_ms_median"], 100 * group["accuracy"])
+    _numbered(ax, joined["model"], joined["latency_ms_median"], 100 * joined["accuracy"])
     ax.set_xscale("log")
     ax.set_xlabel("batch-1 latency, median (ms, log scale)")
     ax.set_ylabel("test accuracy (%)")
@@ -157,7 +170,40 @@ def plot_accuracy_vs_latency(metrics: pd.DataFrame, bench: pd.DataFrame, path: P
     return save_figure(fig, path)
 
 
-def _label(ax, names, xs, ys) -> None:
-    """Name every point, small, just right of it."""
+def _slanted(names) -> dict:
+    """Tick label placement for class names under a matrix: slanted when short, upright when long
+    (long names slanted at 35 degrees run into their neighbours)."""
+    return {"rotation": 90, "ha": "center"} if max(len(str(n)) for n in names) > 10 else {"rotation": 35, "ha": "right"}
+
+
+def _numbered(ax, names, xs, ys) -> None:
+    """Number every point (a model keeps its number wherever it appears) and list the numbers beside
+    the axes, so no name is drawn over another."""
+    numbers = {name: i + 1 for i, name in enumerate(dict.fromkeys(names))}
     for name, x, y in zip(names, xs, ys, strict=True):
-        ax.annotate(name, (x, y), fontsize=6, xytext=(4, 2), textcoords="offset points")
+        ax.annotate(str(numbers[name]), (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    key = "\n".join(f"{n:>2}  {name}" for name, n in numbers.items())
+    ax.text(1.02, 1.0, key, transform=ax.transAxes, fontsize=7, va="top", family="monospace")
+
+
+def overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of drawn texts whose boxes overlap: titles, axis labels, drawn tick labels, legend
+    entries and the keys beside a plot (texts placed on the data, such as the counts in a confusion
+    matrix or point numbers, sit there by design and are left out). Used by the tests on every
+    report figure.
+    """
+    fig.canvas.draw()  # lay the figure out as it is drawn
+    renderer = fig.canvas.get_renderer()
+    texts = [fig._suptitle] + list(fig.texts)
+    for ax in fig.axes:
+        texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]
+        for axis in (ax.xaxis, ax.yaxis):
+            texts += [label for tick in axis._update_ticks() for label in (tick.label1, tick.label2)
+                      if label.get_visible()]
+        if ax.get_legend() is not None:
+            texts += ax.get_legend().get_texts()
+        texts += [x for x in ax.texts if x.get_transform() == ax.transAxes]  # keys beside the axes
+    unique = {id(x): x for x in texts if x is not None}.values()  # the suptitle is also one of fig.texts
+    boxes = [(x.get_text(), x.get_window_extent(renderer).expanded(0.98, 0.9))  # touching is not overlapping
+             for x in unique if x.get_visible() and x.get_text().strip()]
+    return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
