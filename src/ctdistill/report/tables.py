@@ -69,7 +69,7 @@ def verdict_text(found: dict) -> list[str]:
     lines, d = [], found["deploy"]
     if d is not None:
         speed = (f", {d['latency_ms']:.2f} ms per image at batch 1" if d["latency_ms"] is not None
-                 else "; latency not measured yet (`ctdistill bench RUN_DIR`)")
+                 else "; latency not measured yet: ctdistill bench RUN_DIR")
         mode = d["model"].rsplit("_", 1)[-1]
         lines.append(f"Deploy {d['file']} ({1000 * d['size_mb']:.0f} KB{speed}): the {mode} student distilled "
                      f"from {d['teacher']}, chosen as the student whose quantized mode passed the safety gate with "
@@ -112,12 +112,15 @@ def _ci(values: dict, key: str, percent: bool = True) -> str:
 
 def _gain_sentence(g: dict) -> str:
     points, lo, hi = 100 * g["accuracy_gain"], g["accuracy_gain_lo"], g["accuracy_gain_hi"]
-    versus = f"the student trained without a teacher ({g['baseline']})"
-    interval = "" if lo is None else f" (95% CI {100 * lo:+.1f} to {100 * hi:+.1f})"
-    f1 = f"; macro-F1 {g['f1_gain']:+.3f}" if g.get("f1_gain") is not None else ""
+    versus = "the student trained without a teacher"
+    details = [] if lo is None else [f"95% CI {100 * lo:+.1f} to {100 * hi:+.1f} points"]
+    if g.get("f1_gain") is not None:
+        details.append(f"macro-F1 {g['f1_gain']:+.3f}")
     if lo is not None and lo > 0:
-        return f"Distillation gained {points:.1f} points of accuracy over {versus}{interval}{f1}."
+        return f"Distillation gained {points:.1f} points of accuracy over {versus} ({'; '.join(details)})."
     if hi is not None and hi < 0:
-        return f"Distillation cost {-points:.1f} points of accuracy against {versus}{interval}{f1}."
-    return (f"Distillation made no clear difference: {points:+.1f} points of accuracy against {versus}{interval}"
-            f"{', an interval that includes zero' if lo is not None else ''}{f1}.")
+        return f"Distillation cost {-points:.1f} points of accuracy against {versus} ({'; '.join(details)})."
+    if lo is not None:
+        details[0] += ", an interval that includes zero"
+    return (f"Distillation made no clear difference against {versus}: {points:+.1f} points of accuracy "
+            f"({'; '.join(details)}).")
