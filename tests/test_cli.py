@@ -70,3 +70,15 @@ def test_cli_run_end_to_end_with_a_real_teacher(tmp_path):
         assert noise not in result.stderr, noise  # native/library chatter stays off the terminal
     for name in ("vgg16_Student.keras", "vgg16_student_int8.tflite", "TinyEvalRes_Quant.csv", "summary.csv"):
         assert (out / name).is_file(), name
+
+
+def test_a_reader_that_leaves_early_gets_no_error_line(monkeypatch, capsys):
+    """`ctdistill predict ... | head`: a closed pipe ends the command quietly, with no `error: Broken pipe`."""
+    from ctdistill import cli
+
+    def reader_left(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(cli.COMMANDS, ("doctor", None), reader_left)
+    assert cli.main(["doctor"]) == 1
+    assert "Broken pipe" not in capsys.readouterr().err

@@ -7,6 +7,7 @@ help); a flag that is not given leaves the config file's (or the default) value 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -205,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `ctdistill predict ... | head`: the reader left; say nothing (Python's docs' recipe)
+        with contextlib.suppress(OSError, ValueError):  # no real stdout (embedded, captured): nothing to silence
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as exc:  # disk full, permissions, a file vanishing under us
         if args.debug:
             raise

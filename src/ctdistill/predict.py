@@ -58,7 +58,8 @@ def resolve_model(path: str | Path, teacher: str | None = None, mode: str | None
     best = next(c for c in wanted if c["model"] == best_candidate(
         [{"model": c["model"], "valid_accuracy": c["metrics"].get("valid_accuracy"), "size_mb": c["size_mb"]}
          for c in wanted])["model"])
-    why = f"mode {mode} as asked" if mode else "the mode the quantization safety gate accepted"
+    why = (f"mode {mode} as asked" if mode else "the mode the quantization safety gate accepted"
+           if best.get("safety_gate") else "int8, unchecked: no safety gate ran")
     among = f"teacher {teacher}'s students" if teacher else f"{len(wanted)} candidate student(s)"
     valid = best["metrics"].get("valid_accuracy")
     score = f"best validation accuracy ({valid:.3f})" if valid is not None else "first"
