@@ -123,6 +123,16 @@ def test_audited_run_reports_official_and_deduplicated_test_metrics(tmp_path, ti
     keep = ~test["file"].str.endswith("leaked.png")
     acc = (test.loc[keep, "true_label"] == test.loc[keep, "predicted_label"]).mean()
     assert summary.set_index("model").loc["tiny_student", "accuracy_dedup"] == pytest.approx(acc)
+    # nearest neighbours and the leakage curve (issue #18): the leaked copy is at distance 0, same label
+    neighbours = pd.read_csv(out / "neighbours.csv")
+    leaked = neighbours[neighbours["path"].str.endswith("leaked.png")].iloc[0]
+    assert leaked["phash_distance"] == 0 and leaked["phash_same_label"] and leaked["thumb_distance"] < 1e-5
+    curve = pd.read_csv(out / "leakage_curve.csv")
+    whole = curve[curve["d"] == -1].iloc[0]
+    assert whole["n_images"] == 9 and whole["tiny_student"] == pytest.approx(
+        summary.set_index("model").loc["tiny_student", "accuracy"])
+    assert curve[curve["d"] == 0].iloc[0]["n_images"] <= 8  # the leaked copy is gone from d = 0 on
+    assert "How much rests on near copies" in (out / "report.md").read_text()
 
 
 def test_split_lists_compare_relative_to_the_data_folder_when_the_data_moved(tmp_path):

@@ -19,11 +19,13 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from ctdistill import runfolder as rf
 from ctdistill.config import Config
 from ctdistill.data import SPLITS, Dataset, load_dataset
 from ctdistill.data.audit import audit_cached, dedup_test_mask, write_audit
+from ctdistill.data.neighbours import cross_label, nearest_neighbours, thumbnails
 from ctdistill.data.split import carve_validation, grouped_split
 from ctdistill.doctor import environment
 from ctdistill.errors import ConfigError, DataError
@@ -314,7 +316,20 @@ def audit_step(cfg: Config, data: Dataset, run_dir: Path, resume: bool = False, 
         data.dedup_test = dedup_test_mask(table, data.train.paths + data.valid.paths, data.test.paths)
         log.info("de-duplicated test view: %d of %d test images have no copy in train or valid; every test "
                  "metric is reported on both (columns *_dedup)", data.dedup_test.sum(), len(data.test))
+        neighbours_step(table, data, run_dir)
     return data
+
+
+def neighbours_step(table, data: Dataset, run_dir: Path) -> None:
+    """Each test image's nearest image among train and valid, by two hashes and the model's own input
+    (``neighbours.csv``); the images of another label that are the same picture are said loudly."""
+    refs = data.train.paths + data.valid.paths
+    thumbs = {"refs": thumbnails(np.concatenate([data.train.x, data.valid.x])), "test": thumbnails(data.test.x)}
+    found = nearest_neighbours(table, refs, {"test": data.test.paths}, thumbs)
+    rf.write_csv(found, run_dir / rf.NEIGHBOURS)
+    for row in cross_label(found).itertuples():
+        log.warning("CROSS-LABEL COPY: test image %s (%s) is the same picture as %s, of another class (thumbnail "
+                    "distance %.4f)", row.path, row.label, row.nearest_thumb, row.thumb_distance)
 
 
 def write_splits(path: Path, splits: dict, resume: bool, roots: tuple[str, str] = ("", "")) -> None:

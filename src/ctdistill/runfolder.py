@@ -4,7 +4,7 @@ This module is the contract between the stages that write a run and everything t
 (``report``, the model cards, ``predict``, ``bench``, resume). A run folder holds::
 
     config.json, manifest.json, classes.json, splits.json   what ran, on what (provenance.manifest)
-    audit.csv, audit.json                                    the data audit (data.audit)
+    audit.csv, audit.json, neighbours.csv                    the data audit (data.audit, data.neighbours)
     stages/<stage>.json                                      completion records (resume)
     <teacher>_Teacher.keras, <teacher>_Student.keras (.h5), <teacher>_student_<mode>.tflite,
     Scratch_Student.keras, ensemble_Teacher.keras            the models; <model file>.json: its card
@@ -38,7 +38,7 @@ from ctdistill.errors import RunFolderError
 CONFIG, MANIFEST, CLASSES, SPLITS_FILE = "config.json", "manifest.json", "classes.json", "splits.json"
 SUMMARY, QUANT_TABLE, QUANT_GATE = "summary.csv", "TinyEvalRes_Quant.csv", "quant_gate.json"
 ENSEMBLE, TIMINGS, BENCH, METRICS_TABLE = "ensemble.json", "timings.json", "bench.csv", "metrics.csv"
-VERDICT = "verdict.json"
+VERDICT, NEIGHBOURS = "verdict.json", "neighbours.csv"
 PREDICTIONS, PLOTS, SEEDS, STAGES = "predictions", "Plots", "seeds", "stages"
 REPORT_HTML, REPORT_MD = "report.html", "report.md"
 SCRATCH_MODEL, SCRATCH_HISTORY = "Scratch_Student.keras", "Scratch_history.csv"

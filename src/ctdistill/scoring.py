@@ -68,7 +68,9 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
 
     Returns:
         ``{"metrics", "per_class", "quantization_impact", "distillation_gain"}`` DataFrames, plus
-        ``"seeds"`` (mean ± std across ``--seeds``; empty without), ``"curves"`` (per model: ROC points
+        ``"seeds"`` (mean ± std across ``--seeds``; empty without), ``"leakage_curve"`` (accuracy on
+        the test images farther than d bits from every training image; empty without an audit),
+        ``"curves"`` (per model: ROC points
         per class and calibration bins, for the plots),
         ``"class_names"``, ``"summary"`` (the run's summary.csv) and ``"config"``.
     """
@@ -94,6 +96,7 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
             "quantization_impact": _quantization_table(summary, preds, class_names),
             "distillation_gain": _gain_table(summary, preds, class_names, options),
             "seeds": _seed_table(run_dir, preds, class_names, options),
+            "leakage_curve": leakage_curve(run_dir, summary, preds),
             "curves": curves, "class_names": class_names, "summary": summary, "config": config}
 
 
@@ -117,6 +120,32 @@ def _seed_table(run_dir: Path, preds: dict, class_names: list[str], options: dic
         accuracy_dedup_std=("accuracy_dedup", "std"))
     per_seed = long.pivot(index="model", columns="seed", values="accuracy").add_prefix("accuracy_seed")
     return stats.join(per_seed).reset_index()
+
+
+LEAKAGE_MEASURE = "phash"  # neighbours.csv's distance the curve is drawn along (64-bit perceptual hash)
+
+
+def leakage_curve(run_dir: Path, summary: pd.DataFrame, preds: dict) -> pd.DataFrame:
+    """Every model's test accuracy on the test images whose nearest training or validation image
+    (``neighbours.csv``) is farther than ``d`` bits, for every distance ``d`` that occurs (``d = -1``:
+    the whole test split); empty without a neighbours file (the synthetic phantoms are not audited).
+
+    Returns:
+        One row per ``d``: ``d``, ``n_images`` and one accuracy column per model of ``summary``.
+    """
+    path = Path(run_dir) / runfolder.NEIGHBOURS
+    if not path.is_file() or summary.empty:
+        return pd.DataFrame()
+    neighbours = pd.read_csv(path)
+    test = neighbours[neighbours["split"] == "test"].set_index("path")[f"{LEAKAGE_MEASURE}_distance"]
+    files = read_predictions(predictions_dir(run_dir), summary["model"].iloc[0])
+    distance = test.loc[files.loc[files["split"] == "test", "file"]].to_numpy()
+    rows = []
+    for d in [-1, *sorted(set(distance.tolist()))[:-1]]:  # the largest distance would leave no image
+        keep = distance > d
+        rows.append({"d": d, "n_images": int(keep.sum()),
+                     **{m: float(np.mean(p.y[keep] == p.proba[keep].argmax(axis=1))) for m, p in preds.items()}})
+    return pd.DataFrame(rows)
 
 
 def roc_points(positive: np.ndarray, score: np.ndarray) -> dict:

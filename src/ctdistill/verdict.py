@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from ctdistill import runfolder as rf
+from ctdistill.data.neighbours import cross_label
 
 SMALL_TEST_SET = 100  # fewer test images than this: every interval is wide (one image is > 1 point)
 CHANCE_MARGIN = 0.05  # a teacher within 5 points of always answering the largest class is "near chance"
@@ -139,6 +140,11 @@ def _warnings(tables: dict, run_dir: Path, deploy: dict | None) -> list[tuple[st
         elif len(scratch) and row.accuracy < scratch.iloc[0]:
             out.append(("teacher_weaker", f"teacher {row.teacher} ({100 * row.accuracy:.1f}%) is less accurate than "
                                           f"the student trained without it ({100 * scratch.iloc[0]:.1f}%)"))
+    crossed = _cross_label(run_dir)
+    if crossed:
+        out.append(("cross_label", f"{crossed} test image(s) are the same picture as a training or validation image "
+                                   "of another class (neighbours.csv; listed in the log): a label conflict, and a "
+                                   "leak whichever label is right"))
     n_valid = sum((rf.read_json(run_dir, rf.MANIFEST, {}).get("dataset", {}).get("counts", {}).get("valid") or {})
                   .values())
     if deploy is not None and "accuracy_hi" in deploy and n_valid:
@@ -158,3 +164,8 @@ def _majority_share(per_class: pd.DataFrame, metrics: pd.DataFrame) -> float | N
         return None
     support = per_class[per_class["model"] == metrics["model"].iloc[0]]["support"]
     return float(support.max() / support.sum()) if support.sum() else None
+
+
+def _cross_label(run_dir: Path) -> int:
+    path = Path(run_dir) / rf.NEIGHBOURS
+    return len(cross_label(pd.read_csv(path))) if path.is_file() else 0

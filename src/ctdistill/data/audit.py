@@ -86,7 +86,7 @@ def describe_image(data: bytes, name: str) -> dict:
 
 def _hashes(rgb: Image.Image) -> dict:
     pixels = hashlib.sha256(f"{rgb.size}".encode() + rgb.tobytes()).hexdigest()
-    return {"pixel_hash": pixels, "phash": str(imagehash.phash(rgb))}
+    return {"pixel_hash": pixels, "phash": str(imagehash.phash(rgb)), "dhash": str(imagehash.dhash(rgb))}
 
 
 def collect(path: Path, class_map: str | Path | None = None) -> pd.DataFrame:
@@ -272,7 +272,7 @@ def _duplicate_counts(table: pd.DataFrame) -> dict:
 
 
 AUDIT_COLUMNS = ["path", "split", "label", "exact_group", "near_group", "flags", "width", "height", "mode", "format",
-                 "pixel_hash", "phash", "body_share", "body_fallback"]
+                 "pixel_hash", "phash", "dhash", "body_share", "body_fallback"]
 
 
 def write_audit(table: pd.DataFrame, summary: dict, out: Path) -> list[Path]:
@@ -295,7 +295,7 @@ def dedup_test_mask(table: pd.DataFrame, earlier_ids: list[str], test_ids: list[
     return np.array([group[i] not in earlier for i in test_ids], dtype=bool)
 
 
-AUDIT_VERSION = 4
+AUDIT_VERSION = 5  # 5: dhash beside phash (data.neighbours)
 
 
 def audit_cached(path: str | Path, fingerprint: str, threshold: int = DEFAULT_THRESHOLD,

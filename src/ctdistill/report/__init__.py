@@ -22,7 +22,7 @@ from ctdistill.verdict import verdict
 
 log = logging.getLogger("ctdistill")
 
-REPORT_TABLES = ("metrics", "per_class", "quantization_impact", "distillation_gain", "seeds")
+REPORT_TABLES = ("metrics", "per_class", "quantization_impact", "distillation_gain", "seeds", "leakage_curve")
 
 
 def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path]:
@@ -100,6 +100,9 @@ def report_figures(tables: dict, folder: Path, bench_file: Path) -> dict[str, Pa
             bench["model"] = bench["file"].map(model_of).fillna(bench["model"])
         figures["Accuracy against batch-1 latency"] = plots.plot_accuracy_vs_latency(
             metrics, bench, folder / "accuracy_vs_latency.png")
+    if len(tables["leakage_curve"]):
+        figures["Accuracy on test images farther from every training image"] = plots.plot_leakage_curve(
+            tables["leakage_curve"], metrics, folder / "leakage_curve.png")
     scratch = list(metrics.loc[metrics["kind"] == "scratch", "model"])
     for teacher in [t for t in metrics["teacher"].dropna().unique() if t]:
         group = list(metrics.loc[metrics["teacher"] == teacher, "model"]) + scratch

@@ -38,7 +38,14 @@ SECTIONS = (
     ("seeds", "Across seeds",
      "The student stages repeated with other seeds (--seeds), from the same teachers: test accuracy and macro-F1, "
      "mean and standard deviation across seeds, and each seed's accuracy."),
+    ("leakage_curve", "How much rests on near copies",
+     "Each model's test accuracy on the test images whose nearest training or validation image is farther than d "
+     "bits of a 64-bit perceptual hash (neighbours.csv; d = -1: the whole test split). A curve that falls as d grows "
+     "says part of the result rests on test images the model has all but seen; the de-duplicated view above removes "
+     "the images within the audit's threshold of a copy. Some values of d are shown; leakage_curve.csv has all."),
 )
+# The leakage curve as shown: these distances (of 64 bits), where present.
+SHOWN_DISTANCES = (-1, 0, 1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32)
 
 # The models table as shown: point estimate [95% interval]; metrics.csv keeps every column raw.
 SHOWN_METRICS = {"accuracy": "accuracy [95% CI]", "balanced_accuracy": "balanced accuracy",
@@ -96,6 +103,8 @@ SHOWN_IMPACT = {"model": "model", "accuracy_change": "accuracy change", "flip_ra
 
 
 def _shown(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    if name == "leakage_curve" and not frame.empty:
+        return frame[frame["d"].isin(SHOWN_DISTANCES)].round(4)
     if name == "quantization_impact" and not frame.empty:
         return frame[[c for c in SHOWN_IMPACT if c in frame]].rename(columns=SHOWN_IMPACT).round(4)
     if name != "metrics" or frame.empty:

@@ -152,6 +152,26 @@ def plot_accuracy_vs_size(metrics: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def plot_leakage_curve(curve: pd.DataFrame, metrics: pd.DataFrame, path: Path) -> Path:
+    """Test accuracy against the smallest distance allowed to the nearest training image, one line per
+    teacher, distilled and scratch model (quantized ones follow their float students), with the
+    number of test images left on a second axis."""
+    fig, ax = plt.subplots(figsize=(9, 4.6), layout="constrained")
+    shown = metrics[metrics["kind"].isin(["teacher", "distilled", "scratch"])]
+    for row in shown.itertuples():
+        if row.model in curve:
+            ax.plot(curve["d"], 100 * curve[row.model], "-", lw=1.3, color=KIND_COLOURS.get(row.kind),
+                    alpha=0.9, label=row.model)
+    ax.set_xlabel("test images kept: nearest training/validation image more than d bits away (perceptual hash)")
+    ax.set_ylabel("test accuracy (%)")
+    count = ax.twinx()
+    count.plot(curve["d"], curve["n_images"], ":", color="black", lw=1, label="test images kept")
+    count.set_ylabel("test images kept")
+    ax.legend(loc="lower left", fontsize=7)
+    ax.set_title("how much of the result rests on near copies")
+    return save_figure(fig, path)
+
+
 def plot_accuracy_vs_latency(metrics: pd.DataFrame, bench: pd.DataFrame, path: Path) -> Path:
     """Test accuracy against batch-1 median latency (``ctdistill bench``), one marker per thread count.
 
