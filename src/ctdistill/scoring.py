@@ -123,12 +123,14 @@ def _seed_table(run_dir: Path, preds: dict, class_names: list[str], options: dic
 
 
 LEAKAGE_MEASURE = "phash"  # neighbours.csv's distance the curve is drawn along (64-bit perceptual hash)
+LEAKAGE_MIN_IMAGES = 20  # the curve stops where fewer test images remain (or half the test split, if smaller)
 
 
 def leakage_curve(run_dir: Path, summary: pd.DataFrame, preds: dict) -> pd.DataFrame:
     """Every model's test accuracy on the test images whose nearest training or validation image
     (``neighbours.csv``) is farther than ``d`` bits, for every distance ``d`` that occurs (``d = -1``:
-    the whole test split); empty without a neighbours file (the synthetic phantoms are not audited).
+    the whole test split) while at least :data:`LEAKAGE_MIN_IMAGES` images remain; empty without a
+    neighbours file (the synthetic phantoms are not audited).
 
     Returns:
         One row per ``d``: ``d``, ``n_images`` and one accuracy column per model of ``summary``.
@@ -140,9 +142,11 @@ def leakage_curve(run_dir: Path, summary: pd.DataFrame, preds: dict) -> pd.DataF
     test = neighbours[neighbours["split"] == "test"].set_index("path")[f"{LEAKAGE_MEASURE}_distance"]
     files = read_predictions(predictions_dir(run_dir), summary["model"].iloc[0])
     distance = test.loc[files.loc[files["split"] == "test", "file"]].to_numpy()
-    rows = []
-    for d in [-1, *sorted(set(distance.tolist()))[:-1]]:  # the largest distance would leave no image
+    rows, enough = [], min(LEAKAGE_MIN_IMAGES, len(distance) // 2)  # fewer images: accuracy is noise
+    for d in [-1, *sorted(set(distance.tolist()))]:
         keep = distance > d
+        if keep.sum() < enough or not keep.any():
+            break
         rows.append({"d": d, "n_images": int(keep.sum()),
                      **{m: float(np.mean(p.y[keep] == p.proba[keep].argmax(axis=1))) for m, p in preds.items()}})
     return pd.DataFrame(rows)

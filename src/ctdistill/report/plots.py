@@ -165,9 +165,9 @@ def plot_leakage_curve(curve: pd.DataFrame, metrics: pd.DataFrame, path: Path) -
     ax.set_xlabel("test images kept: nearest training/validation image more than d bits away (perceptual hash)")
     ax.set_ylabel("test accuracy (%)")
     count = ax.twinx()
-    count.plot(curve["d"], curve["n_images"], ":", color="black", lw=1, label="test images kept")
+    kept = count.plot(curve["d"], curve["n_images"], ":", color="black", lw=1, label="test images kept (right axis)")
     count.set_ylabel("test images kept")
-    ax.legend(loc="lower left", fontsize=7)
+    ax.legend(handles=ax.get_lines() + kept, loc="lower left", fontsize=7)
     ax.set_title("how much of the result rests on near copies")
     return save_figure(fig, path)
 
@@ -218,8 +218,9 @@ def overlapping_texts(fig) -> list[tuple[str, str]]:
     for ax in fig.axes:
         texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]
         for axis in (ax.xaxis, ax.yaxis):
-            texts += [label for tick in axis._update_ticks() for label in (tick.label1, tick.label2)
-                      if label.get_visible()]
+            if axis.get_visible():  # a twin axes hides the axis it shares
+                texts += [label for tick in axis._update_ticks() for label in (tick.label1, tick.label2)
+                          if label.get_visible()]
         if ax.get_legend() is not None:
             texts += ax.get_legend().get_texts()
         texts += [x for x in ax.texts if x.get_transform() == ax.transAxes]  # keys beside the axes
