@@ -140,6 +140,17 @@ def _warnings(tables: dict, run_dir: Path, deploy: dict | None) -> list[tuple[st
         elif len(scratch) and row.accuracy < scratch.iloc[0]:
             out.append(("teacher_weaker", f"teacher {row.teacher} ({100 * row.accuracy:.1f}%) is less accurate than "
                                           f"the student trained without it ({100 * scratch.iloc[0]:.1f}%)"))
+    audit = rf.read_json(run_dir, "audit.json", {})
+    shift, base = audit.get("train_test_shift") or {}, audit.get("shortcut_baseline") or {}
+    if shift.get("shifted"):
+        out.append(("train_test_shift", f"the test images are drawn differently from the training ones: file "
+                                        f"metadata alone tells them apart with AUC {shift['auc']:.2f} (95% CI from "
+                                        f"{shift['lo']:.2f}); validation numbers will not carry over (see the audit)"))
+    if base.get("above_chance"):
+        out.append(("shortcut", f"file metadata alone predicts the class with balanced accuracy "
+                                f"{base['balanced_accuracy']:.2f} (chance {base['chance']:.2f}), mostly through "
+                                f"{base['top_features'][0][0]}: a model can learn the images' source instead of the "
+                                "finding"))
     crossed = _cross_label(run_dir)
     if crossed:
         out.append(("cross_label", f"{crossed} test image(s) are the same picture as a training or validation image "

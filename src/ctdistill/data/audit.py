@@ -40,6 +40,7 @@ from ctdistill.data import cache
 from ctdistill.data.crop import body_crop
 from ctdistill.data.decode import check_pixels, to_mode
 from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy
+from ctdistill.data.shortcuts import shortcut_baseline, train_test_shift
 from ctdistill.data.tree import scan_tree
 from ctdistill.errors import DataError
 from ctdistill.runfolder import atomic_path, write_json
@@ -79,9 +80,19 @@ def describe_image(data: bytes, name: str) -> dict:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure is reported per file
         raise DataError(f"{name}: not a readable image ({exc})") from None
-    crop = body_crop(np.asarray(rgb.convert("L")))
-    return _hashes(rgb) | {"width": width, "height": height, "mode": mode, "format": fmt,
-                           "body_share": round(crop.share, 4), "body_fallback": crop.fallback}
+    grey = np.asarray(rgb.convert("L"))
+    crop = body_crop(grey)
+    return _hashes(rgb) | {"width": width, "height": height, "mode": mode, "format": fmt, "file_kb": len(data) / 1e3,
+                           "body_share": round(crop.share, 4), "body_fallback": crop.fallback, **_intensity(grey)}
+
+
+def _intensity(grey: np.ndarray) -> dict:
+    """Mean and spread of the grey levels, and the mean of the outer 5% border (how dark the framing is)."""
+    edge = max(1, min(grey.shape) // 20)
+    border = np.concatenate([grey[:edge].ravel(), grey[-edge:].ravel(), grey[:, :edge].ravel(),
+                             grey[:, -edge:].ravel()])
+    return {"mean": round(float(grey.mean()), 2), "std": round(float(grey.std()), 2),
+            "border": round(float(border.mean()), 2)}
 
 
 def _hashes(rgb: Image.Image) -> dict:
@@ -121,7 +132,7 @@ def _collect_numpy(path: Path) -> pd.DataFrame:
             rgb = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).convert("RGB")
             rows.append({"path": f"X_{FILE_SPLIT[split]}.npy[{i}]", "split": split, "label": names[label],
                          **_hashes(rgb), "width": img.shape[1], "height": img.shape[0], "mode": "array",
-                         "format": "npy"})
+                         "format": "npy", **_intensity(np.asarray(rgb.convert("L")))})
     return pd.DataFrame(rows)
 
 
@@ -254,6 +265,8 @@ def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD, class_map: 
                    for s in table["split"].unique()},
         "duplicates_by_split_and_class": _duplicate_counts(table),
         "shortcut_risks": shortcut_risks(table),
+        "shortcut_baseline": shortcut_baseline(table),
+        "train_test_shift": train_test_shift(table),
         "framing": framing(table),
         "unreadable_files": collected.attrs.get("unreadable", []),
     }
@@ -272,7 +285,7 @@ def _duplicate_counts(table: pd.DataFrame) -> dict:
 
 
 AUDIT_COLUMNS = ["path", "split", "label", "exact_group", "near_group", "flags", "width", "height", "mode", "format",
-                 "pixel_hash", "phash", "dhash", "body_share", "body_fallback"]
+                 "pixel_hash", "phash", "dhash", "body_share", "body_fallback", "file_kb", "mean", "std", "border"]
 
 
 def write_audit(table: pd.DataFrame, summary: dict, out: Path) -> list[Path]:
@@ -295,7 +308,7 @@ def dedup_test_mask(table: pd.DataFrame, earlier_ids: list[str], test_ids: list[
     return np.array([group[i] not in earlier for i in test_ids], dtype=bool)
 
 
-AUDIT_VERSION = 5  # 5: dhash beside phash (data.neighbours)
+AUDIT_VERSION = 6  # 5: dhash beside phash (data.neighbours); 6: intensity, file size, shortcut and shift
 
 
 def audit_cached(path: str | Path, fingerprint: str, threshold: int = DEFAULT_THRESHOLD,

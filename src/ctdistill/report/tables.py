@@ -56,6 +56,17 @@ def audit_text(summary: dict) -> str:
                          f"{100 * diff:+.0f} points); --crop body removes the difference")
         if frame["no_body_found"]:
             lines.append(f"no body found in {len(frame['no_body_found'])} image(s) (kept whole by --crop body)")
+    base = summary.get("shortcut_baseline")
+    if base:
+        lines.append(f"{'SHORTCUT RISK: ' if base['above_chance'] else ''}metadata alone (size, format, file size, "
+                     f"intensity, framing) predicts the class with balanced accuracy {base['balanced_accuracy']:.2f} "
+                     f"(95% CI {base['lo']:.2f}-{base['hi']:.2f}; chance {base['chance']:.2f}), carried by "
+                     + ", ".join(name for name, _ in base["top_features"][:3]))
+    shift = summary.get("train_test_shift")
+    if shift:
+        lines.append(f"{'TRAIN/TEST SHIFT: ' if shift['shifted'] else ''}a classifier tells test images from the "
+                     f"others by metadata with AUC {shift['auc']:.2f} (95% CI {shift['lo']:.2f}-{shift['hi']:.2f}; "
+                     "0.5 = indistinguishable), carried by " + ", ".join(n for n, _ in shift["top_features"][:3]))
     for risk in summary["shortcut_risks"]:
         if risk["flags"]:
             lines.append(f"SHORTCUT RISK: class {risk['label']} differs in {', '.join(risk['flags'])} "

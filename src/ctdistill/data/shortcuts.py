@@ -1,0 +1,111 @@
+"""What the files give away without their content: a shortcut baseline and a train/test shift classifier.
+
+Two cross-validated scikit-learn classifiers on file metadata alone: width, height, aspect ratio,
+colour mode, format, file size, the share of the image the body fills (``data.crop``), intensity
+mean and spread, and how dark the border is. None of these is the disease.
+
+* **Shortcut baseline**: predicts the *class*. Its balanced accuracy (95% bootstrap interval of the
+  out-of-fold predictions) above chance means the images' source tells the classes apart, and a
+  network can learn the source instead of the finding. Folds keep copy groups together.
+* **Train/test shift** (adversarial validation): predicts whether an image is in the *test* split.
+  Its ROC-AUC well above 0.5 means the test images are drawn differently from the training ones, so
+  validation numbers will not carry over to test.
+
+Both report the features that carry them (mean impurity decrease of the fitted forests).
+
+Example:
+    >>> found = shortcut_baseline(audit.table)        # doctest: +SKIP
+    >>> found["balanced_accuracy"], found["top_features"][:2]   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+
+NUMERIC = ("width", "height", "aspect", "file_kb", "body_share", "mean", "std", "border")
+CATEGORICAL = ("mode", "format")
+FOLDS = 5
+SHIFT_WARNING_AUC = 0.7  # the interval's lower end above this: the test split is drawn differently
+RESAMPLES = 1000
+
+
+def features(table: pd.DataFrame) -> pd.DataFrame:
+    """The metadata features of each image (columns the audit table lacks are left out)."""
+    frame = table.copy()
+    if {"width", "height"} <= set(frame):
+        frame["aspect"] = frame["width"] / frame["height"]
+    numeric = frame[[c for c in NUMERIC if c in frame]].astype(float)
+    dummies = [pd.get_dummies(frame[c].astype(str), prefix=c, dtype=float) for c in CATEGORICAL if c in frame]
+    return pd.concat([numeric, *dummies], axis=1).fillna(0.0)
+
+
+def _groups(table: pd.DataFrame) -> np.ndarray:
+    """Copy groups stay in one fold (an image and its copy on both sides would be a leak of its own)."""
+    near = table["near_group"].to_numpy() if "near_group" in table else np.full(len(table), -1)
+    return np.where(near >= 0, near, -(np.arange(len(table)) + 1))
+
+
+def _out_of_fold(x: pd.DataFrame, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold class probabilities and the mean feature importances of the fitted forests."""
+    classes = np.unique(y)
+    proba, importance = np.zeros((len(y), len(classes))), np.zeros(x.shape[1])
+    folds = min(FOLDS, int(pd.Series(y).value_counts().min()))
+    for train, held in StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(x, y, groups):
+        forest = RandomForestClassifier(200, min_samples_leaf=3, random_state=seed, n_jobs=1)
+        forest.fit(x.iloc[train], y[train])
+        proba[np.ix_(held, np.searchsorted(classes, forest.classes_))] = forest.predict_proba(x.iloc[held])
+        importance += forest.feature_importances_ / folds
+    return proba, importance
+
+
+def _interval(statistic, n: int, seed: int) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    values = [statistic(rng.integers(0, n, n)) for _ in range(RESAMPLES)]
+    values = [v for v in values if not np.isnan(v)]
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def _top(names, importance, k: int = 4) -> list[list]:
+    order = np.argsort(importance)[::-1][:k]
+    return [[str(names[i]), round(float(importance[i]), 3)] for i in order]
+
+
+def shortcut_baseline(table: pd.DataFrame, seed: int = 0) -> dict | None:
+    """Predict the class from metadata alone; None with fewer than two classes or too few images."""
+    y = table["label"].astype(str).to_numpy()
+    if len(np.unique(y)) < 2 or pd.Series(y).value_counts().min() < 2:
+        return None
+    x = features(table)
+    proba, importance = _out_of_fold(x, y, _groups(table), seed)
+    predicted = np.unique(y)[proba.argmax(axis=1)]
+    score = float(balanced_accuracy_score(y, predicted))
+
+    def stat(i):
+        return balanced_accuracy_score(y[i], predicted[i]) if len(np.unique(y[i])) > 1 else np.nan
+
+    lo, hi = _interval(stat, len(y), seed)
+    chance = 1.0 / len(np.unique(y))
+    return {"balanced_accuracy": round(score, 4), "lo": round(lo, 4), "hi": round(hi, 4), "chance": round(chance, 4),
+            "above_chance": lo > chance, "top_features": _top(x.columns, importance), "n": int(len(y))}
+
+
+def train_test_shift(table: pd.DataFrame, seed: int = 0) -> dict | None:
+    """Tell test images from the others by metadata alone (adversarial validation); None without a test split."""
+    is_test = (table["split"] == "test").to_numpy()
+    if is_test.sum() < 2 or (~is_test).sum() < 2:
+        return None
+    x = features(table)
+    proba, importance = _out_of_fold(x, is_test.astype(int), _groups(table), seed)
+    score = proba[:, -1]
+    auc = float(roc_auc_score(is_test, score))
+
+    def stat(i):
+        return roc_auc_score(is_test[i], score[i]) if 0 < is_test[i].sum() < len(i) else np.nan
+
+    lo, hi = _interval(stat, len(score), seed)
+    return {"auc": round(auc, 4), "lo": round(lo, 4), "hi": round(hi, 4), "shifted": lo > SHIFT_WARNING_AUC,
+            "top_features": _top(x.columns, importance), "n_test": int(is_test.sum()), "n_other": int((~is_test).sum())}

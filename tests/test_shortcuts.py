@@ -1,0 +1,51 @@
+"""The shortcut baseline and the train/test shift classifier, on drawn data whose metadata does or does
+not give the class (or the split) away."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ctdistill.data.shortcuts import shortcut_baseline, train_test_shift
+
+
+def table(n: int = 60, seed: int = 0, class_gives_size: bool = False, test_has_margins: bool = False) -> pd.DataFrame:
+    """An audit-like table: two classes, three splits, metadata drawn at random unless told otherwise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = "a" if i % 2 else "b"
+        split = ("train", "train", "train", "valid", "test")[i % 5]
+        width = (600 if label == "b" else 400) if class_gives_size else int(rng.integers(380, 620))
+        margins = test_has_margins and split == "test"
+        rows.append({"path": f"{split}/{label}/{i}.png", "split": split, "label": label, "width": width,
+                     "height": int(width * rng.uniform(0.75, 0.85)), "mode": "L", "format": "PNG",
+                     "file_kb": float(rng.uniform(80, 120)), "mean": float(rng.uniform(90, 110)),
+                     "std": float(rng.uniform(50, 60)), "body_share": 0.8 if margins else float(rng.uniform(0.95, 1)),
+                     "border": 5.0 if margins else float(rng.uniform(30, 60)), "near_group": -1})
+    return pd.DataFrame(rows)
+
+
+def test_a_class_that_its_image_size_gives_away_is_a_shortcut():
+    found = shortcut_baseline(table(class_gives_size=True))
+    assert found["above_chance"] and found["balanced_accuracy"] > 0.9
+    assert found["top_features"][0][0] in ("width", "height", "aspect")
+
+
+def test_metadata_drawn_alike_for_every_class_is_not_a_shortcut():
+    found = shortcut_baseline(table(n=200))
+    assert not found["above_chance"] and found["lo"] <= found["chance"] <= found["hi"] + 0.1
+
+
+def test_test_images_framed_with_dark_margins_are_a_shift_and_alike_ones_are_not():
+    shifted = train_test_shift(table(test_has_margins=True))
+    assert shifted["shifted"] and shifted["auc"] > 0.95
+    assert {name for name, _ in shifted["top_features"][:2]} & {"border", "body_share"}
+    alike = train_test_shift(table(n=200))
+    assert not alike["shifted"] and alike["lo"] < 0.7
+
+
+def test_one_class_or_no_test_split_gives_nothing_to_report():
+    one_class = table().assign(label="a")
+    assert shortcut_baseline(one_class) is None
+    assert train_test_shift(table()[lambda t: t["split"] != "test"]) is None
