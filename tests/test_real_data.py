@@ -50,6 +50,20 @@ def test_real_data_run_writes_the_report_with_intervals_auc_and_ece(tmp_path, ti
     assert len(pd.read_csv(out / "distillation_gain.csv")) == 3
     assert (out / "report.html").stat().st_size > 50_000  # images embedded
 
+    # issue #18 on the real data: copies by thumbnail distance, the framing shift and the shortcut found
+    import json
+
+    from ctdistill.data.neighbours import SAME_PICTURE, cross_label
+
+    neighbours = pd.read_csv(out / "neighbours.csv")
+    assert len(neighbours) == 315 and (neighbours["thumb_distance"] <= SAME_PICTURE).sum() == 47
+    assert cross_label(neighbours).empty
+    audit = json.loads((out / "audit.json").read_text())
+    assert audit["train_test_shift"]["shifted"] and audit["shortcut_baseline"]["above_chance"]
+    warned = [kind for kind, _ in json.loads((out / "verdict.json").read_text())["warnings"]]
+    assert "train_test_shift" in warned and "shortcut" in warned
+    assert len(pd.read_csv(out / "leakage_curve.csv")) > 5
+
     # predict on the real PNG/JPEG test folder gives the run's own test predictions (int8 and Keras)
     from ctdistill.predict import predict_paths
 
