@@ -132,7 +132,11 @@ def test_audited_run_reports_official_and_deduplicated_test_metrics(tmp_path, ti
     assert whole["n_images"] == 9 and whole["tiny_student"] == pytest.approx(
         summary.set_index("model").loc["tiny_student", "accuracy"])
     assert curve[curve["d"] == 0].iloc[0]["n_images"] <= 8  # the leaked copy is gone from d = 0 on
-    assert "How much rests on near copies" in (out / "report.md").read_text()
+    page = (out / "report.md").read_text()
+    assert "How much rests on near copies" in page and "## Audit and data shift" in page
+    assert "1 validation or test image(s) have a copy in an earlier split" in page
+    shift = pd.read_csv(out / "valid_vs_test.csv")
+    assert (shift["valid_lo"] <= shift["valid_accuracy"]).all() and (shift["n_valid"] > 0).all()
 
 
 def test_split_lists_compare_relative_to_the_data_folder_when_the_data_moved(tmp_path):

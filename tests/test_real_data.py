@@ -63,6 +63,9 @@ def test_real_data_run_writes_the_report_with_intervals_auc_and_ece(tmp_path, ti
     warned = [kind for kind, _ in json.loads((out / "verdict.json").read_text())["warnings"]]
     assert "train_test_shift" in warned and "shortcut" in warned
     assert len(pd.read_csv(out / "leakage_curve.csv")) > 5
+    page = (out / "report.md").read_text()
+    assert "Train/test shift: file metadata tells test images from the others with AUC 0.9" in page
+    assert "Label conflict: the same picture is filed as large.cell.carcinoma and squamous.cell.carcinoma" in page
 
     # predict on the real PNG/JPEG test folder gives the run's own test predictions (int8 and Keras)
     from ctdistill.predict import predict_paths

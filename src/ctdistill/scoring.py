@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 from sklearn.metrics import roc_curve
 
 from ctdistill import runfolder
@@ -97,6 +98,7 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
             "distillation_gain": _gain_table(summary, preds, class_names, options),
             "seeds": _seed_table(run_dir, preds, class_names, options),
             "leakage_curve": leakage_curve(run_dir, summary, preds),
+            "valid_vs_test": valid_vs_test(run_dir, summary, pd.DataFrame(metric_rows)),
             "curves": curves, "class_names": class_names, "summary": summary, "config": config}
 
 
@@ -149,6 +151,25 @@ def leakage_curve(run_dir: Path, summary: pd.DataFrame, preds: dict) -> pd.DataF
             break
         rows.append({"d": d, "n_images": int(keep.sum()),
                      **{m: float(np.mean(p.y[keep] == p.proba[keep].argmax(axis=1))) for m, p in preds.items()}})
+    return pd.DataFrame(rows)
+
+
+def valid_vs_test(run_dir: Path, summary: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per model: validation accuracy (Wilson 95% interval) against test accuracy (bootstrap interval);
+    ``beyond_intervals`` where validation's interval lies wholly above test's (a shift, or selection
+    on a small validation split)."""
+    if summary.empty:
+        return pd.DataFrame()
+    if "accuracy_hi" not in metrics:  # no bootstrap (bootstrap_resamples 0): no test interval to compare
+        metrics = metrics.assign(accuracy_lo=np.nan, accuracy_hi=np.nan)
+    frame = read_predictions(predictions_dir(run_dir), summary["model"].iloc[0])
+    n_valid = int((frame["split"] == "valid").sum())
+    rows = []
+    for row, m in zip(summary.itertuples(), metrics.itertuples(), strict=True):
+        ci = binomtest(round(row.valid_accuracy * n_valid), n_valid).proportion_ci(method="wilson")
+        rows.append({"model": row.model, "valid_accuracy": row.valid_accuracy, "valid_lo": ci.low, "valid_hi": ci.high,
+                     "n_valid": n_valid, "test_accuracy": m.accuracy, "test_lo": m.accuracy_lo,
+                     "test_hi": m.accuracy_hi, "beyond_intervals": bool(ci.low > m.accuracy_hi)})
     return pd.DataFrame(rows)
 
 

@@ -13,16 +13,18 @@ from pathlib import Path
 import pandas as pd
 
 from ctdistill import runfolder as rf
+from ctdistill.data.neighbours import cross_label
 from ctdistill.report import page, plots
 from ctdistill.report.card import write_cards
-from ctdistill.report.tables import classification_report_frame, confusion_frame, verdict_text
+from ctdistill.report.tables import audit_sentences, classification_report_frame, confusion_frame, verdict_text
 from ctdistill.runfolder import write_csv, write_json
 from ctdistill.scoring import assess_run
 from ctdistill.verdict import verdict
 
 log = logging.getLogger("ctdistill")
 
-REPORT_TABLES = ("metrics", "per_class", "quantization_impact", "distillation_gain", "seeds", "leakage_curve")
+REPORT_TABLES = ("metrics", "per_class", "quantization_impact", "distillation_gain", "seeds", "leakage_curve",
+                 "valid_vs_test")
 
 
 def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path]:
@@ -49,7 +51,15 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     written += figures.values()
     found = verdict(tables, run_dir)
     written.append(write_json(out / rf.VERDICT, found))
-    written += page.write_pages(tables, figures, run_dir, out, verdict_text(found))
+    audit = rf.read_json(run_dir, "audit.json", None)
+    crossed = cross_label(pd.read_csv(run_dir / rf.NEIGHBOURS)) if (run_dir / rf.NEIGHBOURS).is_file() else None
+    if crossed is not None and len(crossed):
+        figures["Cross-label copies: test image (left) and the training image of another class it repeats"] = \
+            plots.plot_pairs([(r.path, r.nearest_thumb, f"{r.label} / {r.nearest_thumb.split('/')[-2]}")
+                              for r in crossed.itertuples()], out / rf.PLOTS / "cross_label_copies.png")
+        written.append(figures[next(reversed(figures))])
+    written += page.write_pages(tables, figures, run_dir, out, verdict_text(found),
+                                audit_sentences(audit, crossed) if audit else [])
     if out == run_dir:  # the model files are here: their cards and the seed's per-student files beside them
         written += write_cards(run_dir, tables["metrics"])
         written += seed_student_files(run_dir, tables["summary"], tables["class_names"])

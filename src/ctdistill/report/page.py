@@ -38,6 +38,10 @@ SECTIONS = (
     ("seeds", "Across seeds",
      "The student stages repeated with other seeds (--seeds), from the same teachers: test accuracy and macro-F1, "
      "mean and standard deviation across seeds, and each seed's accuracy."),
+    ("valid_vs_test", "Validation against test",
+     "Each model's accuracy on the validation split that selected it (Wilson 95% interval) and on the test split "
+     "(bootstrap 95% interval); beyond_intervals = True where validation lies wholly above test: a shift between the "
+     "splits, or an optimistic validation score from selecting on few images."),
     ("leakage_curve", "How much rests on near copies",
      "Each model's test accuracy on the test images whose nearest training or validation image is farther than d "
      "bits of a 64-bit perceptual hash (neighbours.csv; d = -1: the whole test split). A curve that falls as d grows "
@@ -53,13 +57,15 @@ SHOWN_METRICS = {"accuracy": "accuracy [95% CI]", "balanced_accuracy": "balanced
                  "accuracy_dedup": "accuracy, de-duplicated", "f1_dedup": "macro F1, de-duplicated"}
 
 
-def write_pages(tables: dict, figures: dict[str, Path], run_dir: Path, out: Path, verdict: list[str]) -> list[Path]:
-    """Write ``report.html`` and ``report.md`` into ``out``, the verdict's sentences first; returns their paths."""
+def write_pages(tables: dict, figures: dict[str, Path], run_dir: Path, out: Path, verdict: list[str],
+                audit: list[str]) -> list[Path]:
+    """Write ``report.html`` and ``report.md`` into ``out``: the verdict's sentences first, then the run,
+    the audit's sentences, the tables and the figures; returns their paths."""
     frames = {name: _shown(name, tables[name]) for name, _, _ in SECTIONS}
     header = _header(tables, run_dir)
     sections = [(name, title, note.format(test_split=dict(header)["test split"])) for name, title, note in SECTIONS]
-    return [_write(out / REPORT_HTML, _html(header, frames, figures, sections, verdict)),
-            _write(out / REPORT_MD, _markdown(header, frames, figures, out, sections, verdict))]
+    return [_write(out / REPORT_HTML, _html(header, frames, figures, sections, verdict, audit)),
+            _write(out / REPORT_MD, _markdown(header, frames, figures, out, sections, verdict, audit))]
 
 
 def _header(tables: dict, run_dir: Path) -> list[tuple[str, str]]:
@@ -124,7 +130,7 @@ def _shown(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _html(header, frames: dict, figures: dict[str, Path], sections, verdict: list[str]) -> str:
+def _html(header, frames: dict, figures: dict[str, Path], sections, verdict: list[str], audit: list[str]) -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>ctdistill report</title>"
              f"<style>{CSS}</style></head><body><h1>ctdistill report</h1>",
              "<section id='verdict'><h2>Verdict</h2><ul>"
@@ -132,6 +138,9 @@ def _html(header, frames: dict, figures: dict[str, Path], sections, verdict: lis
              + "</ul></section><table id='run'>"]
     parts += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in header]
     parts.append("</table>")
+    if audit:
+        parts.append("<section id='audit'><h2>Audit and data shift</h2><ul>"
+                     + "".join(f"<li>{html.escape(s)}</li>" for s in audit) + "</ul></section>")
     for name, title, note in sections:
         table = (f"<div class='scroll'>{frames[name].to_html(index=False, table_id=name, na_rep='', border=0)}</div>"
                  if len(frames[name]) else "<p>none in this run</p>")
@@ -144,9 +153,12 @@ def _html(header, frames: dict, figures: dict[str, Path], sections, verdict: lis
     return "\n".join(parts + ["</body></html>"])
 
 
-def _markdown(header, frames: dict, figures: dict[str, Path], out: Path, sections, verdict: list[str]) -> str:
+def _markdown(header, frames: dict, figures: dict[str, Path], out: Path, sections, verdict: list[str],
+              audit: list[str]) -> str:
     lines = ["# ctdistill report", "", "## Verdict", ""] + [f"- {s}" for s in verdict]
     lines += ["", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in header]
+    if audit:
+        lines += ["", "## Audit and data shift", ""] + [f"- {s}" for s in audit]
     for name, title, note in sections:
         lines += ["", f"## {title}", "", note, ""]
         lines.append(frames[name].to_markdown(index=False) if len(frames[name]) else "none in this run")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -135,3 +137,38 @@ def _gain_sentence(g: dict) -> str:
         details[0] += ", an interval that includes zero"
     return (f"Distillation made no clear difference against {versus}: {points:+.1f} points of accuracy "
             f"({'; '.join(details)}).")
+
+
+def audit_sentences(summary: dict, crossed) -> list[str]:
+    """The audit and the data shift in sentences, each with what it means for the numbers."""
+    lines = []
+    cross = summary.get("cross_split_files") or []
+    lines.append(f"{summary['n_files']} images, {summary['n_redundant_exact_copies']} of them exact copies of "
+                 f"others; {len(cross)} validation or test image(s) have a copy in an earlier split. The "
+                 "de-duplicated test view leaves those out, so its numbers do not reward memory.")
+    for conflict in summary.get("label_conflict_groups") or []:
+        lines.append(f"Label conflict: the same picture is filed as {' and '.join(conflict['labels'])} "
+                     f"({', '.join(Path(f).name for f in conflict['files'])}); at most one of them is right.")
+    if crossed is not None:
+        lines.append(f"{len(crossed)} test image(s) are the same picture as a training image of another class "
+                     "(neighbours.csv, pictured below)." if len(crossed) else
+                     "No test image is the same picture as a training image of another class (neighbours.csv).")
+    framed = (summary.get("framing") or {}).get("splits_framed_unlike_train") or {}
+    for split, diff in framed.items():
+        lines.append(f"The {split} images are framed unlike the training ones: the body's share of the image "
+                     f"differs by {100 * diff:+.0f} points (the crop to the body removes this difference).")
+    base = summary.get("shortcut_baseline")
+    if base:
+        verdict = ("so a model could learn where an image comes from instead of what it shows" if base["above_chance"]
+                   else "no better than chance: the files do not give the class away")
+        lines.append(f"Shortcut baseline: file metadata alone predicts the class with balanced accuracy "
+                     f"{base['balanced_accuracy']:.2f} (95% CI {base['lo']:.2f}-{base['hi']:.2f}; chance "
+                     f"{base['chance']:.2f}), {verdict}.")
+    shift = summary.get("train_test_shift")
+    if shift:
+        verdict = ("the test split is drawn differently, so validation numbers will not carry over" if shift["shifted"]
+                   else "the test split looks drawn like the rest")
+        lines.append(f"Train/test shift: file metadata tells test images from the others with AUC {shift['auc']:.2f} "
+                     f"(95% CI {shift['lo']:.2f}-{shift['hi']:.2f}; 0.5 = indistinguishable), carried by "
+                     f"{', '.join(n for n, _ in shift['top_features'][:2])}: {verdict}.")
+    return lines
