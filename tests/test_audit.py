@@ -180,3 +180,30 @@ def test_data_prepare_on_a_tree_without_splits_keeps_copy_groups_in_one_split(tm
     where = {p.rsplit("/", 1)[-1]: s for s, paths in ids.items() for p in paths}
     assert all(where[f"copy{i}.png"] == where[f"{i}.png"] for i in range(3))
     assert (tmp_path / "prepared" / "audit.csv").is_file()
+
+
+def test_group_by_keeps_each_patients_slices_in_one_split(tmp_path):
+    """Adjacent slices of one scan are not copies; `--group-by` keeps a patient's images together anyway."""
+    from ctdistill.data import load_dataset
+    from ctdistill.data.split import carve_validation, grouped_split
+
+    flat = tmp_path / "flat"
+    for patient in range(12):
+        label = "one" if patient % 2 else "two"
+        for s in range(4):  # four distinct slices per patient: no copy group joins them
+            save_image(flat / label / f"p{patient}_s{s}.png", scene(1000 + 10 * patient + s), "PNG")
+    table = audit_path(flat).table
+    data = load_dataset(flat, 16, 3)
+
+    def patients_split(result) -> int:
+        split_of = {}
+        for s in ("train", "valid", "test"):
+            for path in result.split(s).paths:
+                split_of.setdefault(path.rsplit("/", 1)[-1].split("_")[0], set()).add(s)
+        return sum(len(splits) > 1 for splits in split_of.values())
+
+    assert patients_split(grouped_split(data, table, seed=0)) > 0  # without it, patients straddle splits
+    assert patients_split(grouped_split(data, table, seed=0, group_by=r"(p\d+)_")) == 0
+    split = grouped_split(data, table, seed=0, group_by=r"(p\d+)_")
+    carved = carve_validation(split, table, 0.25, seed=0, group_by=r"(p\d+)_")
+    assert patients_split(carved) == 0

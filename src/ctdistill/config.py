@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -55,6 +56,13 @@ LEGACY_VALUES: dict[str, Any] = {"crop": "none"}
 # Keys that may differ when a run is continued elsewhere: where the data and the class map live (the
 # data's content is checked by fingerprint, which covers every file's class).
 MOVABLE = ("data", "class_map")
+
+
+def _is_regex(value: str | None) -> bool:
+    try:
+        return value is None or bool(re.compile(value).pattern)
+    except re.error:
+        return False
 
 
 def option(default: Any, *, help: str, flag: str | None = "", must: tuple[Any, str] | None = None) -> Any:
@@ -208,6 +216,10 @@ class Config:
     ci_method: str = option(
         "percentile", must=(lambda v: v in ("percentile", "BCa"), "must be percentile or BCa"),
         help="bootstrap interval method: percentile or BCa")
+    group_by: str | None = option(
+        None, must=(_is_regex, "must be a valid regular expression"),
+        help="regular expression whose first group (or whole match) in an image's path names its patient or "
+             "scan: its images stay in one split wherever ctdistill splits (grouped splits, the carved validation)")
     seeds: tuple[int, ...] = option(
         (),
         help="comma-separated seeds: also repeat the student stages (scratch, distilled, int8) with these, from "

@@ -32,6 +32,7 @@ RUN_HELP = {key: text for _, key, _, text in RUN_OPTIONS}  # the same words wher
 
 # Defaults that read better in words than as a value.
 DEFAULT_WORDS = {"data": "the built-in synthetic CT phantoms", "class_map": "none",
+                 "group_by": "none (copy groups only)",
                  "teacher_epochs": "same as --epochs", "teachers": "all seven"}
 
 

@@ -48,10 +48,10 @@ def audit_step(cfg: Config, data: Dataset, run_dir: Path, resume: bool = False, 
         write_audit(result.table, result.summary, run_dir)
         table = result.table
     if table is not None and (cfg.split == "grouped" or (cfg.split == "auto" and not data.given_splits)):
-        data = grouped_split(data, table, cfg.seed)
+        data = grouped_split(data, table, cfg.seed, cfg.group_by)
         log.info("split by duplicate groups (StratifiedGroupKFold, seed %d): %s", cfg.seed, _sizes(data))
     elif cfg.validation == "carved":
-        data = carve_validation(data, table, cfg.valid_fraction, cfg.seed)
+        data = carve_validation(data, table, cfg.valid_fraction, cfg.seed, cfg.group_by)
         log.info("validation carved from train+valid by copy groups (%.0f%%, seed %d; test as given): %s",
                  100 * cfg.valid_fraction, cfg.seed, _sizes(data))
     if data.train.paths:

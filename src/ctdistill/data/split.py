@@ -4,27 +4,52 @@
 images: one of 5 folds becomes test (about 20%), then one of 8 folds of the rest becomes valid.
 ``carve_validation`` (``validation = "carved"``, the default) keeps the official test split and
 re-draws valid from train + valid. Both are stratified by class and seeded (scikit-learn's
-``StratifiedGroupKFold``), with the audit's near-copy groups as groups.
+``StratifiedGroupKFold``), with the audit's near-copy groups as groups, joined with the patient or
+scan groups that ``--group-by REGEX`` reads from each image's path (adjacent slices of one scan are
+not copies, but one scan on both sides of a split is a leak all the same).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pandas as pd
+from scipy.cluster.hierarchy import DisjointSet
 from sklearn.model_selection import StratifiedGroupKFold
 
 from ctdistill.data.dataset import SPLITS, Dataset, Split
 
 
-def grouped_split(data: Dataset, audit_table: pd.DataFrame, seed: int) -> Dataset:
+def split_groups(paths: list[str], near: np.ndarray | None, group_by: str | None = None) -> np.ndarray:
+    r"""One group id per image: images that are copies (``near``: the audit's near groups, -1 for none)
+    or share a ``group_by`` key (the regex's first group, or its whole match, found in the path) are
+    one group; every other image is a group of its own.
+
+    Example:
+        >>> split_groups(["p1_a.png", "p1_b.png", "p2_a.png"], None, r"p(\d+)_").tolist()
+        [0, 0, 2]
+    """
+    sets = DisjointSet(range(len(paths)))
+    keys: dict[tuple, int] = {}
+    pattern = re.compile(group_by) if group_by else None
+    for i, path in enumerate(paths):
+        found = pattern.search(str(path)) if pattern else None
+        for key in ([("near", near[i])] if near is not None and near[i] >= 0 else []) + (
+                [("key", found.group(1) if found.groups() else found.group(0))] if found else []):
+            sets.merge(keys.setdefault(key, i), i)
+    return np.array([min(sets.subset(i)) for i in range(len(paths))])
+
+
+def grouped_split(data: Dataset, audit_table: pd.DataFrame, seed: int, group_by: str | None = None) -> Dataset:
     """Pool all splits and split again so that every near-copy group lands in one split.
 
     Args:
         data: the dataset (its ``paths`` must be the audit's image ids).
         audit_table: the audit's per-image table (``path``, ``near_group``).
         seed: shuffles the folds.
+        group_by: a regex naming each image's patient or scan in its path (``split_groups``).
 
     Returns:
         A new :class:`Dataset` with the same images and classes.
@@ -32,8 +57,7 @@ def grouped_split(data: Dataset, audit_table: pd.DataFrame, seed: int) -> Datase
     x = np.concatenate([data.split(s).x for s in SPLITS])
     y = np.concatenate([data.split(s).y for s in SPLITS])
     paths = [p for s in SPLITS for p in data.split(s).paths]
-    near = audit_table.set_index("path")["near_group"]
-    groups = np.array([g if g >= 0 else -(i + 1) for i, g in enumerate(near.loc[paths].to_numpy())])
+    groups = split_groups(paths, audit_table.set_index("path")["near_group"].loc[paths].to_numpy(), group_by)
     rest, test = _one_fold(y, groups, 5, seed)
     train, valid = _one_fold(y[rest], groups[rest], 8, seed)
     train, valid = rest[train], rest[valid]
@@ -45,7 +69,8 @@ def grouped_split(data: Dataset, audit_table: pd.DataFrame, seed: int) -> Datase
                                source=f"{data.source}, re-split by duplicate groups (seed {seed})")
 
 
-def carve_validation(data: Dataset, audit_table: pd.DataFrame | None, fraction: float, seed: int) -> Dataset:
+def carve_validation(data: Dataset, audit_table: pd.DataFrame | None, fraction: float, seed: int,
+                     group_by: str | None = None) -> Dataset:
     """Pool train and valid and carve a validation split of about ``fraction`` by copy groups.
 
     The official valid split of the Kaggle data has 72 images, several of them copies of training
@@ -58,14 +83,15 @@ def carve_validation(data: Dataset, audit_table: pd.DataFrame | None, fraction: 
             was not audited (every image is then its own group).
         fraction: share of train + valid that becomes valid.
         seed: shuffles the folds.
+        group_by: a regex naming each image's patient or scan in its path (``split_groups``).
     """
     x = np.concatenate([data.train.x, data.valid.x])
     y = np.concatenate([data.train.y, data.valid.y])
     paths = (data.train.paths or []) + (data.valid.paths or [])
     groups = -np.arange(1, len(y) + 1)
-    if audit_table is not None and len(paths) == len(y):
-        near = audit_table.set_index("path")["near_group"].loc[paths].to_numpy()
-        groups = np.where(near >= 0, near, groups)
+    if len(paths) == len(y):
+        near = audit_table.set_index("path")["near_group"].loc[paths].to_numpy() if audit_table is not None else None
+        groups = split_groups(paths, near, group_by)
     train, valid = _one_fold(y, groups, max(2, round(1 / fraction)), seed)
 
     def take(ix: np.ndarray) -> Split:
