@@ -9,12 +9,14 @@ import json
 import pandas as pd
 
 from ctdistill.report.tables import verdict_text
+from ctdistill.scoring import valid_vs_test
 from ctdistill.verdict import deployable, verdict
 
 CLASSES = ["a", "b"]
 
 
-def tables(teacher_acc: float, gain: tuple[float, float, float], n: int = 200, valid: float = 0.82) -> dict:
+def tables(teacher_acc: float, gain: tuple[float, float, float], n: int = 200, valid: float = 0.82,
+           n_valid: int = 400) -> dict:
     """Tables as ``scoring.assess_run`` returns them, for one teacher ``t`` and its int8 student."""
     models = [("scratch_student", "scratch", "", "float32", 0.80),
               ("t_teacher", "teacher", "t", "float32", teacher_acc),
@@ -32,13 +34,13 @@ def tables(teacher_acc: float, gain: tuple[float, float, float], n: int = 200, v
                            "accuracy_gain_lo": lo, "accuracy_gain_hi": hi, "f1_gain": point, "f1_gain_lo": lo,
                            "f1_gain_hi": hi}])
     return {"summary": summary, "metrics": metrics, "per_class": per_class, "distillation_gain": gains,
+            "valid_vs_test": valid_vs_test(summary, metrics, n_valid), "cross_label": None, "audit": None,
             "class_names": CLASSES}
 
 
-def run_dir(tmp_path, source="real CT", gate=True, n_valid=400):
+def run_dir(tmp_path, source="real CT", gate=True):
     tmp_path.mkdir(parents=True, exist_ok=True)
-    counts = {"valid": {"a": n_valid // 2, "b": n_valid - n_valid // 2}}
-    (tmp_path / "manifest.json").write_text(json.dumps({"dataset": {"source": source, "counts": counts}}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"dataset": {"source": source}}))
     if gate:
         (tmp_path / "quant_gate.json").write_text(json.dumps({"t": {
             "max_drop_points": 1.0, "decision": "int8",
@@ -75,7 +77,7 @@ def test_a_teacher_at_chance_a_small_synthetic_test_set_and_a_shift_are_warned(t
     assert kinds == ["synthetic", "small_test_set", "teacher_near_chance", "shift"]
     text = "\n".join(verdict_text(found))
     assert "Warning: teacher t is near chance (52.0% against 50.0%" in text
-    few = verdict(tables(0.95, (0.0, -0.1, 0.1), valid=0.99), run_dir(tmp_path / "few", n_valid=20))
+    few = verdict(tables(0.95, (0.0, -0.1, 0.1), valid=0.99, n_valid=20), run_dir(tmp_path / "few"))
     assert "shift" not in [k for k, _ in few["warnings"]]  # 20 validation images: their interval reaches the test's
 
 

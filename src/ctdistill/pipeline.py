@@ -149,8 +149,9 @@ def finish(run_dir: Path, book: Stages, cfg: Config, names: list[str], data: Dat
                     "\n  ".join(data.skipped))
     log.info("finished in %.0fs; results in %s\n%s", time.perf_counter() - started, run_dir,
              summary_text(summary))
-    log.info("== verdict\n%s", "\n".join(f"  {line}" for line in verdict_text(rf.read_json(run_dir, rf.VERDICT))))
-    deploy = rf.read_json(run_dir, rf.VERDICT).get("deploy")
+    found = rf.read_json(run_dir, rf.VERDICT)
+    log.info("== verdict\n%s", "\n".join(f"  {line}" for line in verdict_text(found)))
+    deploy = found.get("deploy")
     log.info("report: %s (open it in a browser, e.g. xdg-open %s)", run_dir / rf.REPORT_HTML,
              run_dir / rf.REPORT_HTML)
     if deploy:

@@ -23,6 +23,8 @@ from sklearn.metrics import roc_curve
 from ctdistill import runfolder
 from ctdistill.compare import paired_gain, quantization_impact
 from ctdistill.config import Config
+from ctdistill.data.audit import STORED_AUDIT
+from ctdistill.data.neighbours import cross_label
 from ctdistill.metrics import model_metrics, scoring_options
 from ctdistill.runfolder import (
     CONFIG,
@@ -44,6 +46,8 @@ class ModelPredictions:
     proba: np.ndarray
     dedup: np.ndarray | None  # the de-duplicated test view (None when the run was not audited)
     metrics: dict
+    files: list[str]  # the test images' ids, in the order of ``y``
+    n_valid: int  # validation images the model was selected on
 
 
 def load_model_scores(run_dir: Path, model: str, class_names: list[str], options: dict,
@@ -51,11 +55,13 @@ def load_model_scores(run_dir: Path, model: str, class_names: list[str], options
     """A model's test predictions and metrics: the metrics stored with them when they were computed
     with ``options``, else computed now from the saved predictions (the same function either way)."""
     folder = predictions_dir(run_dir, seed)
-    y, proba, dedup = split_arrays(read_predictions(folder, model), "test", class_names)
+    frame = read_predictions(folder, model)
+    y, proba, dedup = split_arrays(frame, "test", class_names)
     stored = read_metrics(folder, model)
     if stored is None or stored.get("options") != options:  # older runs, or `report --resamples` etc.
         stored = model_metrics(y, proba, class_names, dedup, options)
-    return ModelPredictions(y, proba, dedup, stored)
+    files = frame.loc[frame["split"] == "test", "file"].tolist() if "file" in frame else []  # phantoms: no files
+    return ModelPredictions(y, proba, dedup, stored, files, int((frame["split"] == "valid").sum()))
 
 
 def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None = None,
@@ -71,7 +77,8 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
         ``{"metrics", "per_class", "quantization_impact", "distillation_gain"}`` DataFrames, plus
         ``"seeds"`` (mean ± std across ``--seeds``; empty without), ``"leakage_curve"`` (accuracy on
         the test images farther than d bits from every training image; empty without an audit),
-        ``"curves"`` (per model: ROC points
+        ``"valid_vs_test"``, ``"cross_label"`` (``data.neighbours.cross_label``; None without an
+        audit), ``"audit"`` (the run's ``audit.json``, or None), ``"curves"`` (per model: ROC points
         per class and calibration bins, for the plots),
         ``"class_names"``, ``"summary"`` (the run's summary.csv) and ``"config"``.
     """
@@ -81,6 +88,8 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
     options.update({k: v for k, v in (("n_bins", n_bins), ("n_resamples", n_resamples), ("ci_method", ci_method))
                     if v is not None})
     preds = {m: load_model_scores(run_dir, m, class_names, options) for m in summary["model"]}
+    neighbours_file = run_dir / runfolder.NEIGHBOURS
+    neighbours = pd.read_csv(neighbours_file) if neighbours_file.is_file() else None
     metric_rows, class_rows, curves = [], [], {}
     for row in summary.itertuples():
         p = preds[row.model]
@@ -97,8 +106,11 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
             "quantization_impact": _quantization_table(summary, preds, class_names),
             "distillation_gain": _gain_table(summary, preds, class_names, options),
             "seeds": _seed_table(run_dir, preds, class_names, options),
-            "leakage_curve": leakage_curve(run_dir, summary, preds),
-            "valid_vs_test": valid_vs_test(run_dir, summary, pd.DataFrame(metric_rows)),
+            "leakage_curve": leakage_curve(neighbours, preds),
+            "valid_vs_test": valid_vs_test(summary, pd.DataFrame(metric_rows), next(iter(preds.values())).n_valid
+                                           if preds else 0),
+            "cross_label": None if neighbours is None else cross_label(neighbours),
+            "audit": read_json(run_dir, STORED_AUDIT[1], None),
             "curves": curves, "class_names": class_names, "summary": summary, "config": config}
 
 
@@ -128,22 +140,19 @@ LEAKAGE_MEASURE = "phash"  # neighbours.csv's distance the curve is drawn along 
 LEAKAGE_MIN_IMAGES = 20  # the curve stops where fewer test images remain (or half the test split, if smaller)
 
 
-def leakage_curve(run_dir: Path, summary: pd.DataFrame, preds: dict) -> pd.DataFrame:
+def leakage_curve(neighbours: pd.DataFrame | None, preds: dict) -> pd.DataFrame:
     """Every model's test accuracy on the test images whose nearest training or validation image
     (``neighbours.csv``) is farther than ``d`` bits, for every distance ``d`` that occurs (``d = -1``:
     the whole test split) while at least :data:`LEAKAGE_MIN_IMAGES` images remain; empty without a
-    neighbours file (the synthetic phantoms are not audited).
+    neighbours table (the synthetic phantoms are not audited).
 
     Returns:
-        One row per ``d``: ``d``, ``n_images`` and one accuracy column per model of ``summary``.
+        One row per ``d``: ``d``, ``n_images`` and one accuracy column per model of ``preds``.
     """
-    path = Path(run_dir) / runfolder.NEIGHBOURS
-    if not path.is_file() or summary.empty:
+    if neighbours is None or not preds:
         return pd.DataFrame()
-    neighbours = pd.read_csv(path)
     test = neighbours[neighbours["split"] == "test"].set_index("path")[f"{LEAKAGE_MEASURE}_distance"]
-    files = read_predictions(predictions_dir(run_dir), summary["model"].iloc[0])
-    distance = test.loc[files.loc[files["split"] == "test", "file"]].to_numpy()
+    distance = test.loc[next(iter(preds.values())).files].to_numpy()
     rows, enough = [], min(LEAKAGE_MIN_IMAGES, len(distance) // 2)  # fewer images: accuracy is noise
     for d in [-1, *sorted(set(distance.tolist()))]:
         keep = distance > d
@@ -154,16 +163,14 @@ def leakage_curve(run_dir: Path, summary: pd.DataFrame, preds: dict) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def valid_vs_test(run_dir: Path, summary: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per model: validation accuracy (Wilson 95% interval) against test accuracy (bootstrap interval);
-    ``beyond_intervals`` where validation's interval lies wholly above test's (a shift, or selection
-    on a small validation split)."""
-    if summary.empty:
+def valid_vs_test(summary: pd.DataFrame, metrics: pd.DataFrame, n_valid: int) -> pd.DataFrame:
+    """Per model: validation accuracy on ``n_valid`` images (Wilson 95% interval) against test accuracy
+    (bootstrap interval); ``beyond_intervals`` where validation's interval lies wholly above test's (a
+    shift, or selection on a small validation split)."""
+    if summary.empty or not n_valid:
         return pd.DataFrame()
     if "accuracy_hi" not in metrics:  # no bootstrap (bootstrap_resamples 0): no test interval to compare
         metrics = metrics.assign(accuracy_lo=np.nan, accuracy_hi=np.nan)
-    frame = read_predictions(predictions_dir(run_dir), summary["model"].iloc[0])
-    n_valid = int((frame["split"] == "valid").sum())
     rows = []
     for row, m in zip(summary.itertuples(), metrics.itertuples(), strict=True):
         ci = binomtest(round(row.valid_accuracy * n_valid), n_valid).proportion_ci(method="wilson")

@@ -19,10 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from scipy.stats import binomtest
 
 from ctdistill import runfolder as rf
-from ctdistill.data.neighbours import cross_label
 
 SMALL_TEST_SET = 100  # fewer test images than this: every interval is wide (one image is > 1 point)
 CHANCE_MARGIN = 0.05  # a teacher within 5 points of always answering the largest class is "near chance"
@@ -140,7 +138,7 @@ def _warnings(tables: dict, run_dir: Path, deploy: dict | None) -> list[tuple[st
         elif len(scratch) and row.accuracy < scratch.iloc[0]:
             out.append(("teacher_weaker", f"teacher {row.teacher} ({100 * row.accuracy:.1f}%) is less accurate than "
                                           f"the student trained without it ({100 * scratch.iloc[0]:.1f}%)"))
-    audit = rf.read_json(run_dir, "audit.json", {})
+    audit = tables["audit"] or {}
     shift, base = audit.get("train_test_shift") or {}, audit.get("shortcut_baseline") or {}
     if shift.get("shifted"):
         out.append(("train_test_shift", f"the test images are drawn differently from the training ones: file "
@@ -151,19 +149,17 @@ def _warnings(tables: dict, run_dir: Path, deploy: dict | None) -> list[tuple[st
                                 f"{base['balanced_accuracy']:.2f} (chance {base['chance']:.2f}), mostly through "
                                 f"{base['top_features'][0][0]}: a model can learn the images' source instead of the "
                                 "finding"))
-    crossed = _cross_label(run_dir)
-    if crossed:
-        out.append(("cross_label", f"{crossed} test image(s) are the same picture as a training or validation image "
-                                   "of another class (neighbours.csv; listed in the log): a label conflict, and a "
-                                   "leak whichever label is right"))
-    n_valid = sum((rf.read_json(run_dir, rf.MANIFEST, {}).get("dataset", {}).get("counts", {}).get("valid") or {})
-                  .values())
-    if deploy is not None and "accuracy_hi" in deploy and n_valid:
-        # Both are estimates: warn only when the intervals do not touch (Wilson for validation).
-        valid_lo = binomtest(round(deploy["valid_accuracy"] * n_valid), n_valid).proportion_ci(method="wilson").low
-        if valid_lo > deploy["accuracy_hi"]:
+    crossed = tables["cross_label"]
+    if crossed is not None and len(crossed):
+        out.append(("cross_label", f"{len(crossed)} test image(s) are the same picture as a training or validation "
+                                   "image of another class (neighbours.csv; listed in the log): a label conflict, and "
+                                   "a leak whichever label is right"))
+    compared = tables["valid_vs_test"]
+    if deploy is not None and len(compared):
+        mine = compared.set_index("model").loc[deploy["model"]]
+        if mine["beyond_intervals"]:  # both are estimates: warn only when the intervals do not touch
             out.append(("shift", f"validation accuracy ({100 * deploy['valid_accuracy']:.1f}%, 95% CI from "
-                                 f"{100 * valid_lo:.1f}%) is above the whole 95% interval of test accuracy "
+                                 f"{100 * mine['valid_lo']:.1f}%) is above the whole 95% interval of test accuracy "
                                  f"({100 * deploy['accuracy_lo']:.1f}-{100 * deploy['accuracy_hi']:.1f}%): the test "
                                  "images differ from the training ones (see the audit)"))
     return out
@@ -176,7 +172,3 @@ def _majority_share(per_class: pd.DataFrame, metrics: pd.DataFrame) -> float | N
     support = per_class[per_class["model"] == metrics["model"].iloc[0]]["support"]
     return float(support.max() / support.sum()) if support.sum() else None
 
-
-def _cross_label(run_dir: Path) -> int:
-    path = Path(run_dir) / rf.NEIGHBOURS
-    return len(cross_label(pd.read_csv(path))) if path.is_file() else 0

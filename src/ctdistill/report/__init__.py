@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 
 from ctdistill import runfolder as rf
-from ctdistill.data.neighbours import cross_label
 from ctdistill.report import page, plots
 from ctdistill.report.card import write_cards
 from ctdistill.report.tables import audit_sentences, classification_report_frame, confusion_frame, verdict_text
@@ -51,13 +50,12 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     written += figures.values()
     found = verdict(tables, run_dir)
     written.append(write_json(out / rf.VERDICT, found))
-    audit = rf.read_json(run_dir, "audit.json", None)
-    crossed = cross_label(pd.read_csv(run_dir / rf.NEIGHBOURS)) if (run_dir / rf.NEIGHBOURS).is_file() else None
+    audit, crossed = tables["audit"], tables["cross_label"]
     if crossed is not None and len(crossed):
-        figures["Cross-label copies: test image (left) and the training image of another class it repeats"] = \
-            plots.plot_pairs([(r.path, r.nearest_thumb, f"{r.label} / {r.nearest_thumb.split('/')[-2]}")
-                              for r in crossed.itertuples()], out / rf.PLOTS / "cross_label_copies.png")
-        written.append(figures[next(reversed(figures))])
+        pairs = plots.plot_pairs([(r.path, r.nearest_thumb, f"{r.label} / {r.nearest_thumb.split('/')[-2]}")
+                                  for r in crossed.itertuples()], out / rf.PLOTS / "cross_label_copies.png")
+        figures["Cross-label copies: test image (left) and the training image of another class it repeats"] = pairs
+        written.append(pairs)
     written += page.write_pages(tables, figures, run_dir, out, verdict_text(found),
                                 audit_sentences(audit, crossed) if audit else [])
     if out == run_dir:  # the model files are here: their cards and the seed's per-student files beside them
