@@ -65,6 +65,14 @@ def _is_regex(value: str | None) -> bool:
         return False
 
 
+def one_of(choices) -> tuple[Any, str]:
+    """The rule of a field that names one of ``choices`` (for :func:`option`'s ``must``)."""
+    return (lambda v: v in choices, f"must be one of {', '.join(choices)}")
+
+
+FRACTION = (lambda v: 0.0 <= v < 1.0, "must be within [0, 1)")  # a rate or a momentum
+
+
 def option(default: Any, *, help: str, flag: str | None = "", must: tuple[Any, str] | None = None) -> Any:
     """Declare one configuration field: its default, help, flag and rule, in one place.
 
@@ -117,7 +125,7 @@ class Config:
         3, must=(lambda v: v in (1, 3), "must be 1 or 3"),
         help="1 (grey) or 3")
     crop: str = option(
-        "body", must=(lambda v: v in CROPS, f"must be one of {', '.join(CROPS)}"),
+        "body", must=one_of(CROPS),
         help="body: crop every image to the body (drops the scanner table and black margins) before resizing, in"
              " training and predict alike; none: resize the whole image (the seed's)")
     temperature: float = option(
@@ -136,7 +144,7 @@ class Config:
         50, must=(lambda v: v >= 1, "must be >= 1"),
         help="epochs without validation improvement before stopping")
     monitor: str = option(
-        "val_accuracy", must=(lambda v: v in MONITORS, f"must be one of {', '.join(MONITORS)}"),
+        "val_accuracy", must=one_of(MONITORS),
         help="validation metric for early stopping and model selection: val_accuracy or val_loss")
     learning_rate: float = option(
         1e-3, flag="--lr", must=(lambda v: v > 0, "must be > 0"),
@@ -161,7 +169,7 @@ class Config:
         0,
         help="random seed; the same seed, data and config repeat a run")
     split: str = option(
-        "auto", must=(lambda v: v in SPLIT_MODES, f"must be one of {', '.join(SPLIT_MODES)}"),
+        "auto", must=one_of(SPLIT_MODES),
         help="given: keep the dataset's splits; grouped: re-split so that no group of exact or near copies "
              "straddles two splits (stratified, seeded); auto: given when the data has splits, grouped otherwise")
     synthetic_per_class: tuple[int, int, int] = option(
@@ -169,7 +177,7 @@ class Config:
         must=(lambda v: len(v) == 3 and min(v) >= 2, "must be three counts >= 2 (train, valid, test)"),
         help="images per class of the built-in phantoms: train, valid, test (config file only)")
     preset: str = option(
-        "ctdistill", must=(lambda v: v in PRESETS, f"must be one of {', '.join(PRESETS)}"),
+        "ctdistill", must=one_of(PRESETS),
         help="named training recipe: ctdistill (measured in BENCHMARKS.md) or seed (the seed script's: no "
              "augmentation, constant Adam, stop on val_loss, given valid)")
     augment: tuple[str, ...] = option(
@@ -182,29 +190,29 @@ class Config:
         5, must=(lambda v: v >= 0, "must be >= 0"),
         help="linear warm-up epochs; model selection starts after them")
     weight_decay: float = option(
-        1e-4, must=(lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
+        1e-4, must=FRACTION,
         help="decoupled weight decay (AdamW); 0 = Adam")
     label_smoothing: float = option(
-        0.1, must=(lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
+        0.1, must=FRACTION,
         help="label smoothing of the hard labels")
     class_balance: str = option(
         "none", must=(lambda v: v in ("none", "balanced"), "must be none or balanced"),
         help="balanced: resample train to equal class counts; or none")
     validation: str = option(
-        "carved", must=(lambda v: v in VALIDATION_MODES, f"must be one of {', '.join(VALIDATION_MODES)}"),
+        "carved", must=one_of(VALIDATION_MODES),
         help="carved: a validation split carved from train+valid by copy groups; given: the dataset's own valid "
              "split")
     valid_fraction: float = option(
         0.2, must=(lambda v: 0.05 <= v <= 0.5, "must be within [0.05, 0.5]"),
         help="share of train+valid carved out for validation")
     bn_momentum: float = option(
-        0.9, must=(lambda v: 0.0 <= v < 1.0, "must be within [0, 1)"),
+        0.9, must=FRACTION,
         help="BatchNorm moving-average momentum of every model")
     student: str = option(
-        "seed", must=(lambda v: v in STUDENTS, f"must be one of {', '.join(STUDENTS)}"),
+        "seed", must=one_of(STUDENTS),
         help="student head: seed (Flatten, as the seed) or gap (global average pooling)")
     ensemble: str = option(
-        "none", must=(lambda v: v in ENSEMBLES, f"must be one of {', '.join(ENSEMBLES)}"),
+        "none", must=one_of(ENSEMBLES),
         help="also distil one student from all teachers' mean logits: mean, weighted (by validation accuracy), "
              "or none")
     ece_bins: int = option(

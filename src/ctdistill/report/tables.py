@@ -60,15 +60,10 @@ def audit_text(summary: dict) -> str:
             lines.append(f"no body found in {len(frame['no_body_found'])} image(s) (kept whole by --crop body)")
     base = summary.get("shortcut_baseline")
     if base:
-        lines.append(f"{'SHORTCUT RISK: ' if base['above_chance'] else ''}metadata alone (size, format, file size, "
-                     f"intensity, framing) predicts the class with balanced accuracy {base['balanced_accuracy']:.2f} "
-                     f"(95% CI {base['lo']:.2f}-{base['hi']:.2f}; chance {base['chance']:.2f}), carried by "
-                     + ", ".join(name for name, _ in base["top_features"][:3]))
+        lines.append(f"{'SHORTCUT RISK: ' if base['above_chance'] else 'shortcut baseline: '}{_shortcut_words(base)}")
     shift = summary.get("train_test_shift")
     if shift:
-        lines.append(f"{'TRAIN/TEST SHIFT: ' if shift['shifted'] else ''}a classifier tells test images from the "
-                     f"others by metadata with AUC {shift['auc']:.2f} (95% CI {shift['lo']:.2f}-{shift['hi']:.2f}; "
-                     "0.5 = indistinguishable), carried by " + ", ".join(n for n, _ in shift["top_features"][:3]))
+        lines.append(f"{'TRAIN/TEST SHIFT: ' if shift['shifted'] else 'train/test shift: '}{_shift_words(shift)}")
     for risk in summary["shortcut_risks"]:
         if risk["flags"]:
             lines.append(f"SHORTCUT RISK: class {risk['label']} differs in {', '.join(risk['flags'])} "
@@ -159,16 +154,26 @@ def audit_sentences(summary: dict, crossed) -> list[str]:
                      f"differs by {100 * diff:+.0f} points (the crop to the body removes this difference).")
     base = summary.get("shortcut_baseline")
     if base:
-        verdict = ("so a model could learn where an image comes from instead of what it shows" if base["above_chance"]
+        reading = ("so a model could learn where an image comes from instead of what it shows" if base["above_chance"]
                    else "no better than chance: the files do not give the class away")
-        lines.append(f"Shortcut baseline: file metadata alone predicts the class with balanced accuracy "
-                     f"{base['balanced_accuracy']:.2f} (95% CI {base['lo']:.2f}-{base['hi']:.2f}; chance "
-                     f"{base['chance']:.2f}), {verdict}.")
+        lines.append(f"Shortcut baseline: {_shortcut_words(base)}: {reading}.")
     shift = summary.get("train_test_shift")
     if shift:
-        verdict = ("the test split is drawn differently, so validation numbers will not carry over" if shift["shifted"]
+        reading = ("the test split is drawn differently, so validation numbers will not carry over" if shift["shifted"]
                    else "the test split looks drawn like the rest")
-        lines.append(f"Train/test shift: file metadata tells test images from the others with AUC {shift['auc']:.2f} "
-                     f"(95% CI {shift['lo']:.2f}-{shift['hi']:.2f}; 0.5 = indistinguishable), carried by "
-                     f"{', '.join(n for n, _ in shift['top_features'][:2])}: {verdict}.")
+        lines.append(f"Train/test shift: {_shift_words(shift)}: {reading}.")
     return lines
+
+
+def _shortcut_words(base: dict) -> str:
+    """The shortcut baseline's finding (``data.shortcuts.shortcut_baseline``), as the terminal and the report say it."""
+    return (f"file metadata alone predicts the class with balanced accuracy {base['balanced_accuracy']:.2f} "
+            f"(95% CI {base['lo']:.2f}-{base['hi']:.2f}; chance {base['chance']:.2f}), carried by "
+            + ", ".join(name for name, _ in base["top_features"][:3]))
+
+
+def _shift_words(shift: dict) -> str:
+    """The train/test shift classifier's finding (``data.shortcuts.train_test_shift``)."""
+    return (f"file metadata tells test images from the others with AUC {shift['auc']:.2f} (95% CI "
+            f"{shift['lo']:.2f}-{shift['hi']:.2f}; 0.5 = indistinguishable), carried by "
+            + ", ".join(name for name, _ in shift["top_features"][:3]))
