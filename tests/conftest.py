@@ -64,8 +64,9 @@ def save_image(path: Path, array: np.ndarray, fmt: str | None = None, mode: str 
     return path
 
 
-def ct_dicom(path, pixels, slope=1.0, intercept=-1024.0, photometric="MONOCHROME2"):
-    """A CT DICOM file of raw ``pixels`` (one frame (H, W) or several (N, H, W)); HU = raw * slope + intercept."""
+def ct_dicom(path, pixels, slope=1.0, intercept=-1024.0, photometric="MONOCHROME2", **tags):
+    """A CT DICOM file of raw ``pixels`` (one frame (H, W) or several (N, H, W)); HU = raw * slope + intercept;
+    ``tags``: further attributes (``PatientID="p1"``)."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -84,6 +85,9 @@ def ct_dicom(path, pixels, slope=1.0, intercept=-1024.0, photometric="MONOCHROME
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
     ds.PixelData = frames.astype(np.uint16).tobytes()
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
 

@@ -109,7 +109,7 @@ def test_the_decode_cache_follows_the_crop_setting(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again although the same crop is cached")
 
-    monkeypatch.setattr(tree_module, "decode_image_crop", no_decoding)
+    monkeypatch.setattr(tree_module, "decode_slice", no_decoding)
     np.testing.assert_array_equal(load_dataset(root, 16, 1, crop="body").train.x, cropped.train.x)
 
 

@@ -16,7 +16,7 @@ from ctdistill.config import Config
 from ctdistill.data import SPLITS, Dataset, load_dataset
 from ctdistill.data.audit import audit_cached, dedup_test_mask, write_audit
 from ctdistill.data.neighbours import cross_label, nearest_neighbours, thumbnails
-from ctdistill.data.split import carve_validation, grouped_split
+from ctdistill.data.split import carve_validation, grouped_split, scan_keys, split_groups
 from ctdistill.errors import DataError
 from ctdistill.report.tables import audit_text
 from ctdistill.runfolder import write_json
@@ -61,16 +61,23 @@ def audit_step(cfg: Config, data: Dataset, run_dir: Path, resume: bool = False, 
         data.dedup_test = dedup_test_mask(table, data.train.paths + data.valid.paths, data.test.paths)
         log.info("de-duplicated test view: %d of %d test images have no copy in train or valid; every test "
                  "metric is reported on both (columns *_dedup)", data.dedup_test.sum(), len(data.test))
-        neighbours_step(table, data, run_dir)
+        neighbours_step(table, data, run_dir, cfg.group_by)
     return data
 
 
-def neighbours_step(table, data: Dataset, run_dir: Path) -> None:
-    """Each test image's nearest image among train and valid, by two hashes and the model's own input
-    (``neighbours.csv``); the images of another label that are the same picture are said loudly."""
+def neighbours_step(table, data: Dataset, run_dir: Path, group_by: str | None = None) -> None:
+    """Each test image's nearest image among train and valid, by two hashes and the model's own input,
+    and whether its patient or scan (``group_by``, DICOM ids) is among them (``neighbours.csv``); the
+    images of another label that are the same picture are said loudly."""
     refs = data.train.paths + data.valid.paths
     thumbs = {"refs": thumbnails(np.concatenate([data.train.x, data.valid.x])), "test": thumbnails(data.test.x)}
-    found = nearest_neighbours(table, refs, {"test": data.test.paths}, thumbs)
+    ids, scans = refs + data.test.paths, scan_keys(table, refs + data.test.paths)
+    groups = dict(zip(ids, split_groups(ids, None, group_by, scans).tolist(), strict=True)) if (
+        group_by or scans is not None) else None
+    found = nearest_neighbours(table, refs, {"test": data.test.paths}, thumbs, groups)
+    if groups is not None:
+        log.info("patients/scans: %d of %d test images share theirs with train or valid (neighbours.csv, "
+                 "shares_group)", found["shares_group"].sum(), len(found))
     rf.write_csv(found, run_dir / rf.NEIGHBOURS)
     for row in cross_label(found).itertuples():
         log.warning("CROSS-LABEL COPY: test image %s (%s) is the same picture as %s, of another class (thumbnail "

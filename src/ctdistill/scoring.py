@@ -77,6 +77,8 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
         ``{"metrics", "per_class", "quantization_impact", "distillation_gain"}`` DataFrames, plus
         ``"seeds"`` (mean ± std across ``--seeds``; empty without), ``"leakage_curve"`` (accuracy on
         the test images farther than d bits from every training image; empty without an audit),
+        ``"group_leakage"`` (accuracy on the test images whose patient or scan is, or is not, in
+        train/valid; empty without ``--group-by`` or DICOM ids),
         ``"valid_vs_test"``, ``"cross_label"`` (``data.neighbours.cross_label``; None without an
         audit), ``"audit"`` (the run's ``audit.json``, or None), ``"curves"`` (per model: ROC points
         per class and calibration bins, for the plots),
@@ -107,6 +109,7 @@ def assess_run(run_dir: Path, n_bins: int | None = None, n_resamples: int | None
             "distillation_gain": _gain_table(summary, preds, class_names, options),
             "seeds": _seed_table(run_dir, preds, class_names, options),
             "leakage_curve": leakage_curve(neighbours, preds),
+            "group_leakage": group_leakage(neighbours, preds),
             "valid_vs_test": valid_vs_test(summary, pd.DataFrame(metric_rows), next(iter(preds.values())).n_valid
                                            if preds else 0),
             "cross_label": None if neighbours is None else cross_label(neighbours),
@@ -160,6 +163,26 @@ def leakage_curve(neighbours: pd.DataFrame | None, preds: dict) -> pd.DataFrame:
             break
         rows.append({"d": d, "n_images": int(keep.sum()),
                      **{m: float(np.mean(p.y[keep] == p.proba[keep].argmax(axis=1))) for m, p in preds.items()}})
+    return pd.DataFrame(rows)
+
+
+def group_leakage(neighbours: pd.DataFrame | None, preds: dict) -> pd.DataFrame:
+    """Every model's test accuracy on the test images whose patient or scan has other images in train or
+    valid (``neighbours.csv``'s ``shares_group``), and on the rest: the leakage curve's point for
+    adjacent slices, which no image distance sees. Empty without patient or scan groups.
+
+    Returns:
+        Up to two rows: ``test images``, ``n_images`` and one accuracy column per model of ``preds``.
+    """
+    if neighbours is None or "shares_group" not in neighbours or not preds:
+        return pd.DataFrame()
+    test = neighbours[neighbours["split"] == "test"].set_index("path")["shares_group"]
+    shares = test.loc[next(iter(preds.values())).files].to_numpy().astype(bool)
+    rows = []
+    for name, keep in (("patient/scan also in train or valid", shares), ("no patient/scan shared", ~shares)):
+        if keep.any():
+            rows.append({"test images": name, "n_images": int(keep.sum()), **{
+                m: float(np.mean(p.y[keep] == p.proba[keep].argmax(axis=1))) for m, p in preds.items()}})
     return pd.DataFrame(rows)
 
 

@@ -24,21 +24,16 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
 import json
 import logging
 from pathlib import Path
 
-import imagehash
 import numpy as np
 import pandas as pd
-from PIL import Image
 from scipy.cluster.hierarchy import DisjointSet
 
 from ctdistill.data import cache
-from ctdistill.data.crop import body_crop
-from ctdistill.data.decode import check_pixels, to_mode
+from ctdistill.data.describe import describe_array, describe_image
 from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy
 from ctdistill.data.shortcuts import shortcut_baseline, train_test_shift
 from ctdistill.data.tree import scan_tree
@@ -64,40 +59,6 @@ class AuditResult:
 
     table: pd.DataFrame
     summary: dict
-
-
-def describe_image(data: bytes, name: str) -> dict:
-    """Pixel hash, perceptual hash, size, mode and format of one encoded image."""
-    if not data:
-        raise DataError(f"{name}: empty file (0 bytes)")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            fmt, mode, (width, height) = img.format, img.mode, img.size
-            check_pixels(img, name)
-            img.load()
-            rgb = to_mode(img, 3)
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is reported per file
-        raise DataError(f"{name}: not a readable image ({exc})") from None
-    grey = np.asarray(rgb.convert("L"))
-    crop = body_crop(grey)
-    return _hashes(rgb) | {"width": width, "height": height, "mode": mode, "format": fmt, "file_kb": len(data) / 1e3,
-                           "body_share": round(crop.share, 4), "body_fallback": crop.fallback, **_intensity(grey)}
-
-
-def _intensity(grey: np.ndarray) -> dict:
-    """Mean and spread of the grey levels, and the mean of the outer 5% border (how dark the framing is)."""
-    edge = max(1, min(grey.shape) // 20)
-    border = np.concatenate([grey[:edge].ravel(), grey[-edge:].ravel(), grey[:, :edge].ravel(),
-                             grey[:, -edge:].ravel()])
-    return {"mean": round(float(grey.mean()), 2), "std": round(float(grey.std()), 2),
-            "border": round(float(border.mean()), 2)}
-
-
-def _hashes(rgb: Image.Image) -> dict:
-    pixels = hashlib.sha256(f"{rgb.size}".encode() + rgb.tobytes()).hexdigest()
-    return {"pixel_hash": pixels, "phash": str(imagehash.phash(rgb)), "dhash": str(imagehash.dhash(rgb))}
 
 
 def collect(path: Path, class_map: str | Path | None = None) -> pd.DataFrame:
@@ -129,10 +90,8 @@ def _collect_numpy(path: Path) -> pd.DataFrame:
     rows = []
     for split, (x, y, names) in data.items():
         for i, (img, label) in enumerate(zip(x, y, strict=True)):
-            rgb = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).convert("RGB")
             rows.append({"path": f"X_{FILE_SPLIT[split]}.npy[{i}]", "split": split, "label": names[label],
-                         **_hashes(rgb), "width": img.shape[1], "height": img.shape[0], "mode": "array",
-                         "format": "npy", **_intensity(np.asarray(rgb.convert("L")))})
+                         **describe_array(img)})
     return pd.DataFrame(rows)
 
 
@@ -285,7 +244,8 @@ def _duplicate_counts(table: pd.DataFrame) -> dict:
 
 
 AUDIT_COLUMNS = ["path", "split", "label", "exact_group", "near_group", "flags", "width", "height", "mode", "format",
-                 "pixel_hash", "phash", "dhash", "body_share", "body_fallback", "file_kb", "mean", "std", "border"]
+                 "pixel_hash", "phash", "dhash", "body_share", "body_fallback", "file_kb", "mean", "std", "border",
+                 "thumb", "thumb_body", "patient", "study"]
 
 
 def write_audit(table: pd.DataFrame, summary: dict, out: Path) -> list[Path]:
@@ -308,7 +268,8 @@ def dedup_test_mask(table: pd.DataFrame, earlier_ids: list[str], test_ids: list[
     return np.array([group[i] not in earlier for i in test_ids], dtype=bool)
 
 
-AUDIT_VERSION = 6  # 5: dhash beside phash (data.neighbours); 6: intensity, file size, shortcut and shift
+AUDIT_VERSION = 7  # 5: dhash beside phash (data.neighbours); 6: intensity, file size, shortcut and shift;
+# 7: thumbnails, DICOM slices with their patient and study
 
 
 def audit_cached(path: str | Path, fingerprint: str, threshold: int = DEFAULT_THRESHOLD,

@@ -21,7 +21,8 @@ from ctdistill.errors import DataError
 # dataset's largest is 1200 x 1200). Checked from the header before any pixel is decoded, so a
 # small file that declares a huge image (a decompression bomb) costs no memory.
 MAX_PIXELS = 64_000_000
-DECODER_VERSION = 2  # bump when decoding or the cached layout changes, so cached arrays are not reused
+# Bump when decoding or the cached layout changes, so cached arrays are not reused (3: DICOM slices in trees).
+DECODER_VERSION = 3
 
 
 def to_mode(img: Image.Image, channels: int) -> Image.Image:

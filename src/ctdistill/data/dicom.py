@@ -4,9 +4,12 @@ A DICOM file is recognised by its content (the ``DICM`` marker after the 128-byt
 whatever its name. CT pixel values become Hounsfield units through RescaleSlope/RescaleIntercept
 (pydicom's modality LUT), a window (default the lung window, width 1500, level -600) maps them onto
 0..255, MONOCHROME1 (white = low) is inverted, and every frame of a multi-frame file becomes one
-image. With ``crop="body"`` the body is found on the Hounsfield units themselves (voxels above
+image (in ``predict``; a training tree takes single-frame files, :func:`decode_slice`). With
+``crop="body"`` the body is found on the Hounsfield units themselves (voxels above
 ``BODY_HU``, before windowing: a window can hide the body's edge), then the same mode conversion,
-crop and resize as every training image (``prepare_pil``).
+crop and resize as every training image (``prepare_pil``). Training trees may hold DICOM files among
+or instead of PNG/JPEG ones: :func:`decode_slice` decodes either by content, and :func:`scan_ids` gives
+the PatientID and StudyInstanceUID the splits keep together (``data.split``).
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from ctdistill.data.crop import CROPS, body_crop_from_mask
-from ctdistill.data.decode import prepare_pil
+from ctdistill.data.crop import CROPS, Crop, body_crop_from_mask
+from ctdistill.data.decode import decode_image_crop, prepare_pil
 from ctdistill.errors import DataError
 
 LUNG_WINDOW = (-600.0, 1500.0)  # (level, width) in Hounsfield units
@@ -56,8 +59,20 @@ def decode_dicom(data: bytes, size: int, channels: int, name: str = "<dicom>",
         DataError: unreadable file, no pixel data, or a compressed transfer syntax whose pixel-data
             handler is not installed (the message names it).
     """
+    return [array for array, _ in decode_dicom_crop(data, size, channels, name, window, crop)]
+
+
+def decode_dicom_crop(data: bytes, size: int, channels: int, name: str = "<dicom>",
+                      window: tuple[float, float] = LUNG_WINDOW, crop: str = "none"
+                      ) -> list[tuple[np.ndarray, Crop | None]]:
+    """:func:`decode_dicom`, each frame with the crop applied to it (None with ``crop="none"``)."""
+    return [prepare_pil(img, size, channels, crop, box) for img, box in dicom_slices(read_dicom(data, name), name,
+                                                                                     window, crop)]
+
+
+def read_dicom(data: bytes, name: str = "<dicom>"):
+    """The parsed ``pydicom.Dataset`` (pixel data not yet decoded); a one-line ``DataError`` otherwise."""
     import pydicom
-    from pydicom.pixels import apply_modality_lut
 
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
@@ -65,6 +80,15 @@ def decode_dicom(data: bytes, size: int, channels: int, name: str = "<dicom>",
         raise DataError(f"{name}: not a readable DICOM file ({exc})") from None
     if "PixelData" not in ds:
         raise DataError(f"{name}: DICOM file has no pixel data")
+    return ds
+
+
+def dicom_slices(ds, name: str, window: tuple[float, float] = LUNG_WINDOW, crop: str = "none"
+                 ) -> list[tuple[Image.Image, Crop | None]]:
+    """Every frame as a displayable image (grey frames windowed, MONOCHROME1 inverted) and, with a crop,
+    the body's box found on its Hounsfield units."""
+    from pydicom.pixels import apply_modality_lut
+
     try:
         pixels = ds.pixel_array
     except Exception as exc:  # missing handler (e.g. pylibjpeg for JPEG 2000) or broken pixel data
@@ -87,5 +111,33 @@ def decode_dicom(data: bytes, size: int, channels: int, name: str = "<dicom>",
                 box = body_crop_from_mask(np.asarray(hu) > BODY_HU)
         else:  # colour (RGB, YBR converted by pydicom): no Hounsfield units; cropped like any image
             img = Image.fromarray(np.asarray(frame, dtype=np.uint8))
-        out.append(prepare_pil(img, size, channels, crop, box)[0])
+        out.append((img, box))
     return out
+
+
+def one_slice(data: bytes, name: str, window: tuple[float, float] = LUNG_WINDOW, crop: str = "none"):
+    """``(dataset, image, box)`` of a single-frame DICOM file: a training tree takes one slice per file
+    (a multi-frame file is refused by name: its frames would share one path, one id and one group)."""
+    ds = read_dicom(data, name)
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise DataError(f"{name}: multi-frame DICOM ({frames} frames); a training tree takes one slice per file "
+                        "(predict reads every frame)")
+    (img, box), = dicom_slices(ds, name, window, crop)
+    return ds, img, box
+
+
+def scan_ids(ds) -> dict[str, str]:
+    """The patient and study a slice belongs to (empty strings when absent): splits keep them together."""
+    return {"patient": str(getattr(ds, "PatientID", "") or ""),
+            "study": str(getattr(ds, "StudyInstanceUID", "") or "")}
+
+
+def decode_slice(data: bytes, size: int, channels: int, name: str, crop: str = "none"
+                 ) -> tuple[np.ndarray, Crop | None]:
+    """One training image from a file of either kind, told apart by content: a single-frame DICOM slice
+    (lung window, as ``predict`` reads it) or any image format (``decode_image_crop``)."""
+    if not is_dicom(data):
+        return decode_image_crop(data, size, channels, name, crop)
+    _, img, box = one_slice(data, name, crop=crop)
+    return prepare_pil(img, size, channels, crop, box)

@@ -61,7 +61,8 @@ def _nearest_thumb(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def nearest_neighbours(table: pd.DataFrame, refs: list[str], queries: dict[str, list[str]],
-                       thumbs: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+                       thumbs: dict[str, np.ndarray] | None = None, groups: dict[str, int] | None = None
+                       ) -> pd.DataFrame:
     """The nearest reference image of every query image, under each measure available.
 
     Args:
@@ -70,10 +71,13 @@ def nearest_neighbours(table: pd.DataFrame, refs: list[str], queries: dict[str, 
         queries: ``{split: ids}`` of the images to look up (valid, test).
         thumbs: ``{"refs": thumbnails(x_refs), "<split>": thumbnails(x_split)}`` in the same orders,
             for the ``thumb`` measure (None: hashes only).
+        groups: ``{id: patient or scan group}`` of the refs and queries (``data.split.split_groups``
+            of ``--group-by`` and DICOM ids), for the ``shares_group`` column; None: no such column.
 
     Returns:
         One row per query image: ``path``, ``split``, ``label``, then per measure ``nearest_<m>``,
-        ``<m>_distance``, ``<m>_same_label``.
+        ``<m>_distance``, ``<m>_same_label``; with ``groups``, ``shares_group`` (another image of its
+        patient or scan is among the refs: the distances may be large, the leak is there all the same).
     """
     rows = table.set_index("path")
     ref_labels = rows.loc[refs, "label"].to_numpy()
@@ -92,6 +96,9 @@ def nearest_neighbours(table: pd.DataFrame, refs: list[str], queries: dict[str, 
         if set(HASHES) <= set(found):  # the phash-nearest image under the other hash: the same picture?
             other = hash_bits(rows.loc[ids, "dhash"])
             frame["dhash_to_phash_nearest"] = (ref_bits["dhash"][found["phash"][0]] != other).sum(axis=1)
+        if groups is not None:
+            seen = {groups[r] for r in refs}
+            frame["shares_group"] = [groups[i] in seen for i in ids]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 

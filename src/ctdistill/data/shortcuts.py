@@ -7,9 +7,12 @@ mean and spread, and how dark the border is. None of these is the disease.
 * **Shortcut baseline**: predicts the *class*. Its balanced accuracy (95% bootstrap interval of the
   out-of-fold predictions) above chance means the images' source tells the classes apart, and a
   network can learn the source instead of the finding. Folds keep copy groups together.
-* **Train/test shift** (adversarial validation): predicts whether an image is in the *test* split.
-  Its ROC-AUC well above 0.5 means the test images are drawn differently from the training ones, so
-  validation numbers will not carry over to test.
+* **Train/test shift** (adversarial validation): predicts whether an image is in the *test* split,
+  from the metadata and, separately, from the pixels: an 8 x 8 thumbnail of the whole image and one
+  of the body's crop (``data.describe``), that is what the model sees without and with ``--crop
+  body``. Its ROC-AUC well above 0.5 means the test images are drawn differently from the training
+  ones, so validation numbers will not carry over to test; a lower AUC on the crop's thumbnails
+  says the crop removes part of the difference.
 
 Both report the features that carry them (mean impurity decrease of the fitted forests).
 
@@ -26,6 +29,10 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
+from ctdistill.data.describe import thumbnail_pixels
+
+# The shift classifier on pixels alone: the audit's thumbnail columns, by what the model sees.
+PIXEL_VIEWS = {"whole image": "thumb", "body crop": "thumb_body"}
 NUMERIC = ("width", "height", "aspect", "file_kb", "body_share", "mean", "std", "border")
 CATEGORICAL = ("mode", "format")
 FOLDS = 5
@@ -94,12 +101,21 @@ def shortcut_baseline(table: pd.DataFrame, seed: int = 0) -> dict | None:
 
 
 def train_test_shift(table: pd.DataFrame, seed: int = 0) -> dict | None:
-    """Tell test images from the others by metadata alone (adversarial validation); None without a test split."""
+    """Tell test images from the others by metadata alone, and by each thumbnail view of
+    :data:`PIXEL_VIEWS` (``"pixels"``), with ROC-AUC intervals (adversarial validation); None without a
+    test split."""
     is_test = (table["split"] == "test").to_numpy()
     if is_test.sum() < 2 or (~is_test).sum() < 2:
         return None
-    x = features(table)
-    proba, importance = _out_of_fold(x, is_test.astype(int), _groups(table), seed)
+    found = _shift_auc(features(table), is_test, _groups(table), seed)
+    found["pixels"] = {view: _shift_auc(pd.DataFrame(thumbnail_pixels(table[column])).add_prefix("pixel_"), is_test,
+                                        _groups(table), seed)
+                       for view, column in PIXEL_VIEWS.items() if column in table and table[column].notna().all()}
+    return found | {"n_test": int(is_test.sum()), "n_other": int((~is_test).sum())}
+
+
+def _shift_auc(x: pd.DataFrame, is_test: np.ndarray, groups: np.ndarray, seed: int) -> dict:
+    proba, importance = _out_of_fold(x, is_test.astype(int), groups, seed)
     score = proba[:, -1]
     auc = float(roc_auc_score(is_test, score))
 
@@ -108,4 +124,4 @@ def train_test_shift(table: pd.DataFrame, seed: int = 0) -> dict | None:
 
     lo, hi = _interval(stat, len(score), seed)
     return {"auc": round(auc, 4), "lo": round(lo, 4), "hi": round(hi, 4), "shifted": lo > SHIFT_WARNING_AUC,
-            "top_features": _top(x.columns, importance), "n_test": int(is_test.sum()), "n_other": int((~is_test).sum())}
+            "top_features": _top(x.columns, importance)}

@@ -5,8 +5,9 @@ images: one of 5 folds becomes test (about 20%), then one of 8 folds of the rest
 ``carve_validation`` (``validation = "carved"``, the default) keeps the official test split and
 re-draws valid from train + valid. Both are stratified by class and seeded (scikit-learn's
 ``StratifiedGroupKFold``), with the audit's near-copy groups as groups, joined with the patient or
-scan groups that ``--group-by REGEX`` reads from each image's path (adjacent slices of one scan are
-not copies, but one scan on both sides of a split is a leak all the same).
+scan groups that ``--group-by REGEX`` reads from each image's path and, for DICOM slices, their
+PatientID (StudyInstanceUID where it is empty): adjacent slices of one scan are not copies, but one
+patient on both sides of a split is a leak all the same.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from scipy.cluster.hierarchy import DisjointSet
 from sklearn.model_selection import StratifiedGroupKFold
 
 from ctdistill.data.dataset import SPLITS, Dataset, Split
+from ctdistill.errors import DataError
 
 
-def split_groups(paths: list[str], near: np.ndarray | None, group_by: str | None = None) -> np.ndarray:
-    r"""One group id per image: images that are copies (``near``: the audit's near groups, -1 for none)
-    or share a ``group_by`` key (the regex's first group, or its whole match, found in the path) are
-    one group; every other image is a group of its own.
+def split_groups(paths: list[str], near: np.ndarray | None, group_by: str | None = None,
+                 scans: np.ndarray | None = None) -> np.ndarray:
+    r"""One group id per image: images that are copies (``near``: the audit's near groups, -1 for none),
+    share a ``group_by`` key (the regex's first group, or its whole match, found in the path) or a
+    scan key (``scans``: :func:`scan_keys`, "" for none) are one group; every other image is a group
+    of its own.
 
     Example:
         >>> split_groups(["p1_a.png", "p1_b.png", "p2_a.png"], None, r"p(\d+)_").tolist()
@@ -37,9 +41,29 @@ def split_groups(paths: list[str], near: np.ndarray | None, group_by: str | None
     for i, path in enumerate(paths):
         found = pattern.search(str(path)) if pattern else None
         for key in ([("near", near[i])] if near is not None and near[i] >= 0 else []) + (
-                [("key", found.group(1) if found.groups() else found.group(0))] if found else []):
+                [("key", found.group(1) if found.groups() else found.group(0))] if found else []) + (
+                [("scan", scans[i])] if scans is not None and scans[i] else []):
             sets.merge(keys.setdefault(key, i), i)
     return np.array([min(sets.subset(i)) for i in range(len(paths))])
+
+
+def scan_keys(audit_table: pd.DataFrame | None, paths: list[str]) -> np.ndarray | None:
+    """Each image's patient (its study where the PatientID is empty) from the audit table, "" for
+    images without (not DICOM); None when no image has one."""
+    if audit_table is None or not {"patient", "study"} & set(audit_table):
+        return None
+    rows = audit_table.set_index("path").reindex(paths)
+    patient = rows.get("patient", pd.Series("", index=rows.index)).fillna("").astype(str)
+    study = rows.get("study", pd.Series("", index=rows.index)).fillna("").astype(str)
+    keys = np.where(patient != "", "patient:" + patient, np.where(study != "", "study:" + study, ""))
+    return keys if (keys != "").any() else None
+
+
+def table_groups(audit_table: pd.DataFrame | None, paths: list[str], group_by: str | None = None) -> np.ndarray:
+    """:func:`split_groups` of ``paths`` from the audit table's near groups and scan ids (every image
+    its own group, but for ``group_by``, without an audit)."""
+    near = audit_table.set_index("path")["near_group"].loc[paths].to_numpy() if audit_table is not None else None
+    return split_groups(paths, near, group_by, scan_keys(audit_table, paths))
 
 
 def grouped_split(data: Dataset, audit_table: pd.DataFrame, seed: int, group_by: str | None = None) -> Dataset:
@@ -57,7 +81,7 @@ def grouped_split(data: Dataset, audit_table: pd.DataFrame, seed: int, group_by:
     x = np.concatenate([data.split(s).x for s in SPLITS])
     y = np.concatenate([data.split(s).y for s in SPLITS])
     paths = [p for s in SPLITS for p in data.split(s).paths]
-    groups = split_groups(paths, audit_table.set_index("path")["near_group"].loc[paths].to_numpy(), group_by)
+    groups = table_groups(audit_table, paths, group_by)
     rest, test = _one_fold(y, groups, 5, seed)
     train, valid = _one_fold(y[rest], groups[rest], 8, seed)
     train, valid = rest[train], rest[valid]
@@ -88,10 +112,7 @@ def carve_validation(data: Dataset, audit_table: pd.DataFrame | None, fraction: 
     x = np.concatenate([data.train.x, data.valid.x])
     y = np.concatenate([data.train.y, data.valid.y])
     paths = (data.train.paths or []) + (data.valid.paths or [])
-    groups = -np.arange(1, len(y) + 1)
-    if len(paths) == len(y):
-        near = audit_table.set_index("path")["near_group"].loc[paths].to_numpy() if audit_table is not None else None
-        groups = split_groups(paths, near, group_by)
+    groups = table_groups(audit_table, paths, group_by) if len(paths) == len(y) else -np.arange(1, len(y) + 1)
     train, valid = _one_fold(y, groups, max(2, round(1 / fraction)), seed)
 
     def take(ix: np.ndarray) -> Split:
@@ -102,5 +123,8 @@ def carve_validation(data: Dataset, audit_table: pd.DataFrame | None, fraction: 
 
 
 def _one_fold(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(np.unique(groups)) < n_splits:  # e.g. anonymised DICOM: one PatientID for every slice
+        raise DataError(f"only {len(np.unique(groups))} patient/scan/copy group(s) among {len(y)} images: too few to "
+                        f"split into {n_splits} folds by group (check --group-by, or the files' PatientID)")
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return next(folds.split(np.zeros(len(y)), y, groups))

@@ -2,7 +2,8 @@
 
 A class folder's name is its class; where splits spell a class differently (the Kaggle download has
 ``adenocarcinoma_left.lower.lobe_T2_N0_M0_Ib`` in train, ``adenocarcinoma`` in test) the names are
-reconciled by ``ctdistill.data.classes``. Images are decoded by content and cached by content hash.
+reconciled by ``ctdistill.data.classes``. Images are decoded by content (PNG, JPEG, ... or single-frame
+DICOM slices, ``data.dicom``) and cached by content hash.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from ctdistill.data import cache
 from ctdistill.data.classes import ClassMapping, read_class_map, resolve_classes
 from ctdistill.data.crop import CROP_VERSION, Crop
 from ctdistill.data.dataset import SPLITS, Dataset, Split
-from ctdistill.data.decode import DECODER_VERSION, decode_image_crop
+from ctdistill.data.decode import DECODER_VERSION
+from ctdistill.data.dicom import decode_slice
 from ctdistill.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -186,7 +188,7 @@ def _decode_all(items: list[tuple[str, Path]], size: int, channels: int, crop: s
     """Every image decoded with its crop, or the ``DataError`` that names why it could not be."""
     def one(item: tuple[str, Path]) -> tuple[np.ndarray, Crop | None] | DataError:
         try:
-            return decode_image_crop(item[1].read_bytes(), size, channels, str(item[1]), crop)
+            return decode_slice(item[1].read_bytes(), size, channels, str(item[1]), crop)
         except DataError as exc:
             return exc
         except OSError as exc:  # unreadable file (permissions, vanished)

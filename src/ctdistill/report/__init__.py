@@ -23,7 +23,7 @@ from ctdistill.verdict import verdict
 log = logging.getLogger("ctdistill")
 
 REPORT_TABLES = ("metrics", "per_class", "quantization_impact", "distillation_gain", "seeds", "leakage_curve",
-                 "valid_vs_test")
+                 "group_leakage", "valid_vs_test")
 
 
 def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path]:
@@ -51,17 +51,31 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     found = verdict(tables, run_dir)
     written.append(write_json(out / rf.VERDICT, found))
     audit, crossed = tables["audit"], tables["cross_label"]
-    if crossed is not None and len(crossed):
-        pairs = plots.plot_pairs([(r.path, r.nearest_thumb, f"{r.label} / {r.nearest_thumb.split('/')[-2]}")
-                                  for r in crossed.itertuples()], out / rf.PLOTS / "cross_label_copies.png")
-        figures["Cross-label copies: test image (left) and the training image of another class it repeats"] = pairs
-        written.append(pairs)
+    pictured = conflict_pictures(audit, crossed, out / rf.PLOTS)
+    figures |= pictured
+    written += pictured.values()
     written += page.write_pages(tables, figures, run_dir, out, verdict_text(found),
                                 audit_sentences(audit, crossed) if audit else [])
     if out == run_dir:  # the model files are here: their cards and the seed's per-student files beside them
         written += write_cards(run_dir, tables["metrics"])
         written += seed_student_files(run_dir, tables["summary"], tables["class_names"])
     return written
+
+
+def conflict_pictures(audit: dict | None, crossed: pd.DataFrame | None, folder: Path) -> dict[str, Path]:
+    """Label conflicts as image pairs: test images that repeat a training image of another class
+    (``neighbours.csv``), and copies filed under two classes anywhere in the data (the audit's groups)."""
+    figures = {}
+    if crossed is not None and len(crossed):
+        figures["Cross-label copies: test image (left) and the training image of another class it repeats"] = (
+            plots.plot_pairs([(r.path, r.nearest_thumb, f"{r.label} / {r.nearest_thumb.split('/')[-2]}")
+                              for r in crossed.itertuples()], folder / "cross_label_copies.png"))
+    groups = (audit or {}).get("label_conflict_groups") or []
+    if groups:
+        figures["Label conflicts in the data: the same picture filed under two classes"] = plots.plot_pairs(
+            [(g["files"][0], g["files"][1], " / ".join(g["labels"])) for g in groups if len(g["files"]) > 1],
+            folder / "label_conflicts.png")
+    return figures
 
 
 def training_curves(run_dir: Path, summary: pd.DataFrame, folder: Path) -> dict[str, Path]:

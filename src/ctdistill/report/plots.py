@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ctdistill.data.describe import open_picture  # noqa: E402
+from ctdistill.errors import DataError  # noqa: E402
 from ctdistill.runfolder import atomic_path  # noqa: E402
 
 KIND_COLOURS = {"teacher": "tab:red", "distilled": "tab:blue", "quantized": "tab:green", "scratch": "tab:grey"}
@@ -175,16 +177,14 @@ def plot_leakage_curve(curve: pd.DataFrame, metrics: pd.DataFrame, path: Path) -
 def plot_pairs(pairs: list[tuple[str, str, str]], path: Path, limit: int = 8) -> Path:
     """Image pairs side by side (left: the test image, right: what it repeats), one row per pair,
     captioned; a file that cannot be read any more (the data moved) is left blank."""
-    from PIL import Image
-
     rows = pairs[:limit]
     fig, axes = plt.subplots(len(rows), 2, figsize=(6, 3 * len(rows)), squeeze=False, layout="constrained")
     for (left, right, caption), ax_row in zip(rows, axes, strict=True):
         for file, ax in ((left, ax_row[0]), (right, ax_row[1])):
             ax.set_axis_off()
             try:
-                ax.imshow(Image.open(file).convert("L"), cmap="gray")
-            except OSError:
+                ax.imshow(open_picture(file), cmap="gray")
+            except (OSError, DataError):
                 ax.text(0.5, 0.5, "not readable here", ha="center", transform=ax.transAxes)
         ax_row[0].set_title(caption, fontsize=8, loc="left")
     return save_figure(fig, path)

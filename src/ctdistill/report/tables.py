@@ -174,6 +174,11 @@ def _shortcut_words(base: dict) -> str:
 
 def _shift_words(shift: dict) -> str:
     """The train/test shift classifier's finding (``data.shortcuts.train_test_shift``)."""
-    return (f"file metadata tells test images from the others with AUC {shift['auc']:.2f} (95% CI "
-            f"{shift['lo']:.2f}-{shift['hi']:.2f}; 0.5 = indistinguishable), carried by "
-            + ", ".join(name for name, _ in shift["top_features"][:3]))
+    words = (f"file metadata tells test images from the others with AUC {shift['auc']:.2f} (95% CI "
+             f"{shift['lo']:.2f}-{shift['hi']:.2f}; 0.5 = indistinguishable), carried by "
+             + ", ".join(name for name, _ in shift["top_features"][:3]))
+    pixels = shift.get("pixels") or {}
+    if pixels:
+        words += "; 8x8 thumbnails do with AUC " + ", ".join(
+            f"{v['auc']:.2f} ({v['lo']:.2f}-{v['hi']:.2f}) on the {view}" for view, v in pixels.items())
+    return words

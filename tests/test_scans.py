@@ -1,0 +1,147 @@
+"""Training on DICOM trees, and leakage that follows patients and scans rather than copies.
+
+Drawn data only: DICOM slices written with pydicom (``conftest.ct_dicom``), adjacent "slices" made by
+shifting one drawn picture a few pixels, and the synthetic phantoms, which must raise no alarm.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ct_dicom, save_image
+from test_audit import scene
+
+from ctdistill.data import load_dataset
+from ctdistill.data.audit import audit_path
+from ctdistill.data.neighbours import cross_label, nearest_neighbours, thumbnails
+from ctdistill.data.split import grouped_split, scan_keys, split_groups
+from ctdistill.data.synthetic import CLASS_NAMES, phantom
+from ctdistill.errors import DataError
+from ctdistill.predict import read_input
+from ctdistill.scoring import ModelPredictions, group_leakage
+
+LUNG = (-600.0, 1500.0)
+
+
+def slices(patient: int, n: int = 3) -> list[np.ndarray]:
+    """``n`` adjacent slices of one scan: one drawn picture shifted 2 px a slice (raw values, HU = raw - 1024)."""
+    base = scene(500 + patient, (64, 64)).astype(np.int32) * 3
+    return [np.roll(base, 2 * k, axis=0).astype(np.uint16) for k in range(n)]
+
+
+def dicom_tree(root, patients: int = 10, same_patient_id: bool = False):
+    """A class-folder tree of single-frame DICOM slices, each patient's slices in one class."""
+    for p in range(patients):
+        label = "tumour" if p % 2 else "clear"
+        for k, pixels in enumerate(slices(p)):
+            ct_dicom(root / label / f"slice_{p:02d}_{k}.dcm", pixels, PatientID="ANON" if same_patient_id else f"P{p}",
+                     StudyInstanceUID=f"1.2.3.{p}")
+    return root
+
+
+def test_a_dicom_tree_trains_with_the_same_preprocessing_as_predict(tmp_path):
+    root = dicom_tree(tmp_path / "dcm")
+    save_image(root / "clear" / "extra.png", scene(7, (64, 64)), "PNG")  # PNG and DICOM mixed in one tree
+    data = load_dataset(root, 24, 3, crop="body")
+    assert len(data.train) + len(data.valid) + len(data.test) == 31 and not data.skipped
+    for split in ("train", "test"):
+        part = data.split(split)
+        for x, path in zip(part.x, part.paths, strict=True):
+            if path.endswith(".dcm"):  # exactly what `ctdistill predict` feeds the model for this file
+                np.testing.assert_array_equal(read_input(Path(path), 24, 3, LUNG, "body")[0], x)
+
+
+def test_dicom_patients_stay_in_one_split_without_any_flag(tmp_path):
+    root = dicom_tree(tmp_path / "dcm")
+    table = audit_path(root).table
+    assert set(table["format"]) == {"DICOM"} and table["patient"].str.startswith("P").all()
+    data = grouped_split(load_dataset(root, 16, 1), table, seed=0)
+    split_of = {}
+    for s in ("train", "valid", "test"):
+        for path in data.split(s).paths:
+            split_of.setdefault(path.rsplit("slice_", 1)[1][:2], set()).add(s)
+    assert all(len(s) == 1 for s in split_of.values()) and len(split_of) == 10
+
+
+def test_one_patient_id_for_every_slice_is_refused_by_name(tmp_path):
+    root = dicom_tree(tmp_path / "dcm", same_patient_id=True)
+    table = audit_path(root).table
+    with pytest.raises(DataError, match="only 1 patient/scan/copy group"):
+        grouped_split(load_dataset(root, 16, 1), table, seed=0)
+
+
+def test_a_multi_frame_file_in_a_training_tree_is_skipped_with_its_reason(tmp_path):
+    root = dicom_tree(tmp_path / "dcm", patients=4)
+    ct_dicom(root / "clear" / "volume.dcm", np.stack(slices(9)))
+    data = load_dataset(root, 16, 1)
+    assert len(data.skipped) == 1 and "volume.dcm: multi-frame DICOM (3 frames)" in data.skipped[0]
+
+
+def test_adjacent_slices_are_nearest_neighbours_and_their_patient_is_the_shared_group(tmp_path):
+    """Slices of one scan in train and test: not copies, but the nearest images and one patient group."""
+    root = tmp_path / "given"
+    for p in range(6):
+        label = "tumour" if p % 2 else "clear"
+        for k, pixels in enumerate(slices(p)):
+            split = "test" if (k == 2 and p < 4) else ("valid" if k == 1 and p >= 4 else "train")
+            ct_dicom(root / split / label / f"s{p}_{k}.dcm", pixels, PatientID=f"P{p}")
+    for p in range(6, 8):  # two test patients of their own
+        for k, pixels in enumerate(slices(p)):
+            ct_dicom(root / "test" / ("tumour" if p % 2 else "clear") / f"s{p}_{k}.dcm", pixels, PatientID=f"P{p}")
+    table = audit_path(root, threshold=1).table
+    assert (table["near_group"] < 0).all()  # 2 px apart: no copy under the audit's threshold
+    data = load_dataset(root, 32, 1)
+    refs, tests = data.train.paths + data.valid.paths, data.test.paths
+    ids = refs + tests
+    groups = dict(zip(ids, split_groups(ids, None, None, scan_keys(table, ids)).tolist(), strict=True))
+    found = nearest_neighbours(table, refs, {"test": tests},
+                               {"refs": thumbnails(np.concatenate([data.train.x, data.valid.x])),
+                                "test": thumbnails(data.test.x)}, groups).set_index("path")
+    for path, row in found.iterrows():
+        patient = path.rsplit("/s", 1)[1].split("_")[0]
+        assert row["shares_group"] == (int(patient) < 4)
+        if int(patient) < 4:  # its nearest picture is its own patient's adjacent slice
+            assert f"/s{patient}_" in row["nearest_thumb"] and row["thumb_same_label"]
+    assert cross_label(found.reset_index()).empty
+    # The group view of the curve: accuracy on the test images whose patient was seen, and on the rest.
+    y = np.array([0 if "/clear/" in p else 1 for p in tests])
+    right = np.eye(2)[y]
+    preds = {"m": ModelPredictions(y, right, None, {}, tests, 0)}
+    rows = group_leakage(found.reset_index(), preds).set_index("test images")
+    assert rows.loc["patient/scan also in train or valid", "n_images"] == 4
+    assert rows.loc["no patient/scan shared", "n_images"] == 6 and rows["m"].eq(1.0).all()
+
+
+def test_phantoms_drawn_independently_raise_no_alarm(tmp_path):
+    """No copy, no conflict, no shortcut and no shift on data drawn without them (no false alarms)."""
+    rng = np.random.default_rng(3)
+    root = tmp_path / "phantoms"
+    for split, count in (("train", 14), ("valid", 4), ("test", 7)):
+        for kind in CLASS_NAMES:
+            for i in range(count):
+                save_image(root / split / kind / f"{i}.png", phantom(kind, 48, rng), "PNG")
+    summary = audit_path(root).summary
+    assert summary["cross_split_files"] == [] and summary["label_conflict_groups"] == []
+    assert not summary["shortcut_baseline"]["above_chance"], summary["shortcut_baseline"]
+    shift = summary["train_test_shift"]
+    assert not shift["shifted"] and not any(v["shifted"] for v in shift["pixels"].values()), shift
+
+
+def test_the_crop_view_of_the_shift_classifier_sees_past_a_framing_difference(tmp_path):
+    """Test slices with wide dark margins: the whole-image thumbnails tell them apart, the body's do less."""
+    rng = np.random.default_rng(5)
+    root = tmp_path / "framed"
+    for split, count in (("train", 24), ("valid", 4), ("test", 12)):
+        for kind in ("normal", "mass"):
+            for i in range(count):
+                img = phantom(kind, 48, rng)
+                if split == "test":  # the same anatomy, smaller, on a wide dark canvas
+                    img = np.pad(img[::2, ::2], 24)
+                save_image(root / split / kind / f"{i}.png", img, "PNG")
+    shift = audit_path(root).summary["train_test_shift"]
+    assert shift["shifted"] and shift["pixels"]["whole image"]["shifted"]
+    assert shift["pixels"]["body crop"]["auc"] < shift["pixels"]["whole image"]["auc"]
+    pd.testing.assert_index_equal(pd.Index(shift["pixels"]), pd.Index(["whole image", "body crop"]))
