@@ -1,6 +1,7 @@
 """Data audit on small trees with planted copies, and on the real dataset."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -117,7 +118,10 @@ def test_real_dataset_audit_matches_its_readme():
     assert pairs == [["ad16.png", "ad21.png"], ["sq3.png", "sq4.png"], ["sq5.png", "sq6.png"]]  # within train
     assert s["n_files"] == 1000 and s["n_exact_groups"] == 59 and s["n_redundant_exact_copies"] == 153
     cross = s["duplicates_by_split_and_class"]
-    assert cross["valid/normal"]["cross_split"] == 10 and cross["test/normal"]["cross_split"] == 46
+    # 46 byte-identical (the data's README) + test/normal/21.png, a train slice with a line drawn on it
+    # (phash 2 bits away, joined by its pixels)
+    assert cross["valid/normal"]["cross_split"] == 10 and cross["test/normal"]["cross_split"] == 47
+    assert [Path(p).name for a, b, _ in s["joined_by_pixels"] for p in (a, b) if "/test/" in p] == ["21.png"]
     assert all(v["cross_split"] == 0 for k, v in cross.items() if not k.endswith("/normal"))
     [conflict] = s["label_conflict_groups"]
     assert sorted(f.rsplit("/", 1)[-1] for f in conflict["files"]) == ["l4.png", "sq2.png"]

@@ -145,3 +145,25 @@ def test_the_crop_view_of_the_shift_classifier_sees_past_a_framing_difference(tm
     assert shift["shifted"] and shift["pixels"]["whole image"]["shifted"]
     assert shift["pixels"]["body crop"]["auc"] < shift["pixels"]["whole image"]["auc"]
     pd.testing.assert_index_equal(pd.Index(shift["pixels"]), pd.Index(["whole image", "body crop"]))
+
+
+def test_an_annotated_copy_a_few_bits_away_is_joined_and_the_adjacent_slice_is_not(tmp_path):
+    """The issue's missed case: a test image that is a training image of the other class with an arrow drawn
+    on it, a few phash bits away; the adjacent slice, as few bits away, is another picture."""
+    from test_neighbours import with_arrow
+
+    root = tmp_path / "data"
+    for i in range(6):
+        save_image(root / "train" / "a" / f"a{i}.png", scene(10 + i, (96, 96)), "PNG")
+        save_image(root / "train" / "b" / f"b{i}.png", scene(20 + i, (96, 96)), "PNG")
+        save_image(root / "valid" / "ab"[i % 2] / f"v{i}.png", scene(40 + i, (96, 96)), "PNG")
+    save_image(root / "test" / "b" / "copy_of_a3.png", with_arrow(scene(13, (96, 96))), "PNG")
+    save_image(root / "test" / "a" / "next_to_a4.png", np.roll(scene(14, (96, 96)), 2, axis=0), "PNG")
+    result = audit_path(root)
+    [joined] = result.summary["joined_by_pixels"]
+    assert {Path(joined[0]).name, Path(joined[1]).name} == {"a3.png", "copy_of_a3.png"} and joined[2] < 0.025
+    assert [Path(f).name for f in result.summary["cross_split_files"]] == ["copy_of_a3.png"]
+    [conflict] = result.summary["label_conflict_groups"]
+    assert conflict["labels"] == ["a", "b"]
+    table = result.table.set_index(result.table["path"].map(lambda p: Path(p).name))
+    assert table.loc["next_to_a4.png", "near_group"] < 0  # 4 bits away like the copy, but another picture

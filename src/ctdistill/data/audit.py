@@ -6,7 +6,9 @@ inflates every reported number. The audit finds:
 * exact duplicates: identical decoded pixels (after converting to RGB), so a PNG and a re-encoded
   lossless copy of the same pixels are caught, not only identical bytes;
 * near duplicates: perceptual hashes (``imagehash.phash``, 64 bits) within a Hamming distance
-  ``threshold``; groups are connected components, so chains of near copies form one group;
+  ``threshold``, and pairs a few bits farther whose pixels are the same picture (a copy with an
+  arrow or a line drawn on it; ``CONFIRM_BITS``, ``ANNOTATED_COPY``); groups are connected
+  components, so chains of near copies form one group;
 * cross-split files: valid/test files with an exact or near copy in an earlier split
   (train < valid < test);
 * label conflicts: groups whose copies carry different labels;
@@ -33,7 +35,7 @@ import pandas as pd
 from scipy.cluster.hierarchy import DisjointSet
 
 from ctdistill.data import cache
-from ctdistill.data.describe import describe_array, describe_image
+from ctdistill.data.describe import describe_array, describe_image, picture_distance
 from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy
 from ctdistill.data.shortcuts import shortcut_baseline, train_test_shift
 from ctdistill.data.tree import scan_tree
@@ -44,9 +46,16 @@ log = logging.getLogger(__name__)
 SPLIT_ORDER = {"train": 0, "all": 0, "valid": 1, "test": 2}
 # Largest phash Hamming distance (of 64 bits) that counts as a near copy. Chest-CT slices look alike:
 # on the real dataset 0-1 reproduces its README (no cancer image shared across splits, one label
-# conflict, 7 distinct test/normal images without a copy elsewhere); 4 already grouped different
-# slices of different patients and classes.
+# conflict); 4 already grouped different slices of different patients and classes. phash sets the 32
+# bits above the median of its 64 DCT terms, so distances are even and 0 and 1 are the same rule.
 DEFAULT_THRESHOLD = 1
+# Pairs up to this many phash bits apart are compared pixel by pixel (``_same_pictures``): an annotated
+# copy of a cross-label pair on a public CT collection was 2 bits from its original.
+CONFIRM_BITS = 4
+# 1 - correlation of the grey pictures at 128 px below which two files are one picture. Measured on the
+# Kaggle data (bench/cleanvision_compare.py, BENCHMARKS.md): the 11 annotated copies at phash distance 2
+# lie at 0.0007-0.0149, the 15 different slices at that distance at 0.039-0.171.
+ANNOTATED_COPY = 0.025
 STORED_AUDIT = ("audit.csv", "audit.json")  # in a prepared numpy layout: the audit of its source files
 SIZE_RATIO_FLAG = 1.5  # median pixel count of a class vs the rest, either way
 FRAMING_FLAG = 0.1  # difference of the body's median share of the image: a class vs the rest, a split vs train
@@ -111,16 +120,38 @@ def group(table: pd.DataFrame, threshold: int) -> pd.DataFrame:
     table["exact_group"] = np.where(sizes > 1, exact, -1)
     bits = np.array([np.unpackbits(np.frombuffer(bytes.fromhex(h), np.uint8)) for h in table["phash"]], bool)
     sets = DisjointSet(range(len(table)))
+    candidates = []
     # Row-wise Hamming distances, O(n^2) bits: about a second for 1000 images. Identical pixels have
     # identical hashes (distance 0), so every exact group lies inside one near group.
     for i in range(len(table) - 1):
-        close = np.flatnonzero((bits[i + 1:] != bits[i]).sum(axis=1) <= threshold) + i + 1
-        for j in close:
+        distance = (bits[i + 1:] != bits[i]).sum(axis=1)
+        for j in np.flatnonzero(distance <= threshold) + i + 1:
             sets.merge(i, j)
+        candidates += [(i, j) for j in np.flatnonzero((distance > threshold) & (distance <= CONFIRM_BITS)) + i + 1]
+    table.attrs["joined_by_pixels"] = _same_pictures(table["path"].tolist(), candidates, sets)
     roots = pd.Series([sets[i] for i in range(len(table))], index=table.index)
     near = roots.map(roots.value_counts())
     table["near_group"] = np.where(near > 1, roots.groupby(roots).ngroup(), -1)
     return table
+
+
+def _same_pictures(paths: list[str], candidates: list[tuple[int, int]], sets: DisjointSet) -> list[list]:
+    """Join the candidate pairs (a few bits apart, not yet one group) that are the same picture by
+    :func:`data.describe.picture_distance`: a copy with a line drawn on it moves the hash 2 bits, as
+    far as an adjacent slice does, but its pixels stay within :data:`ANNOTATED_COPY`. Ids that are
+    not files (a numpy layout's) are left to the hashes. Returns the pairs that joined two groups."""
+    joined = []
+    for i, j in candidates:
+        if sets.connected(i, j) or not (Path(paths[i]).is_file() and Path(paths[j]).is_file()):
+            continue
+        try:
+            distance = picture_distance(paths[i], paths[j])
+        except (OSError, DataError):  # unreadable since it was described: left to the hashes
+            continue
+        if distance <= ANNOTATED_COPY:
+            sets.merge(i, j)
+            joined.append([i, j, round(distance, 4)])
+    return joined
 
 
 def flag(table: pd.DataFrame) -> pd.DataFrame:
@@ -215,6 +246,8 @@ def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD, class_map: 
         "classes": collected.attrs.get("classes"), "class_text": collected.attrs.get("class_text"),
         "n_exact_groups": _n_groups(table, "exact_group"),
         "n_near_groups": _n_groups(table, "near_group"),
+        "joined_by_pixels": [[table["path"].iloc[i], table["path"].iloc[j], d]
+                             for i, j, d in table.attrs.get("joined_by_pixels", [])],
         "n_redundant_exact_copies": int((table["exact_group"] >= 0).sum()) - _n_groups(table, "exact_group"),
         "cross_split_files": table.loc[table["cross_split"], "path"].tolist(),
         "label_conflict_groups": [{"group": int(g), "labels": labels,
