@@ -167,3 +167,19 @@ def test_an_annotated_copy_a_few_bits_away_is_joined_and_the_adjacent_slice_is_n
     assert conflict["labels"] == ["a", "b"]
     table = result.table.set_index(result.table["path"].map(lambda p: Path(p).name))
     assert table.loc["next_to_a4.png", "near_group"] < 0  # 4 bits away like the copy, but another picture
+
+
+def test_label_conflicts_in_the_data_are_pictured_dicom_included(tmp_path):
+    from ctdistill.report import conflict_pictures
+
+    png = save_image(tmp_path / "a" / "x.png", scene(3, (64, 64)), "PNG")
+    dcm = ct_dicom(tmp_path / "b" / "x.dcm", scene(3, (64, 64)).astype(np.uint16) * 3, PatientID="P1")
+    audit = {"label_conflict_groups": [{"group": 0, "labels": ["a", "b"], "files": [str(png), str(dcm)]}]}
+    [(caption, path)] = conflict_pictures(audit, None, tmp_path / "plots").items()
+    assert "two classes" in caption
+    from PIL import Image
+
+    grey = np.asarray(Image.open(path).convert("L"), dtype=float)
+    left, right = grey[:, : grey.shape[1] // 2], grey[:, grey.shape[1] // 2:]
+    assert left.std() > 20 and right.std() > 20  # both drawn: the DICOM file read, not "not readable here"
+    assert conflict_pictures({"label_conflict_groups": []}, pd.DataFrame(), tmp_path / "none") == {}
