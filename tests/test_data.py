@@ -106,7 +106,7 @@ def test_second_load_uses_the_cache(image_tree, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(tree_module, "decode_image_crop", boom)
+    monkeypatch.setattr(tree_module, "decode_slice", boom)
     second = load_dataset(image_tree, 10, 3)
     assert (first.train.x == second.train.x).all() and first.fingerprint == second.fingerprint
     with pytest.raises(AssertionError, match="decoded again"):  # a new size is a new key
