@@ -49,3 +49,17 @@ def test_one_class_or_no_test_split_gives_nothing_to_report():
     one_class = table().assign(label="a")
     assert shortcut_baseline(one_class) is None
     assert train_test_shift(table()[lambda t: t["split"] != "test"]) is None
+
+
+def test_a_class_with_more_non_square_images_is_a_shortcut_its_median_size_hides():
+    """The issue's case: one class has far more non-square images; its median size is the others'."""
+    frame = table(n=200)
+    rng = np.random.default_rng(1)
+    square = rng.integers(440, 460, len(frame))
+    wide = (frame["label"] == "b") & (rng.random(len(frame)) < 0.4)
+    frame["width"] = np.where(wide, 2 * square, square)
+    frame["height"] = square
+    medians = frame.groupby("label")[["width", "height"]].median()
+    assert (medians.loc["a"] - medians.loc["b"]).abs().max() < 20  # a median-size check sees nothing
+    found = shortcut_baseline(frame)
+    assert found["above_chance"] and found["top_features"][0][0] in ("aspect", "width")
