@@ -112,6 +112,8 @@ def ray_stages(cfg: Config, data: Dataset, run_dir: Path, book: Stages, ray_addr
 
     names = [*cfg.teachers, *(["ensemble"] if cfg.ensemble != "none" and len(cfg.teachers) > 1 else [])]
     ray_stages(cfg, data, run_dir, book, names, ray_address)
+    if not can_export():  # no quantization task was planned: say so, with the command that finishes it
+        quantize_all(cfg, data, run_dir, book, names)
     return names
 
 

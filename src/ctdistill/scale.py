@@ -246,7 +246,14 @@ def work(unit: Unit, cfg: Config, data: Dataset, run_dir: Path, inputs: dict, se
     # The run folder's files only (a quantization also writes temporary models elsewhere), as the local record.
     files = sorted(p.relative_to(run_dir).as_posix() for p in written if p.is_relative_to(run_dir))
     return {"result": result, "files": files,
-            "seconds": time.perf_counter() - clock, "where": f"{socket.gethostname()}:{os.getpid()}"}
+            "seconds": time.perf_counter() - clock, "where": where()}
+
+
+def where() -> str:
+    """``host/node:pid`` of this worker (nodes share a host name when simulated on one machine)."""
+    import ray
+
+    return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:6]}:{os.getpid()}"
 
 
 def worker_setup(cfg: Config) -> dict:
