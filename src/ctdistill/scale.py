@@ -42,7 +42,8 @@ from ctdistill.steps import distill_step, ensemble_step, quantize_step, scratch_
 
 log = logging.getLogger("ctdistill")
 RETRIES = 2  # a task whose worker dies (kill -9, a lost node) runs again up to this many times, then is reported
-# What each kind of task asks Ray for; training asks for a GPU where the cluster has one.
+# CPUs each kind of task asks Ray for (TensorFlow's own thread count is pinned apart: worker_setup); training
+# also asks for a GPU where the cluster has one.
 RESOURCES = {"scratch": 1, "teacher": 1, "ensemble": 1, "distill": 1, "quantize": 1, "seed-scratch": 1,
              "seed-distill": 1, "seeds-int8": 1}
 TRAINS = {"scratch", "teacher", "ensemble", "distill", "seed-scratch", "seed-distill"}
@@ -142,7 +143,12 @@ class Flight:
                 self.board.kept(len(mine))
 
     def submit_ready(self, data) -> None:
-        for unit in [u for u in self.todo if all(s in self.results for s in u.needs)]:
+        """Submit ready units in plan order, as many as the cluster has CPUs for: the tasks in flight are
+        the ones running (the display's times are theirs), and a node that joins adds room at once."""
+        import ray
+
+        room = int(ray.cluster_resources().get("CPU", 1)) // RESOURCES["teacher"] - len(self.running)
+        for unit in [u for u in self.todo if all(s in self.results for s in u.needs)][:max(room, 0)]:
             self.todo.remove(unit)
             inputs = {**{s: self.results[s] for s in unit.needs}, "names": self.names}
             task = self.task.options(**self.needs[unit.kind], name=unit.name)
