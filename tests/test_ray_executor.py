@@ -71,6 +71,26 @@ def test_the_cli_refuses_a_ray_address_without_the_ray_executor(capsys):
     assert "--ray-address needs --executor ray" in capsys.readouterr().err
 
 
+def test_the_task_graph_follows_the_stages_and_their_upstream():
+    """Every unit belongs to a planned stage and needs only planned stages; the seeds stage is one unit
+    per seed's student (or one empty unit when the run's seed is the only one)."""
+    from ctdistill.config import Config
+    from ctdistill.pipeline import planned_stages
+    from ctdistill.scale import WORK, units
+
+    cfg = Config(teachers=("vgg16", "resnet50"), ensemble="mean", seeds=(0, 1, 2))
+    names = ["vgg16", "resnet50", "ensemble"]
+    graph = units(cfg, names)
+    assert {u.stage for u in graph} == set(planned_stages(cfg)) and {u.kind for u in graph} <= set(WORK)
+    assert all(set(u.needs) <= set(planned_stages(cfg)) for u in graph)
+    by_name = {u.name: u for u in graph}
+    assert by_name["teacher-ensemble"].needs == ("teacher-vgg16", "teacher-resnet50")
+    assert by_name["seed2-distill-ensemble"].needs == ("teacher-ensemble",) and by_name["seed2-scratch"].needs == ()
+    assert sum(u.stage == "seeds" for u in graph) == 2 * (1 + len(names))
+    lone = units(Config(teachers=("vgg16",), seeds=(0,), quant_modes=()), ["vgg16"])
+    assert [(u.name, u.kind) for u in lone if u.stage == "seeds"] == [("seeds", "nothing")]
+
+
 @pytest.mark.slow
 def test_a_ray_run_writes_the_same_predictions_and_records_as_a_local_run(finished_run, ray_run):
     _, local = finished_run

@@ -44,7 +44,7 @@ log = logging.getLogger("ctdistill")
 RETRIES = 2  # a task whose worker dies (kill -9, a lost node) runs again up to this many times, then is reported
 # CPUs each kind of task asks Ray for (TensorFlow's own thread count is pinned apart: worker_setup); training
 # also asks for a GPU where the cluster has one.
-RESOURCES = {"scratch": 1, "teacher": 1, "ensemble": 1, "distill": 1, "quantize": 1, "seed-scratch": 1,
+RESOURCES = {"nothing": 1, "scratch": 1, "teacher": 1, "ensemble": 1, "distill": 1, "quantize": 1, "seed-scratch": 1,
              "seed-distill": 1, "seeds-int8": 1}
 TRAINS = {"scratch", "teacher", "ensemble", "distill", "seed-scratch", "seed-distill"}
 
@@ -121,7 +121,9 @@ class Flight:
         while self.todo or self.running:
             if not self.failed:
                 self.submit_ready(data)
-            if not self.running:
+            if not self.running:  # nothing can start: a task failed (reported below), or a bug in the graph
+                if not self.failed:
+                    raise RuntimeError(f"no task can start: {', '.join(u.name for u in self.todo)}")
                 break
             done, _ = ray.wait(list(self.running), num_returns=1, timeout=1.0)
             for ref in done:
@@ -147,8 +149,10 @@ class Flight:
         the ones running (the display's times are theirs), and a node that joins adds room at once."""
         import ray
 
-        room = int(ray.cluster_resources().get("CPU", 1)) // RESOURCES["teacher"] - len(self.running)
-        for unit in [u for u in self.todo if all(s in self.results for s in u.needs)][:max(room, 0)]:
+        room = int(ray.cluster_resources().get("CPU", 0)) // RESOURCES["teacher"] - len(self.running)
+        # With nothing running, one task waits in Ray's queue for the first node (a cluster still starting).
+        room = max(room, 0 if self.running else 1)
+        for unit in [u for u in self.todo if all(s in self.results for s in u.needs)][:room]:
             self.todo.remove(unit)
             inputs = {**{s: self.results[s] for s in unit.needs}, "names": self.names}
             task = self.task.options(**self.needs[unit.kind], name=unit.name)
@@ -203,7 +207,9 @@ def units(cfg: Config, names: list[str]) -> list[Unit]:
     out = []
     for stage in planned_stages(cfg):
         kind, _, name = stage.partition("-")
-        if stage == "seeds":
+        if stage == "seeds" and not extra_seeds(cfg):  # --seeds with the run's seed only: an empty record
+            out.append(Unit(stage, stage, "nothing", needs=upstream(stage, cfg, names)))
+        elif stage == "seeds":
             for seed in extra_seeds(cfg):
                 out.append(Unit(f"seed{seed}-scratch", stage, "seed-scratch", seed=seed))
                 out += [Unit(f"seed{seed}-distill-{n}", stage, "seed-distill", n, seed, (f"teacher-{n}",))
@@ -233,6 +239,7 @@ WORK = {
     "quantize": lambda u, cfg, data, run_dir, inputs: quantize_step(
         u.teacher, load_model(run_dir / inputs[f"distill-{u.teacher}"]["file"]), inputs[f"distill-{u.teacher}"],
         data, cfg, run_dir),
+    "nothing": lambda u, cfg, data, run_dir, inputs: None,
     "seed-scratch": lambda u, cfg, data, run_dir, inputs: repeat_scratch(cfg, data, run_dir, u.seed),
     "seed-distill": lambda u, cfg, data, run_dir, inputs: repeat_distill(
         cfg, data, u.teacher, _teacher(run_dir, inputs, u.teacher), run_dir, u.seed),
