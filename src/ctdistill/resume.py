@@ -67,8 +67,8 @@ class Stages:
             ``(object, result)``, computed or restored.
         """
         key = self.key_for(after)
-        record = self.kept(stage, key)
         PROGRESS.start(stage)
+        record = self.kept(stage, key)
         if record is not None:
             return (restore(record["result"]) if restore else None), record["result"]
         before, clock = self._snapshot(), time.perf_counter()
