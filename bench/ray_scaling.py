@@ -140,13 +140,14 @@ def cluster(out: Path, kill: str, reference: Path | None) -> None:
 
 
 # Each kind's stage, as the plan counts it; distillations of every seed cost what the run's own does.
-def plan(timings: Path, workers: list[int], overhead_s: float) -> None:
+def plan(timings: Path, workers: list[int], overhead_s: float, startup_s: float) -> None:
     """Expected wall time of the full seven-teacher, three-seed run on N one-task workers.
 
     Per-stage times come from a measured run's records (``timings``): each of the seven teachers and
     its distillation takes the mean of the measured teachers' (and distillations'), each scratch
     student the measured scratch stage, each quantization the mean measured one, and every task pays
-    ``overhead_s`` (the measured median overhead per task). Tasks start in the executor's order
+    ``overhead_s`` (the measured median overhead per task); the run pays ``startup_s`` once (new workers
+    import TensorFlow side by side before their first task). Tasks start in the executor's order
     (plan order) as soon as their inputs are done and a worker is free.
     """
     stages = json.loads(timings.read_text())["stages"]
@@ -166,11 +167,11 @@ def plan(timings: Path, workers: list[int], overhead_s: float) -> None:
     total = sum(d for _, d, _ in tasks)
     print(f"per stage (s): teacher {teacher:.1f}, distill {distill:.1f}, scratch {scratch:.1f}, quantize "
           f"{quant:.1f}, seeds-int8 {seeds_int8:.1f}; {len(tasks)} tasks, {total:.0f} s of work; overhead "
-          f"{overhead_s:.1f} s per task")
+          f"{overhead_s:.2f} s per task, {startup_s:.1f} s to start the workers")
     print("| workers | expected wall s | speed-up vs 1 | efficiency |\n|---:|---:|---:|---:|")
     one_worker = None
     for n in workers:
-        wall = simulate(tasks, n, overhead_s)
+        wall = simulate(tasks, n, overhead_s) + startup_s
         one_worker = one_worker or wall
         print(f"| {n} | {wall:.0f} | {one_worker / wall:.2f} | {one_worker / wall / n:.0%} |")
 
@@ -209,8 +210,9 @@ def main() -> None:
     p.add_argument("--reference", type=Path, help="a local run of the same job (predictions compared)")
     p = sub.add_parser("plan")
     p.add_argument("--timings", type=Path, required=True, help="<run>.json of a measured run (compare's local-0)")
-    p.add_argument("--workers", default="1,2,4,7,8,16,23")
+    p.add_argument("--workers", default="1,2,4,7,8,12,16,24,32")
     p.add_argument("--overhead", type=float, default=0.0, help="seconds per task (compare's median overhead)")
+    p.add_argument("--startup", type=float, default=0.0, help="seconds before the first tasks start (worker start)")
     args = parser.parse_args()
     if args.command == "one":
         one(args.executor, args.out, args.address)
@@ -219,7 +221,7 @@ def main() -> None:
     elif args.command == "cluster":
         cluster(args.out, args.kill, args.reference)
     else:
-        plan(args.timings, [int(n) for n in args.workers.split(",")], args.overhead)
+        plan(args.timings, [int(n) for n in args.workers.split(",")], args.overhead, args.startup)
 
 
 if __name__ == "__main__":
