@@ -104,19 +104,22 @@ def test_a_ray_run_writes_the_same_predictions_and_records_as_a_local_run(finish
 
 
 @pytest.mark.slow
-def test_a_local_run_resumes_on_ray_and_a_ray_run_resumes_locally(finished_run, ray_run, tmp_path):
-    """Each executor keeps the other's finished stages and redoes the rest with the same bytes."""
+def test_a_local_run_resumes_on_ray_and_a_ray_run_resumes_locally(finished_run, ray_local, tmp_path):
+    """Each executor keeps the other's finished stages and redoes the rest with the same bytes: a local
+    run resumed on Ray, whose Ray-made stages are then resumed locally."""
     from ctdistill.pipeline import run
 
     cfg, local = finished_run
-    for source, executor in ((local, "ray"), (ray_run, "local")):
-        run_dir = tmp_path / f"from-{executor}"
-        shutil.copytree(source, run_dir)
-        for stage in ("distill-tiny_b", "seeds", "seeds-int8"):  # as if killed before these finished
+    run_dir = tmp_path / "run"
+    shutil.copytree(local, run_dir)
+    for executor, redo in (("ray", ("distill-tiny_b", "seeds", "seeds-int8")), ("local", ("seeds", "seeds-int8"))):
+        for stage in redo:  # as if killed before these finished
             (run_dir / "stages" / f"{stage}.json").unlink()
         kept = {n: (run_dir / n).stat().st_mtime_ns for n in ("tiny_Teacher.keras", "tiny_b_Teacher.keras",
-                                                              "Scratch_Student.keras", "tiny_Student.keras")}
+                                                              "Scratch_Student.keras", "tiny_b_Student.keras")}
         run(cfg, run_dir, resume=True, executor=executor)
+        if executor == "ray":  # the kept stages' files untouched; the redone distillation rewritten
+            assert kept.pop("tiny_b_Student.keras") != (run_dir / "tiny_b_Student.keras").stat().st_mtime_ns
         assert {n: (run_dir / n).stat().st_mtime_ns for n in kept} == kept, executor  # not redone
         assert (run_dir / "stages" / "seeds.json").is_file()
         assert predictions(run_dir) == predictions(local), executor
