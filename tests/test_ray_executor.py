@@ -91,6 +91,22 @@ def test_the_task_graph_follows_the_stages_and_their_upstream():
     assert [(u.name, u.kind) for u in lone if u.stage == "seeds"] == [("seeds", "nothing")]
 
 
+def test_the_flight_board_names_the_tasks_in_flight(caplog, monkeypatch):
+    """Without a terminal: one line per start and finish, with the tasks done and the ones in flight."""
+    from ctdistill.progress import FlightBoard
+
+    monkeypatch.setenv("CTDISTILL_PROGRESS", "plain")
+    board = FlightBoard(4)
+    with caplog.at_level("INFO", logger="ctdistill"):
+        board.kept(1)
+        board.start("teacher-vgg16")
+        board.start("scratch")
+        board.finish("scratch", 12.0, "host/abc123:42")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[1] == "[tasks] started scratch; 1/4 done; in flight: teacher-vgg16 0s, scratch 0s"
+    assert lines[2] == "[tasks] scratch finished in 12s on host/abc123:42; 2/4 done; in flight: teacher-vgg16 0s"
+
+
 @pytest.mark.slow
 def test_a_ray_run_writes_the_same_predictions_and_records_as_a_local_run(finished_run, ray_run):
     _, local = finished_run

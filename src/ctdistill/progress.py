@@ -145,7 +145,8 @@ class FlightBoard:
         if interactive():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc="tasks", leave=False, ncols=shutil.get_terminal_size().columns,
+            size = shutil.get_terminal_size()  # as EpochProgress: a size-less terminal would hide the bar
+            self.bar = tqdm(total=total, desc="tasks", leave=False, ncols=size.columns, nrows=size.lines,
                             bar_format="{desc}: {n_fmt}/{total_fmt} done |{bar:10}| {elapsed}{postfix}")
 
     def in_flight(self) -> str:
@@ -172,7 +173,7 @@ class FlightBoard:
 
     def refresh(self) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(f"; in flight: {self.in_flight()}")
+            self.bar.set_postfix_str(f"in flight: {self.in_flight()}")
 
     def close(self) -> None:
         if self.bar is not None:

@@ -74,8 +74,8 @@ def ray_stages(cfg: Config, data: Dataset, run_dir: Path, book, names: list[str]
     """
     import ray
 
-    started = not ray.is_initialized()
-    if started:
+    connected_here = not ray.is_initialized()  # else a caller (a test, a notebook) holds the connection
+    if connected_here:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                  configure_logging=False)
     flight = Flight(cfg, data, run_dir.resolve(), book, names)
@@ -87,7 +87,7 @@ def ray_stages(cfg: Config, data: Dataset, run_dir: Path, book, names: list[str]
         raise
     finally:
         flight.board.close()
-        if started:
+        if connected_here:  # stops a local instance started here; only disconnects from a cluster
             ray.shutdown()
 
 
