@@ -76,8 +76,9 @@ def ray_stages(cfg: Config, data: Dataset, run_dir: Path, book, names: list[str]
 
     connected_here = not ray.is_initialized()  # else a caller (a test, a notebook) holds the connection
     if connected_here:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
-                 configure_logging=False)
+        # Each new worker imports Keras first with TensorFlow's start-up banner hidden, as the CLI does.
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, configure_logging=False,
+                 runtime_env={"worker_process_setup_hook": "ctdistill.quiet.import_backend_quietly"})
     flight = Flight(cfg, data, run_dir.resolve(), book, names)
     try:
         flight.drive()
