@@ -1,5 +1,5 @@
 # Two commands on a fresh machine (Python 3.11+): `make demo` and `make test`.
-# Both create .venv and install ctdistill with its test extras the first time.
+# Both create .venv and install ctdistill with its test extras (and ray, for the Ray executor's tests) the first time.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,7 +11,7 @@ DEMO_OUT ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

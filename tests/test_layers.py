@@ -23,7 +23,7 @@ LAYERS = [
     ("training, export and metrics", {"recipe", "train", "distill", "quantize", "quantgate", "metrics", "compare"}),
     ("recording a run", {"records", "resume", "steps", "repeats"}),
     ("reporting", {"scoring", "verdict", "report", "report.*"}),
-    ("commands", {"pipeline", "rundata", "predict", "benchmark", "doctor", "preflight"}),
+    ("commands", {"pipeline", "rundata", "predict", "benchmark", "doctor", "preflight", "scale"}),
     ("command line", {"options", "cli"}),
 ]
 

@@ -16,25 +16,13 @@ from pathlib import Path
 
 from ctdistill.errors import CtdistillError
 from ctdistill.options import RUN_OPTIONS, build_parser
-
-
-def quiet_library_logs() -> None:
-    """Hide TensorFlow/absl chatter (retracing notices, "Assets written", the legacy-.h5 notice for the
-    seed's ``{t}_Student.h5``): not actionable for a user; ``--debug`` shows it."""
-    try:
-        from absl import logging as absl_logging  # a TensorFlow dependency; absl keeps its own level
-
-        absl_logging.set_verbosity(absl_logging.ERROR)
-    except ImportError:  # a JAX-only machine without TensorFlow
-        pass
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "Unable to initialize backend 'tpu'"
+from ctdistill.quiet import quiet_library_logs
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     # The configuration is checked before Keras and TensorFlow load (seconds), so a typo fails at once.
     from ctdistill.config import Config
-    from ctdistill.preflight import check_data_path
+    from ctdistill.preflight import check_data_path, check_executor
     from ctdistill.values import read_values
 
     overrides = {key: getattr(args, key) for _, key, _, _ in RUN_OPTIONS if getattr(args, key) is not None}
@@ -46,6 +34,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = resumed_config(Path(args.resume), {**(read_values(args.config) if args.config else {}), **overrides})
     else:
         cfg = Config.from_file(args.config, overrides) if args.config else Config.from_mapping(overrides, "flags")
+    check_executor(args.executor, args.ray_address)
     check_data_path(cfg.data)  # the commonest mistake, also checked before any weights download
     if not args.debug:  # --debug keeps TensorFlow's start-up lines
         from ctdistill.quiet import import_backend_quietly
@@ -53,7 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         import_backend_quietly()
     from ctdistill.pipeline import run
 
-    print(run(cfg, args.resume or args.out, resume=bool(args.resume)))
+    print(run(cfg, args.resume or args.out, resume=bool(args.resume), executor=args.executor,
+              ray_address=args.ray_address))
     return 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ctdistill.choices import CROPS
+from ctdistill.choices import CROPS, EXECUTORS
 from ctdistill.config import Config
 
 
@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
                              help=help_text(key, text))
         else:
             run.add_argument(flag, dest=key, type=typ, default=None, help=help_text(key, text))
+    run.add_argument("--executor", choices=EXECUTORS, default="local",
+                     help="where the stages run: local (this process, one after another) or ray (tasks on a Ray "
+                          "cluster, side by side; needs ctdistill[ray]); the results are the same (default: local)")
+    run.add_argument("--ray-address", help="with --executor ray: the cluster to join (auto, HOST:PORT or "
+                                           "ray://HOST:PORT); default: start a Ray instance on this machine")
     run.add_argument("--out", help="new run folder (must not exist or be empty). Default: runs/run-<timestamp>")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR with its own "
                                                          "configuration: finished stages are kept, the rest run "

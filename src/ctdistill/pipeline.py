@@ -25,7 +25,7 @@ from ctdistill.doctor import environment
 from ctdistill.errors import ConfigError
 from ctdistill.inference import load_model
 from ctdistill.models.teachers import check_weights
-from ctdistill.preflight import check_run
+from ctdistill.preflight import check_executor, check_run
 from ctdistill.progress import PROGRESS, on_terminal
 from ctdistill.provenance import manifest
 from ctdistill.quantize import EXPORT_PACKAGES, can_export
@@ -59,7 +59,8 @@ log = logging.getLogger("ctdistill")
 __all__ = ["audit_step", "load_data", "quantize_run", "run", "seed_everything"]
 
 
-def run(cfg: Config, out: str | Path | None = None, resume: bool = False) -> Path:
+def run(cfg: Config, out: str | Path | None = None, resume: bool = False, executor: str = "local",
+        ray_address: str | None = None) -> Path:
     """Run the whole pipeline for ``cfg`` into a new run folder (or continue ``out`` with ``resume``).
 
     Args:
@@ -67,6 +68,9 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False) -> Pat
         out: the run folder; None = ``runs/run-<timestamp>``.
         resume: continue the interrupted run in ``out``: stages with a valid completion record
             (``resume``) are kept, the others run again.
+        executor: ``local`` (this process, stage after stage) or ``ray`` (the stages as tasks on a
+            Ray cluster, ``scale``); the same results either way, and either may resume the other's run.
+        ray_address: the Ray cluster to join (``auto``, ``ray://HOST:PORT``); None starts a local one.
 
     Returns:
         The run folder.
@@ -75,6 +79,7 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False) -> Pat
         >>> run(Config(teachers=("resnet50",), weights="none", epochs=3), "runs/demo")  # doctest: +SKIP
     """
     started = time.perf_counter()
+    check_executor(executor, ray_address)
     seed_everything(cfg)
     run_dir = Path(out) if resume else plan_run_dir(out)
     check_run(cfg, run_dir, resume)
@@ -87,12 +92,32 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False) -> Pat
     PROGRESS.plan(planned_stages(cfg))
     try:
         with on_terminal():
-            names = train_all(cfg, data, run_dir, book)
-            quantize_all(cfg, data, run_dir, book, names)
+            names = EXECUTORS[executor](cfg, data, run_dir, book, ray_address)
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
     finish(run_dir, book, cfg, names, data, started, resume)
     return run_dir
+
+
+def local_stages(cfg: Config, data: Dataset, run_dir: Path, book: Stages, ray_address: None = None) -> list[str]:
+    """Every stage in this process, one after another; returns the teachers' names (with ``ensemble``)."""
+    names = train_all(cfg, data, run_dir, book)
+    quantize_all(cfg, data, run_dir, book, names)
+    return names
+
+
+def ray_stages(cfg: Config, data: Dataset, run_dir: Path, book: Stages, ray_address: str | None) -> list[str]:
+    """Every stage as a task on a Ray cluster (``scale``); returns the teachers' names (with ``ensemble``)."""
+    from ctdistill.scale import ray_stages  # Ray is an extra: imported only when a run asks for it
+
+    names = [*cfg.teachers, *(["ensemble"] if cfg.ensemble != "none" and len(cfg.teachers) > 1 else [])]
+    ray_stages(cfg, data, run_dir, book, names, ray_address)
+    if not can_export():  # no quantization task was planned: say so, with the command that finishes it
+        quantize_all(cfg, data, run_dir, book, names)
+    return names
+
+
+EXECUTORS = {"local": local_stages, "ray": ray_stages}  # choices.EXECUTORS names them for the flag
 
 
 def planned_stages(cfg: Config) -> list[str]:

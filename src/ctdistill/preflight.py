@@ -17,6 +17,7 @@ import importlib.util
 import shutil
 from pathlib import Path
 
+from ctdistill.choices import EXECUTORS
 from ctdistill.config import Config
 from ctdistill.errors import ConfigError, DataError, RunFolderError
 
@@ -82,3 +83,19 @@ def check_disk_space(run_dir: Path, needed_mb: float) -> None:
     if free_mb < needed_mb * 1.1:
         raise RunFolderError(f"{run_dir}: {free_mb:.0f} MB free on its disk, the run writes about "
                              f"{needed_mb:.0f} MB; free space or choose another --out")
+
+
+def check_executor(executor: str, address: str | None) -> None:
+    """Refuse an unknown executor, ``--ray-address`` without ``--executor ray``, and Ray not installed.
+
+    Example:
+        >>> check_executor("local", "auto")
+        Traceback (most recent call last):
+        ctdistill.errors.ConfigError: --ray-address needs --executor ray
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor {executor!r}: choose from {', '.join(EXECUTORS)}")
+    if address is not None and executor != "ray":
+        raise ConfigError("--ray-address needs --executor ray")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError("--executor ray needs Ray: pip install 'ctdistill[ray]'")

@@ -134,6 +134,61 @@ class EpochProgress:
             self.bar.close()
 
 
+class FlightBoard:
+    """Tasks running side by side (``scale``): tasks done out of all, and the ones in flight with their
+    time so far; a bar on a terminal, a log line per start and finish otherwise (each task's epochs
+    come as plain lines from its worker)."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.flying = total, 0, {}
+        self.bar = None
+        if interactive():
+            from tqdm import tqdm
+
+            size = shutil.get_terminal_size()  # as EpochProgress: a size-less terminal would hide the bar
+            self.bar = tqdm(total=total, desc="tasks", leave=False, ncols=size.columns, nrows=size.lines,
+                            bar_format="{desc}: {n_fmt}/{total_fmt} done |{bar:10}| {elapsed}{postfix}")
+
+    def in_flight(self) -> str:
+        """``teacher-vgg16 1m02s, scratch 40s`` (or ``none``)."""
+        now = time.perf_counter()
+        return ", ".join(f"{name} {duration(now - t)}" for name, t in self.flying.items()) or "none"
+
+    def kept(self, count: int) -> None:
+        """``count`` tasks need not run (their stage finished earlier)."""
+        self._advance(count)
+
+    def start(self, name: str) -> None:
+        self.flying[name] = time.perf_counter()
+        self._say(f"started {name}")
+
+    def finish(self, name: str, seconds: float, where: str) -> None:
+        self.flying.pop(name, None)
+        self._advance(1)
+        self._say(f"{name} finished in {duration(seconds)} on {where}")
+
+    def failed(self, name: str) -> None:
+        self.flying.pop(name, None)
+        self._say(f"{name} failed")
+
+    def refresh(self) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"in flight: {self.in_flight()}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def _advance(self, count: int) -> None:
+        self.done += count
+        if self.bar is not None:
+            self.bar.update(count)
+
+    def _say(self, what: str) -> None:
+        log.info("[tasks] %s; %d/%d done; in flight: %s", what, self.done, self.total, self.in_flight())
+        self.refresh()
+
+
 @contextlib.contextmanager
 def on_terminal() -> Iterator[None]:
     """Print log lines above the bars while a run works (plain logging when not interactive)."""

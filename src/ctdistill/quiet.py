@@ -10,6 +10,7 @@ ends.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 
@@ -51,3 +52,16 @@ def import_backend_quietly() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with quiet_stderr():
         import keras  # noqa: F401
+
+
+def quiet_library_logs() -> None:
+    """Hide TensorFlow/absl chatter (retracing notices, "Assets written", the legacy-.h5 notice for the
+    seed's ``{t}_Student.h5``): not actionable for a user; ``--debug`` shows it."""
+    try:
+        from absl import logging as absl_logging  # a TensorFlow dependency; absl keeps its own level
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # a JAX-only machine without TensorFlow
+        pass
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "Unable to initialize backend 'tpu'"

@@ -34,19 +34,34 @@ def repeat_students(cfg: Config, data: Dataset, teachers: dict[str, keras.Model]
 
     Each student is saved (``seeds/seed<k>/<name>_Student.keras``, so :func:`quantize_repeats` can
     convert it later, also on another machine) and its predictions go to ``predictions/seed<k>/``.
+    Every student is one unit (:func:`repeat_scratch`, :func:`repeat_distill`) that seeds itself,
+    so ``scale`` can run the units side by side and get the same files.
     """
-    extra = [s for s in cfg.seeds if s != cfg.seed]
-    for seed in extra:
-        scfg = dataclasses.replace(cfg, seed=seed)
+    for seed in extra_seeds(cfg):
         log.info("== seed %d: repeating the student stages (scratch, %s)", seed, ", ".join(teachers))
-        keras.utils.set_random_seed(seed)
-        scratch, _ = train_scratch(data, scfg, f"seed {seed}")
-        _record(run_dir, data, cfg, seed, "scratch_student", "scratch", "", scratch, SCRATCH_MODEL)
+        repeat_scratch(cfg, data, run_dir, seed)
         for name, teacher in teachers.items():
-            keras.utils.set_random_seed(seed)
-            student, _ = distill_student(teacher, data, scfg, f"{name} seed {seed}")
-            _record(run_dir, data, cfg, seed, f"{name}_student", "distilled", name, student, student_model(name))
-    return extra
+            repeat_distill(cfg, data, name, teacher, run_dir, seed)
+    return extra_seeds(cfg)
+
+
+def extra_seeds(cfg: Config) -> list[int]:
+    """The seeds of ``cfg.seeds`` whose students are trained again (all but the run's own seed)."""
+    return [s for s in cfg.seeds if s != cfg.seed]
+
+
+def repeat_scratch(cfg: Config, data: Dataset, run_dir: Path, seed: int) -> None:
+    """Seed ``seed``'s scratch student (``seeds/seed<k>/Scratch_Student.keras`` and its predictions)."""
+    keras.utils.set_random_seed(seed)
+    scratch, _ = train_scratch(data, dataclasses.replace(cfg, seed=seed), f"seed {seed}")
+    _record(run_dir, data, cfg, seed, "scratch_student", "scratch", "", scratch, SCRATCH_MODEL)
+
+
+def repeat_distill(cfg: Config, data: Dataset, name: str, teacher: keras.Model, run_dir: Path, seed: int) -> None:
+    """Seed ``seed``'s student distilled from teacher ``name`` (``seeds/seed<k>/<name>_Student.keras``)."""
+    keras.utils.set_random_seed(seed)
+    student, _ = distill_student(teacher, data, dataclasses.replace(cfg, seed=seed), f"{name} seed {seed}")
+    _record(run_dir, data, cfg, seed, f"{name}_student", "distilled", name, student, student_model(name))
 
 
 def quantize_repeats(cfg: Config, data: Dataset, run_dir: Path, seeds: list[int], teachers: list[str]) -> list[int]:

@@ -66,29 +66,45 @@ class Stages:
         Returns:
             ``(object, result)``, computed or restored.
         """
-        key = self._stage_key(after)
-        record = self.finished(stage, key)
+        key = self.key_for(after)
         PROGRESS.start(stage)
+        record = self.kept(stage, key)
         if record is not None:
-            log.info("resume: stage %s finished earlier (%.0fs); kept, not recomputed", stage, record["seconds"])
-            PROGRESS.finish(stage, record["seconds"])
             return (restore(record["result"]) if restore else None), record["result"]
         before, clock = self._snapshot(), time.perf_counter()
         obj, result = compute()
         PROGRESS.finish(stage, time.perf_counter() - clock)
+        written = [p for p, stat in self._snapshot().items() if before.get(p) != stat]
+        return obj, self.save(stage, key, time.perf_counter() - clock, written, result)
+
+    def kept(self, stage: str, key: str) -> dict | None:
+        """The record of ``stage`` when it finished earlier with ``key`` (logged and counted as done), else None."""
+        record = self.finished(stage, key)
+        if record is not None:
+            log.info("resume: stage %s finished earlier (%.0fs); kept, not recomputed", stage, record["seconds"])
+            PROGRESS.finish(stage, record["seconds"])
+        return record
+
+    def save(self, stage: str, key: str, seconds: float, written: list[str], result: Any) -> Any:
+        """Write the completion record of ``stage`` (``written``: the files it wrote, relative to the
+        run folder); returns ``result`` as the record stores it. The executors call this once the
+        stage's work has finished, so a stage killed midway never has a record.
+
+        Example:
+            >>> book.save("scratch", book.key_for(()), 12.5, ["Scratch_Student.keras"], row)  # doctest: +SKIP
+        """
         # Stored as JSON and read back, so a computed and a restored result are the same values.
         result = json.loads(json.dumps(result, default=_plain))
-        written = sorted(p for p, stat in self._snapshot().items() if before.get(p) != stat)
         write_json(self.folder / f"{stage}.json", {
-            "stage": stage, "key": key, "seconds": round(time.perf_counter() - clock, 2),
-            "files": {p: _digest((self.run_dir / p).read_bytes()) for p in written}, "result": result})
-        return obj, result
+            "stage": stage, "key": key, "seconds": round(seconds, 2),
+            "files": {p: _digest((self.run_dir / p).read_bytes()) for p in sorted(written)}, "result": result})
+        return result
 
     def result(self, stage: str, after: tuple[str, ...] = (), verify_files: bool = True) -> Any:
         """The stored result of ``stage`` when its record is complete and still valid for the records
         of the stages ``after`` it builds on; None otherwise. ``verify_files=False`` trusts the record
         without re-hashing its files (reporting what a stage found, not deciding to skip it)."""
-        record = self.finished(stage, self._stage_key(after), verify_files)
+        record = self.finished(stage, self.key_for(after), verify_files)
         return None if record is None else record["result"]
 
     def seconds(self, stage: str) -> float | None:
@@ -112,7 +128,8 @@ class Stages:
                 return None
         return record
 
-    def _stage_key(self, after: tuple[str, ...]) -> str:
+    def key_for(self, after: tuple[str, ...]) -> str:
+        """The key of a stage that builds on the stages ``after``: the run's key chained with their records."""
         upstream = [(self.folder / f"{s}.json").read_bytes() if (self.folder / f"{s}.json").is_file() else b""
                     for s in after]
         return _digest(self.key.encode() + b"".join(_digest(u).encode() for u in upstream))

@@ -185,6 +185,30 @@ def _current_umask() -> int:
 FILE_MODE = 0o666 & ~_current_umask()  # what open(path, "w") gives a new file: 0644 under umask 022
 
 
+_WATCHERS: list[set[Path]] = []  # the open watch_writes() sets: every file atomic_path puts in place
+
+
+@contextlib.contextmanager
+def watch_writes() -> Iterator[set[Path]]:
+    """Collect every file :func:`atomic_path` puts in place while the block runs (in this process).
+
+    Where stages run side by side on one run folder (``scale``), a before/after listing of the
+    folder would mix their files; each worker process runs one stage at a time and knows its own.
+
+    Example:
+        >>> with watch_writes() as written:   # doctest: +SKIP
+        ...     write_json(run_dir / "x.json", {})
+        >>> written                            # doctest: +SKIP
+        {PosixPath('run/x.json')}
+    """
+    written: set[Path] = set()
+    _WATCHERS.append(written)
+    try:
+        yield written
+    finally:
+        _WATCHERS.remove(written)
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``final`` (same suffix); rename it onto ``final`` on success.
@@ -206,6 +230,8 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         if tmp.is_file():  # a writer may have replaced the path with a folder (a SavedModel export)
             os.chmod(tmp, FILE_MODE)
         os.replace(tmp, final)
+        for watcher in _WATCHERS:
+            watcher.add(final)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
