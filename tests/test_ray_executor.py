@@ -73,7 +73,8 @@ def test_the_cli_refuses_a_ray_address_without_the_ray_executor(capsys):
 
 def test_the_task_graph_follows_the_stages_and_their_upstream():
     """Every unit belongs to a planned stage and needs only planned stages; the seeds stage is one unit
-    per seed's student (or one empty unit when the run's seed is the only one)."""
+    per seed's student (or one empty unit when the run's seed is the only one), seeds-int8 one per
+    seed's int8 conversion."""
     from ctdistill.config import Config
     from ctdistill.pipeline import planned_stages
     from ctdistill.scale import WORK, units
@@ -87,6 +88,8 @@ def test_the_task_graph_follows_the_stages_and_their_upstream():
     assert by_name["teacher-ensemble"].needs == ("teacher-vgg16", "teacher-resnet50")
     assert by_name["seed2-distill-ensemble"].needs == ("teacher-ensemble",) and by_name["seed2-scratch"].needs == ()
     assert sum(u.stage == "seeds" for u in graph) == 2 * (1 + len(names))
+    int8 = [u for u in graph if u.stage == "seeds-int8"]  # one conversion a task, after every seed's student
+    assert len(int8) == 2 * len(names) and {u.needs for u in int8} == {("seeds",)} and by_name["seed1-int8-vgg16"]
     lone = units(Config(teachers=("vgg16",), seeds=(0,), quant_modes=()), ["vgg16"])
     assert [(u.name, u.kind) for u in lone if u.stage == "seeds"] == [("seeds", "nothing")]
 

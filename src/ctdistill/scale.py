@@ -2,8 +2,9 @@
 
 The unit of work is what the local executor does inside one completion record (``resume``): a
 teacher, its distillation, the scratch baseline, a quantization; the ``seeds`` record is split
-into one unit per seed's scratch student and per (teacher, seed) distillation, and its record is
-written when all of them have finished. A unit waits for the stages ``pipeline.upstream`` names.
+into one unit per seed's scratch student and per (teacher, seed) distillation, ``seeds-int8`` into
+one per (teacher, seed) int8 conversion, and each record is written when all its units have
+finished. A unit waits for the stages ``pipeline.upstream`` names.
 
 The driver (this process) decides what runs: a stage whose record is valid is kept, as locally;
 it puts the dataset into Ray's object store once, submits each unit as a task as soon as the
@@ -45,7 +46,8 @@ RETRIES = 2  # a task whose worker dies (kill -9, a lost node) runs again up to 
 # CPUs each kind of task asks Ray for (TensorFlow's own thread count is pinned apart: worker_setup); training
 # also asks for a GPU where the cluster has one.
 RESOURCES = {"nothing": 1, "scratch": 1, "teacher": 1, "ensemble": 1, "distill": 1, "quantize": 1, "seed-scratch": 1,
-             "seed-distill": 1, "seeds-int8": 1}
+             "seed-distill": 1, "seed-int8": 1}
+SPLIT_STAGES = ("seeds", "seeds-int8")  # one record, one task per seed's model: the record holds the seeds
 TRAINS = {"scratch", "teacher", "ensemble", "distill", "seed-scratch", "seed-distill"}
 
 
@@ -177,8 +179,8 @@ class Flight:
         if any(u.stage == unit.stage for u in [*self.todo, *self.running.values()]):
             return
         parts, after = self.parts.pop(unit.stage), upstream(unit.stage, self.cfg, self.names)
-        # The seeds stage's record holds what the local one does: the repeated seeds, and all units' files.
-        result = extra_seeds(self.cfg) if unit.stage == "seeds" else parts[0]["result"]
+        # The seeds stages' records hold what the local ones do: the repeated seeds, and all units' files.
+        result = extra_seeds(self.cfg) if unit.stage in SPLIT_STAGES else parts[0]["result"]
         seconds = sum(p["seconds"] for p in parts)
         PROGRESS.finish(unit.stage, seconds)
         self.results[unit.stage] = self.book.save(unit.stage, self.book.key_for(after), seconds,
@@ -215,8 +217,10 @@ def units(cfg: Config, names: list[str]) -> list[Unit]:
                 out.append(Unit(f"seed{seed}-scratch", stage, "seed-scratch", seed=seed))
                 out += [Unit(f"seed{seed}-distill-{n}", stage, "seed-distill", n, seed, (f"teacher-{n}",))
                         for n in names]
-        elif stage == "seeds-int8":
-            out.append(Unit(stage, stage, stage, needs=upstream(stage, cfg, names)))
+        elif stage == "seeds-int8":  # one conversion a task: 14 of them were one 49 s task on the critical path
+            out += [Unit(f"seed{seed}-int8-{n}", stage, "seed-int8", n, seed, upstream(stage, cfg, names))
+                    for seed in extra_seeds(cfg) for n in names] or [
+                Unit(stage, stage, "nothing", needs=upstream(stage, cfg, names))]
         else:
             kind = "ensemble" if stage == "teacher-ensemble" else kind
             out.append(Unit(stage, stage, kind, name, needs=upstream(stage, cfg, names)))
@@ -244,8 +248,7 @@ WORK = {
     "seed-scratch": lambda u, cfg, data, run_dir, inputs: repeat_scratch(cfg, data, run_dir, u.seed),
     "seed-distill": lambda u, cfg, data, run_dir, inputs: repeat_distill(
         cfg, data, u.teacher, _teacher(run_dir, inputs, u.teacher), run_dir, u.seed),
-    "seeds-int8": lambda u, cfg, data, run_dir, inputs: quantize_repeats(cfg, data, run_dir, inputs["seeds"],
-                                                                         inputs["names"]),
+    "seed-int8": lambda u, cfg, data, run_dir, inputs: quantize_repeats(cfg, data, run_dir, [u.seed], [u.teacher]),
 }
 
 
