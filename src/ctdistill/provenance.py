@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 PACKAGES = ("ctdistill", "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "ai-edge-litert", "numpy",
-            "scikit-learn", "scipy", "pandas", "pillow", "pydicom", "matplotlib")
+            "scikit-learn", "scipy", "pandas", "pillow", "pydicom", "matplotlib", "imagehash", "ray")
 
 
 def package_versions() -> dict[str, str]:
