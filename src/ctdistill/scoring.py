@@ -161,8 +161,7 @@ def leakage_curve(neighbours: pd.DataFrame | None, preds: dict) -> pd.DataFrame:
         keep = distance > d
         if keep.sum() < enough or not keep.any():
             break
-        rows.append({"d": d, "n_images": int(keep.sum()),
-                     **{m: float(np.mean(p.y[keep] == p.proba[keep].argmax(axis=1))) for m, p in preds.items()}})
+        rows.append({"d": d, "n_images": int(keep.sum()), **_accuracies(preds, keep)})
     return pd.DataFrame(rows)
 
 
@@ -181,9 +180,13 @@ def group_leakage(neighbours: pd.DataFrame | None, preds: dict) -> pd.DataFrame:
     rows = []
     for name, keep in (("patient/scan also in train or valid", shares), ("no patient/scan shared", ~shares)):
         if keep.any():
-            rows.append({"test images": name, "n_images": int(keep.sum()), **{
-                m: float(np.mean(p.y[keep] == p.proba[keep].argmax(axis=1))) for m, p in preds.items()}})
+            rows.append({"test images": name, "n_images": int(keep.sum()), **_accuracies(preds, keep)})
     return pd.DataFrame(rows)
+
+
+def _accuracies(preds: dict, keep: np.ndarray) -> dict[str, float]:
+    """Every model's test accuracy on the test images ``keep`` selects."""
+    return {m: float(np.mean(p.y[keep] == p.proba[keep].argmax(axis=1))) for m, p in preds.items()}
 
 
 def valid_vs_test(summary: pd.DataFrame, metrics: pd.DataFrame, n_valid: int) -> pd.DataFrame:

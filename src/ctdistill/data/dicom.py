@@ -59,15 +59,8 @@ def decode_dicom(data: bytes, size: int, channels: int, name: str = "<dicom>",
         DataError: unreadable file, no pixel data, or a compressed transfer syntax whose pixel-data
             handler is not installed (the message names it).
     """
-    return [array for array, _ in decode_dicom_crop(data, size, channels, name, window, crop)]
-
-
-def decode_dicom_crop(data: bytes, size: int, channels: int, name: str = "<dicom>",
-                      window: tuple[float, float] = LUNG_WINDOW, crop: str = "none"
-                      ) -> list[tuple[np.ndarray, Crop | None]]:
-    """:func:`decode_dicom`, each frame with the crop applied to it (None with ``crop="none"``)."""
-    return [prepare_pil(img, size, channels, crop, box) for img, box in dicom_slices(read_dicom(data, name), name,
-                                                                                     window, crop)]
+    return [prepare_pil(img, size, channels, crop, box)[0]
+            for img, box in dicom_slices(read_dicom(data, name), name, window, crop)]
 
 
 def read_dicom(data: bytes, name: str = "<dicom>"):

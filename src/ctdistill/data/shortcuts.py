@@ -107,9 +107,10 @@ def train_test_shift(table: pd.DataFrame, seed: int = 0) -> dict | None:
     is_test = (table["split"] == "test").to_numpy()
     if is_test.sum() < 2 or (~is_test).sum() < 2:
         return None
-    found = _shift_auc(features(table), is_test, _groups(table), seed)
+    groups = _groups(table)
+    found = _shift_auc(features(table), is_test, groups, seed)
     found["pixels"] = {view: _shift_auc(pd.DataFrame(thumbnail_pixels(table[column])).add_prefix("pixel_"), is_test,
-                                        _groups(table), seed)
+                                        groups, seed)
                        for view, column in PIXEL_VIEWS.items() if column in table and table[column].notna().all()}
     return found | {"n_test": int(is_test.sum()), "n_other": int((~is_test).sum())}
 
