@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ctdistill.config import ALL_TEACHERS, Config
+from ctdistill.config import SEED_TEACHERS, Config
 from ctdistill.errors import ConfigError
 
 
@@ -11,7 +11,7 @@ def test_preset_seed_reproduces_the_seeds_values():
     cfg = Config.from_mapping({"preset": "seed"})
     assert (cfg.temperature, cfg.alpha, cfg.batch_size, cfg.epochs) == (2.0, 0.5, 256, 300)
     assert (cfg.image_size, cfg.channels, cfg.crop, cfg.augment) == (32, 3, "none", ())
-    assert cfg.teachers == ALL_TEACHERS and len(ALL_TEACHERS) == 7
+    assert cfg.teachers == SEED_TEACHERS and len(SEED_TEACHERS) == 7
 
 
 def test_defaults_are_the_recipe_benchmarks_show_winning():

