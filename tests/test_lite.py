@@ -181,3 +181,22 @@ def test_teacher_on_every_batch_needs_one_size(tiny_teacher):
     with pytest.raises(ConfigError, match="teacher_views=0"):
         distill_student(build_teacher(tiny_teacher, (64, 64, 3), 4, weights=None), data, cfg, "t")
 
+
+
+def test_fine_tuning_keeps_the_pretrained_batchnorm_statistics():
+    """Keras 3 hands the outer training flag to nested layers, so only frozen BatchNorm layers keep the
+    ImageNet statistics while the base trains: one training step must leave them unchanged."""
+    import keras
+
+    from ctdistill.models.teachers import build_teacher, resolve_weights, set_base_trainable
+
+    teacher = build_teacher("efficientnet_lite0", (32, 32, 3), 4, resolve_weights("efficientnet_lite0", "imagenet"))
+    set_base_trainable(teacher, True)
+    bn = teacher.get_layer("base").get_layer("bn0")
+    before = np.array(bn.moving_variance)
+    kernel = np.array(teacher.get_layer("base").get_layer("conv_stem").kernel)
+    teacher.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    teacher.fit(x, np.eye(4)[[0, 1, 2, 3] * 2], epochs=1, verbose=0)
+    np.testing.assert_array_equal(np.array(bn.moving_variance), before)
+    assert not np.array_equal(np.array(teacher.get_layer("base").get_layer("conv_stem").kernel), kernel)  # it trained

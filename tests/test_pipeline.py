@@ -149,3 +149,25 @@ def test_split_lists_compare_relative_to_the_data_folder_when_the_data_moved(tmp
     write_splits(path, {"train": ["/b/moved/train/x.png", "train/y.png"]}, True, ("/a/data", "/b/moved"))
     with pytest.raises(DataError, match="splits differ"):
         write_splits(path, {"train": ["/b/moved/train/z.png", "train/y.png"]}, True, ("/a/data", "/b/moved"))
+
+
+def test_a_teacher_at_its_own_size_teaches_and_resumes(tmp_path, tiny_teacher, tiny_teacher_b):
+    """Two teachers at 24 px teach a 16 px student (their ensemble too); the teachers are scored on
+    their own images, the students on theirs; a run cut after the teachers resumes with them."""
+    import keras
+
+    cfg = Config(teachers=(tiny_teacher, tiny_teacher_b), weights="none", image_size=16, teacher_image_size=24,
+                 epochs=2, patience=1, warmup_epochs=0, teacher_views=2, synthetic_per_class=(6, 3, 3),
+                 ensemble="mean", quant_modes=("int8",), bootstrap_resamples=0)
+    out = run(cfg, tmp_path / "run")
+    assert keras.saving.load_model(out / "tiny_Teacher.keras").input_shape[1:3] == (24, 24)
+    assert keras.saving.load_model(out / "tiny_Student.keras").input_shape[1:3] == (16, 16)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["teacher_image_size"] == 24 and manifest["teacher_weights"]["tiny"] is None
+    student, teacher = (pd.read_csv(out / "predictions" / f"{m}.csv") for m in ("ensemble_student", "ensemble_teacher"))
+    assert student["true_label"].tolist() == teacher["true_label"].tolist()  # the same images, row for row
+    (out / "stages" / "distill-tiny.json").unlink()  # as if the run died after the teachers
+    before = (out / "stages" / "teacher-tiny.json").read_bytes()
+    run(cfg, out, resume=True)
+    assert (out / "stages" / "distill-tiny.json").is_file()
+    assert (out / "stages" / "teacher-tiny.json").read_bytes() == before  # the teacher was not retrained

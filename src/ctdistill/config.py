@@ -124,7 +124,7 @@ class Config:
         32, must=(lambda v: 8 <= v <= 1024, "must be between 8 and 1024 pixels"),
         help="input height and width in pixels")
     teacher_image_size: int | None = option(
-        None, must=(lambda v: v is None or 32 <= v <= 1024, "must be between 32 and 1024 pixels (or unset)"),
+        None, must=(lambda v: v is None or 8 <= v <= 1024, "must be between 8 and 1024 pixels (or unset)"),
         help="side of the teachers' input images (unset: a pretrained teacher's native size, e.g. 224 for "
              "efficientnet_lite0; the student's size when trained from scratch); the student learns from the "
              "teacher's views resized to --image-size")

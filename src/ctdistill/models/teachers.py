@@ -187,9 +187,8 @@ def build_teacher(name: str, input_shape: tuple[int, int, int], n_classes: int,
         x = layers.Resizing(side, side, interpolation="bilinear", name="resize_to_min")(x)
     x = TeacherPreprocess(name, name="preprocess")(x)
     base = _base(name, spec, (side, side, 3), weights)
-    # With pretrained weights the base's BatchNorm statistics are kept (inference mode), as in
-    # Keras' transfer-learning guide; from scratch they must learn.
-    x = base(x, training=False) if weights is not None else base(x)
+    x = base(x)  # pretrained: its BatchNorm layers are frozen by set_base_trainable (a training=False here
+    # would not hold: Keras 3 passes the outer call's training flag down to every nested layer)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dense(512, activation="relu", name="fc")(x)
     x = layers.Dropout(0.5, name="dropout")(x)
@@ -212,9 +211,19 @@ def _base(name: str, spec: TeacherSpec, shape: tuple[int, int, int], weights: st
 
 
 def set_base_trainable(teacher: keras.Model, trainable: bool, top_layers: int = -1) -> None:
-    """Freeze the base, or unfreeze its top ``top_layers`` layers (-1 = all) for fine-tuning."""
+    """Freeze the pretrained base, or unfreeze its top ``top_layers`` layers (-1 = all) for fine-tuning.
+
+    Its BatchNormalization layers stay frozen either way: a frozen BatchNorm layer runs in inference
+    mode (Keras 3), so the ImageNet moving statistics are kept and used in training as in inference.
+    Trained on a few hundred CT slices they would be re-estimated from batches of 32, and the model
+    that validation selects would not be the one that trained (measured: BENCHMARKS.md, "Pretrained
+    teachers"). Keras' transfer-learning guide keeps them frozen for the same reason.
+    """
     base = teacher.get_layer("base")
     base.trainable = trainable
     if trainable and top_layers >= 0:
         for layer in base.layers[: max(len(base.layers) - top_layers, 0)]:
+            layer.trainable = False
+    for layer in base._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
