@@ -109,7 +109,7 @@ def test_keras_lite_matches_the_pytorch_reference_and_knows_imagenet(variant):
     model = lite.efficientnet_lite(variant, include_top=True, weights="imagenet", input_shape=(side, side, 3))
     logits = np.asarray(model(np.stack(list(inputs.values())), training=False))
     expected = np.array([reference[k] for k in inputs])
-    assert np.abs(logits - expected).max() < 2e-3, np.abs(logits - expected).max()
+    assert np.abs(logits - expected).max() < 1e-4, np.abs(logits - expected).max()  # measured: 0.9e-5 to 1.9e-5
     top3 = np.argsort(-logits, axis=1)[:, :3]
     assert top3[0, 0] == 285 and set(top3[0]) == {281, 282, 285}
     assert top3[1, 0] == 967

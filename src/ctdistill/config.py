@@ -51,6 +51,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# A pretrained teacher's fine-tuning length when ``teacher_epochs`` is unset: ImageNet weights converge in
+# tens of epochs (BENCHMARKS.md, "Pretrained teachers"), and --epochs (300) at 224 px would take hours on a CPU.
+PRETRAINED_TEACHER_EPOCHS = 30
+
 # The value a key had before it existed: a run saved by an older ctdistill is read with these where
 # its config.json lacks the key (it cropped nothing), never with today's defaults.
 LEGACY_VALUES: dict[str, Any] = {"crop": "none"}
@@ -162,7 +166,8 @@ class Config:
              "none")
     teacher_epochs: int | None = option(
         None, must=(lambda v: v is None or v >= 1, "must be >= 1 (or unset: same as epochs)"),
-        help="maximum epochs of teacher training")
+        help=f"maximum epochs of teacher training (unset: --epochs from scratch; {PRETRAINED_TEACHER_EPOCHS} of "
+             "fine-tuning after the frozen-base phase for a pretrained teacher)")
     frozen_epochs: int = option(
         10, must=(lambda v: v >= 0, "must be >= 0"),
         help="max epochs of the frozen-base teacher phase (pretrained weights only)")

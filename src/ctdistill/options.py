@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 
 from ctdistill.choices import CROPS, EXECUTORS
-from ctdistill.config import Config
+from ctdistill.config import PRETRAINED_TEACHER_EPOCHS, Config
 
 
 def _flag_type(field: dataclasses.Field) -> type:
@@ -33,7 +33,8 @@ RUN_HELP = {key: text for _, key, _, text in RUN_OPTIONS}  # the same words wher
 # Defaults that read better in words than as a value.
 DEFAULT_WORDS = {"data": "the built-in synthetic CT phantoms", "class_map": "none",
                  "group_by": "none (copy groups only)",
-                 "teacher_epochs": "same as --epochs", "teachers": "all seven"}
+                 "teacher_epochs": f"--epochs, or {PRETRAINED_TEACHER_EPOCHS} if pretrained",
+                 "teachers": "the seed's seven"}
 
 
 def default_of(key: str):

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from ctdistill.config import Config
+from ctdistill.config import PRETRAINED_TEACHER_EPOCHS, Config
 from ctdistill.data import Dataset
 from ctdistill.models.student import build_student
 from ctdistill.models.teachers import build_teacher, resolve_weights, set_base_trainable
@@ -133,7 +133,8 @@ def as_float(x: np.ndarray) -> np.ndarray:
 
 
 def train_teacher(name: str, data: Dataset, cfg: Config) -> tuple[keras.Model, pd.DataFrame]:
-    """Fine-tune teacher ``name`` as the seed does, for at most ``teacher_epochs`` (default ``epochs``).
+    """Fine-tune teacher ``name`` as the seed does, for at most ``teacher_epochs`` (default ``epochs``, or
+    ``config.PRETRAINED_TEACHER_EPOCHS`` for a pretrained teacher).
 
     With pretrained weights: phase ``head`` trains the new head on a frozen base (at most
     ``frozen_epochs``), then phase ``finetune`` unfreezes the top ``unfreeze_layers`` base layers at
@@ -142,8 +143,8 @@ def train_teacher(name: str, data: Dataset, cfg: Config) -> tuple[keras.Model, p
     training of the big base network (at the students' 1e-3, VGG16 from scratch stays at chance on
     the phantoms and ResNet50's loss diverges; at 1e-4 VGG16 reached 61% in 12 epochs).
     """
-    epochs = cfg.teacher_epochs or cfg.epochs
     weights = resolve_weights(name, cfg.weights)
+    epochs = cfg.teacher_epochs or (cfg.epochs if weights is None else min(cfg.epochs, PRETRAINED_TEACHER_EPOCHS))
     teacher = build_teacher(name, data.input_shape, data.n_classes, weights)
     if weights is None:
         trainer = compile_classifier(teacher, cfg, cfg.finetune_learning_rate, data.train.y, epochs)
