@@ -100,3 +100,26 @@ def test_ray_scaling_plan_turns_measured_stages_into_a_table(tmp_path):
     assert float(rows[0][1]) == pytest.approx(work, abs=1)
     # the longest chain: a teacher, its distillation, then its quantization (5 s; one int8 conversion is 2 s)
     assert float(rows[1][1]) == pytest.approx(80 + 20 + 5, abs=1)
+
+
+@pytest.mark.parametrize("script", ["lite_probe.py", "teacher_finetune.py", "distill_gain.py"])
+def test_new_bench_scripts_parse_their_flags(script):
+    assert "usage:" in _run(script, "--help")
+
+
+def test_distill_gain_per_seed_and_pooled(finished_run):
+    """The gain table of a run with seeds: one row per seed and a pooled row, for float and int8."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("distill_gain", BENCH / "distill_gain.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg, out = finished_run
+    rows = module.gain_table(out, "tiny", n_resamples=100)
+    assert [(r["model"], r["seed"]) for r in rows] == [("float", 0), ("float", 1), ("float", "pooled"),
+                                                       ("int8", 0), ("int8", 1), ("int8", "pooled")]
+    for r in rows:
+        assert r["f1_gain_lo"] <= r["f1_gain"] <= r["f1_gain_hi"]
+    pooled = rows[2]
+    assert pooled["acc"] == pytest.approx((rows[0]["acc"] + rows[1]["acc"]) / 2)
+    assert "| float | pooled |" in module.markdown(rows)
