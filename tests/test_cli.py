@@ -82,3 +82,10 @@ def test_a_reader_that_leaves_early_gets_no_error_line(monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, ("doctor", None), reader_left)
     assert cli.main(["doctor"]) == 1
     assert "Broken pipe" not in capsys.readouterr().err
+
+
+def test_a_teacher_at_its_own_size_with_the_teacher_on_every_batch_stops_before_training(tmp_path):
+    done = ctdistill("run", "--teachers", "efficientnet_lite0", "--teacher-views", "0", "--out", tmp_path / "run")
+    assert done.returncode == 2, done.stderr
+    assert "teacher_views=0" in done.stderr and "(224)" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

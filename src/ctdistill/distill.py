@@ -120,10 +120,7 @@ def distill_student(teacher: keras.Model, data: Dataset, cfg: Config, label: str
     """
     big = data.at_size(teacher.input_shape[1])
     on_every_batch = bool(cfg.augment) and not cfg.teacher_views
-    if on_every_batch and big is not data:
-        raise ConfigError(f"teacher_views=0 runs the teacher inside the student's training step, which needs the "
-                          f"teacher's image size ({big.input_shape[0]}) to be the student's ({data.input_shape[0]});"
-                          " use --teacher-views 8 or --teacher-image-size equal to --image-size")
+    check_teacher_views(cfg, big.input_shape[0])
     distiller = make_distiller(teacher, new_student(data, cfg, "student"), cfg, data.train.y, augment=on_every_batch)
     inputs, train = None, None
     if not cfg.augment:
@@ -134,6 +131,16 @@ def distill_student(teacher: keras.Model, data: Dataset, cfg: Config, label: str
         train = view_pool_stream(teacher, data, cfg)
     history = fit(distiller, data, cfg, f"{label} distill", inputs=inputs, train=train)
     return distiller.student, history
+
+
+def check_teacher_views(cfg: Config, side: int) -> None:
+    """Refuse a teacher at ``side`` px with the teacher on every batch (``teacher_views=0``): that runs the
+    teacher inside the student's training step, on the student's images. ``pipeline.run`` checks every
+    teacher before training starts."""
+    if cfg.augment and not cfg.teacher_views and side != cfg.image_size:
+        raise ConfigError(f"teacher_views=0 runs the teacher inside the student's training step, which needs the "
+                          f"teacher's image size ({side}) to be the student's ({cfg.image_size}); use "
+                          "--teacher-views 8, or --teacher-image-size equal to --image-size")
 
 
 def with_logits(teacher: keras.Model, x: np.ndarray, cfg: Config, teacher_x: np.ndarray | None = None

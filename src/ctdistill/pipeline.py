@@ -21,10 +21,11 @@ import keras
 from ctdistill import runfolder as rf
 from ctdistill.config import Config
 from ctdistill.data import Dataset
+from ctdistill.distill import check_teacher_views
 from ctdistill.doctor import environment
 from ctdistill.errors import ConfigError
 from ctdistill.inference import load_model
-from ctdistill.models.teachers import check_weights, weights_origin
+from ctdistill.models.teachers import check_weights, teacher_size, weights_origin
 from ctdistill.preflight import check_executor, check_run
 from ctdistill.progress import PROGRESS, on_terminal
 from ctdistill.provenance import manifest
@@ -85,6 +86,7 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False, execut
     check_run(cfg, run_dir, resume)
     for name in cfg.teachers:  # a missing weights file must stop the run before it starts (may download)
         check_weights(name, cfg.weights)
+        check_teacher_views(cfg, teacher_size(name, cfg.weights, cfg.image_size, cfg.teacher_image_size))
     data = load_data(cfg)
     data = open_run_dir(cfg, data, run_dir, resume)
     book = Stages(run_dir, resumed_key(cfg, run_dir, data.fingerprint) if resume else
