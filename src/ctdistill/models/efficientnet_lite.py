@@ -14,7 +14,7 @@ normalised inside the model as ``(x - 127) / 128``.
 Example:
     >>> base = efficientnet_lite("efficientnet_lite0", input_shape=(64, 64, 3), weights=None)
     >>> tuple(base.output.shape), base.count_params()
-    ((None, 2, 2, 1280), 3371232)
+    ((None, 2, 2, 1280), 3413024)
 """
 
 from __future__ import annotations
