@@ -92,8 +92,9 @@ def test_training_and_predict_see_the_same_pixels(tmp_path):
     framed = save_image(root / "test" / "normal" / "framed.png", slice_with_table(), "PNG")
     data = load_dataset(root, 24, 3, crop="body")
     trained = data.test.x[data.test.paths.index(str(framed))]
-    (predicted,) = read_input(framed, 24, 3, (-600.0, 1500.0), crop="body")
+    (predicted,), (fallback,) = read_input(framed, 24, 3, (-600.0, 1500.0), crop="body")
     np.testing.assert_array_equal(trained, predicted)
+    assert fallback == ""  # the body was found, as in training
     assert data.crop["crop"] == "body"
     # make_tree's flat noise squares have no body: kept whole, and every one of them is listed
     assert len(data.crop["fallbacks"]["small"]) == 12 and str(framed) not in data.crop["fallbacks"]["small"]

@@ -1,6 +1,7 @@
 """ctdistill predict: model cards, parity with the run's evaluation, folders, DICOM, bad inputs."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -155,3 +156,42 @@ def test_predict_warns_when_the_model_learnt_from_synthetic_phantoms(finished_ru
     assert done.returncode == 0, done.stderr
     assert "warning: this model was trained on ctdistill's synthetic phantoms" in done.stderr
     assert "predicted: " in done.stdout and "(1 image(s) from 1 file(s))" in done.stdout
+
+
+def test_predict_reports_a_slice_whose_body_it_did_not_find(tree_run, tmp_path):
+    """Training counts the crop's fallbacks; predict names them per image and warns with the count."""
+    _, out = tree_run
+    blank = save_image(tmp_path / "blank.png", np.full((30, 30), 90, np.uint8), "PNG")
+    body = np.zeros((60, 60), np.uint8)
+    body[15:45, 10:50] = 200
+    found = save_image(tmp_path / "body.png", body, "PNG")
+    table, failed = predict_paths(out, [blank, found])
+    assert not failed and table["crop_fallback"].tolist() == ["blank", ""]
+    assert any(w.startswith("the body was not found in 1 of 2 image(s) (blank 1; column crop_fallback)")
+               for w in table.attrs["warnings"])
+
+
+def test_predict_warns_when_the_runs_verdict_refuses_every_model(tree_run, tmp_path):
+    _, out = tree_run
+    copy = shutil.copytree(out, tmp_path / "run")
+    verdict = json.loads((copy / "verdict.json").read_text())
+    verdict["unfit"] = {"reason": "majority", "bound": 0.41, "chance": 0.5, "interval": True}
+    (copy / "verdict.json").write_text(json.dumps(verdict))
+    image = save_image(tmp_path / "x.png", np.full((30, 30), 90, np.uint8), "PNG")
+    warnings = predict_paths(copy, [image])[0].attrs["warnings"]
+    assert "the run's verdict found no model fit to deploy: its best candidate does not beat guessing (41.0% against " \
+           "50.0%; see verdict.json)" in warnings
+
+
+def test_a_run_without_int8_deploys_and_predicts_with_its_most_compressed_mode(tree_run, tmp_path):
+    """No int8, so no gate: the verdict and `predict RUN_DIR` agree on dynamic (DEPLOY_ORDER), and nobody
+    claims that a gate failed."""
+    root, _ = tree_run
+    cfg = Config(data=str(root), teachers=("tiny",), weights="none", image_size=16, epochs=1, patience=1,
+                 batch_size=8, quant_modes=("float16", "dynamic"), bootstrap_resamples=0)
+    out = run(cfg, tmp_path / "r")
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["deploy"]["model"] == "tiny_student_dynamic" and verdict["gate"] is None
+    assert "no_deployable" not in [kind for kind, _ in verdict["warnings"]]
+    chosen, why = resolve_model(out)
+    assert chosen.name == "tiny_student_dynamic.tflite" and why.startswith("dynamic: dynamic, unchecked")

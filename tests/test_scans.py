@@ -51,7 +51,7 @@ def test_a_dicom_tree_trains_with_the_same_preprocessing_as_predict(tmp_path):
         part = data.split(split)
         for x, path in zip(part.x, part.paths, strict=True):
             if path.endswith(".dcm"):  # exactly what `ctdistill predict` feeds the model for this file
-                np.testing.assert_array_equal(read_input(Path(path), 24, 3, LUNG, "body")[0], x)
+                np.testing.assert_array_equal(read_input(Path(path), 24, 3, LUNG, "body")[0][0], x)
 
 
 def test_dicom_patients_stay_in_one_split_without_any_flag(tmp_path):

@@ -7,6 +7,7 @@ import html
 import json
 
 import pandas as pd
+import pytest
 
 from ctdistill.report.tables import verdict_text
 from ctdistill.scoring import valid_vs_test
@@ -104,10 +105,52 @@ def test_the_shared_run_carries_its_verdict_in_both_pages_and_deploys_what_predi
     out = finished_run[1]
     found = json.loads((out / "verdict.json").read_text())
     lines = verdict_text(found)
-    assert lines[0].startswith("Deploy ") and any("synthetic phantoms" in line for line in lines)
+    # a tiny run of two epochs may well be at chance: then the refusal comes first, the candidate second
+    deploy_line = lines[1] if found["unfit"] else lines[0]
+    assert (found["unfit"] is None) == (not lines[0].startswith("No model of this run is fit to deploy"))
+    assert deploy_line.startswith("Best candidate, not fit to deploy: " if found["unfit"] else "Deploy ")
+    assert any("synthetic phantoms" in line for line in lines)
     markdown, page = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert markdown.index("## Verdict") < markdown.index("| run |")  # first thing a reader sees
     assert all(f"- {line}" in markdown for line in lines)
     assert all(html.escape(line) in page for line in lines) and page.index("id='verdict'") < page.index("id='run'")
     chosen, _ = resolve_model(out)
     assert found["deploy"]["file"] == chosen.name  # the verdict deploys what `predict RUN_DIR` would use
+
+
+def test_a_model_no_better_than_guessing_is_refused_first(tmp_path):
+    """A chance-level run: the verdict's first line refuses, whatever else it says."""
+    chance = tables(0.95, (-0.28, -0.35, -0.20))  # students at 52% on a two-class 50/50 test set
+    found = verdict(chance, run_dir(tmp_path))
+    assert found["unfit"] == {"reason": "majority", "bound": pytest.approx(0.47), "chance": 0.5, "interval": True}
+    lines = verdict_text(found)
+    assert lines[0].startswith("No model of this run is fit to deploy: the best candidate (t_student_int8) does not "
+                               "beat guessing; its test accuracy's 95% interval reaches down to 47.0%, not above "
+                               "the 50.0% of always answering the largest class.")
+    assert lines[1].startswith("Best candidate, not fit to deploy: t_student_int8.tflite")
+    assert verdict(tables(0.95, (0.06, 0.02, 0.10)), run_dir(tmp_path / "fine"))["unfit"] is None
+
+
+def test_balanced_accuracy_at_chance_is_refused_when_accuracy_only_mirrors_the_largest_class(tmp_path):
+    skewed = tables(0.95, (0.10, 0.05, 0.15))
+    skewed["metrics"]["balanced_accuracy"] = 0.5  # 90% accuracy by answering the 90% class every time
+    found = verdict(skewed, run_dir(tmp_path))
+    assert found["unfit"]["reason"] == "balanced" and "balanced accuracy (50.0%)" in verdict_text(found)[0]
+
+
+def test_a_run_without_int8_deploys_its_most_compressed_mode_and_says_no_gate_ran(tmp_path):
+    no_int8 = tables(0.95, (0.06, 0.02, 0.10))
+    for name in ("summary", "metrics"):
+        frame = no_int8[name]
+        extra = frame[frame["kind"] == "quantized"].assign(model="t_student_float16", mode="float16", size_mb=1.2)
+        frame = frame.assign(model=frame["model"].str.replace("int8", "dynamic"),
+                             mode=frame["mode"].str.replace("int8", "dynamic"))
+        no_int8[name] = pd.concat([frame, extra], ignore_index=True)
+    no_int8["summary"]["file"] = no_int8["summary"]["model"] + ".tflite"
+    no_int8["per_class"]["model"] = no_int8["per_class"]["model"].str.replace("int8", "dynamic")
+    no_int8["valid_vs_test"] = valid_vs_test(no_int8["summary"], no_int8["metrics"], 400)
+    found = verdict(no_int8, run_dir(tmp_path, gate=False))
+    assert found["deploy"]["model"] == "t_student_dynamic" and found["warnings"] == []
+    text = "\n".join(verdict_text(found))
+    assert "the dynamic student distilled from t, chosen as the student among the dynamic students" in text
+    assert "No quantization safety gate ran (it judges int8, which --quant-modes did not make)" in text

@@ -19,6 +19,9 @@ TEACHER_ALIASES = {"resnet": "resnet50", "densenet": "densenet121", "efficientne
                    "nasnet": "nasnetmobile", "lite0": "efficientnet_lite0", "lite1": "efficientnet_lite1",
                    "lite2": "efficientnet_lite2"}
 QUANT_MODES = ("dynamic", "float16", "int8", "16x8")
+# Where no safety gate ran (no int8 made, or --max-quant-drop below 0) the deployed student is the
+# first of these its run made: the smallest, most integer file first.
+DEPLOY_ORDER = ("int8", "16x8", "dynamic", "float16")
 AUGMENTATIONS = ("hflip", "rotate", "translate", "zoom", "contrast")
 STUDENT_HEADS = ("seed", "gap")
 ENSEMBLES = ("none", "mean", "weighted")

@@ -127,8 +127,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     table, failed = predict_paths(args.model, args.inputs, args.teacher, args.mode,
                                   (args.window_level, args.window_width))
     print(f"model: {shown_path(table.attrs['model'])}\n  chosen: {table.attrs['reason']}")
-    if "warning" in table.attrs:
-        print(f"warning: {table.attrs['warning']}", file=sys.stderr)
+    for warning in table.attrs["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     shown = table.assign(file=table["file"].map(shown_path))
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(table) else "no readable input")
     print(counts_text(table))

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctdistill.data.decode import decode_image
-from ctdistill.data.dicom import LUNG_WINDOW, decode_dicom, is_dicom
+from ctdistill.data.decode import decode_image_crop, prepare_pil
+from ctdistill.data.dicom import LUNG_WINDOW, dicom_slices, is_dicom, read_dicom
 from ctdistill.errors import CtdistillError, DataError
 from ctdistill.inference import load_model, predict_keras, predict_tflite
-from ctdistill.runfolder import card_path
-from ctdistill.verdict import best_candidate
+from ctdistill.runfolder import VERDICT, card_path, read_json
+from ctdistill.verdict import best_candidate, ungated_mode
 
 MODEL_SUFFIXES = (".tflite", ".keras", ".h5")
 
@@ -43,11 +43,16 @@ def resolve_model(path: str | Path, teacher: str | None = None, mode: str | None
     cards = [json.loads(p.read_text()) for p in sorted(path.glob("*.json")) if p.name.endswith(
         tuple(s + ".json" for s in MODEL_SUFFIXES))]
 
-    def chosen(c):  # without --mode: the mode the safety gate accepted (int8 unless it fell back)
+    made: dict[str, list[str]] = {}
+    for c in cards:
+        if c["kind"] == "quantized":
+            made.setdefault(c["teacher"], []).append(c["mode"])
+
+    def chosen(c):  # without --mode: the mode the safety gate accepted; where none ran, verdict's rule
         if mode is not None:
             return c["mode"] == mode
         gate = c.get("safety_gate")
-        return gate["chosen"] if gate else c["mode"] == "int8"
+        return gate["chosen"] if gate else c["mode"] == ungated_mode(made.get(c["teacher"], []))
 
     wanted = [c for c in cards if c["kind"] in ("quantized", "distilled") and chosen(c)
               and (teacher is None or c["teacher"] == teacher)]
@@ -59,7 +64,7 @@ def resolve_model(path: str | Path, teacher: str | None = None, mode: str | None
         [{"model": c["model"], "valid_accuracy": c["metrics"].get("valid_accuracy"), "size_mb": c["size_mb"]}
          for c in wanted])["model"])
     why = (f"mode {mode} as asked" if mode else "the mode the quantization safety gate accepted"
-           if best.get("safety_gate") else "int8, unchecked: no safety gate ran")
+           if best.get("safety_gate") else f"{best['mode']}, unchecked: no safety gate ran")
     among = f"teacher {teacher}'s students" if teacher else f"{len(wanted)} candidate student(s)"
     valid = best["metrics"].get("valid_accuracy")
     score = f"best validation accuracy ({valid:.3f})" if valid is not None else "first"
@@ -90,21 +95,28 @@ def expand_inputs(paths: list[str | Path]) -> list[Path]:
 
 
 def read_input(path: Path, size: int, channels: int, window: tuple[float, float], crop: str = "none"
-               ) -> list[np.ndarray]:
-    """One array per image (a multi-frame DICOM file gives one per frame), cropped as in training."""
+               ) -> tuple[list[np.ndarray], list[str]]:
+    """One array per image (a multi-frame DICOM file gives one per frame), cropped as in training,
+    and for each the crop's fallback (``data.crop``: ``""`` when the body was found or no crop was
+    asked, else why the whole image was kept)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
     if is_dicom(data):
-        return decode_dicom(data, size, channels, str(path), window, crop)
-    return [decode_image(data, size, channels, str(path), crop)]
+        found = [prepare_pil(img, size, channels, crop, box)
+                 for img, box in dicom_slices(read_dicom(data, str(path)), str(path), window, crop)]
+    else:
+        found = [decode_image_crop(data, size, channels, str(path), crop)]
+    return [a for a, _ in found], [box.fallback if box is not None else "" for _, box in found]
 
 
 def predict_paths(model: str | Path, inputs: list[str | Path], teacher: str | None = None, mode: str | None = None,
                   window: tuple[float, float] = LUNG_WINDOW) -> tuple[pd.DataFrame, list[str]]:
-    """Predict every input; returns the table (file, frame, predicted class, one probability per class)
-    and the one-line errors of the inputs that could not be read (they are skipped)."""
+    """Predict every input; returns the table (file, frame, crop fallback, predicted class, one
+    probability per class) and the one-line errors of the inputs that could not be read (they are
+    skipped). ``table.attrs["warnings"]`` lists what the user must know: synthetic training data, a
+    run whose verdict found no model fit to deploy, images whose body the crop did not find."""
     model_file, reason = resolve_model(model, teacher, mode)
     info = load_card(model_file)
     runner = load_model(model_file)
@@ -113,25 +125,38 @@ def predict_paths(model: str | Path, inputs: list[str | Path], teacher: str | No
     rows, arrays, failed = [], [], []
     for path in expand_inputs(inputs):
         try:
-            frames = read_input(path, size, channels, window, crop)
+            frames, fallbacks = read_input(path, size, channels, window, crop)
         except DataError as exc:
             failed.append(str(exc))
             continue
-        rows += [{"file": str(path), "frame": i} for i in range(len(frames))]
+        rows += [{"file": str(path), "frame": i, "crop_fallback": why} for i, why in enumerate(fallbacks)]
         arrays += frames
-    table = pd.DataFrame(rows, columns=["file", "frame"])
+    table = pd.DataFrame(rows, columns=["file", "frame", "crop_fallback"])
     if arrays:
         x = np.stack(arrays).astype(np.float32)
         proba = predict_tflite(runner, x) if isinstance(runner, Path) else predict_keras(runner, x)
         table["predicted"] = np.asarray(names)[proba.argmax(axis=1)]
         for i, name in enumerate(names):
             table[f"prob_{name}"] = proba[:, i]
-    table.attrs["model"] = str(model_file)
-    table.attrs["reason"] = reason
-    if "synthetic" in str(info.get("dataset", {}).get("source", "")):
-        table.attrs["warning"] = ("this model was trained on ctdistill's synthetic phantoms, not medical data: its "
-                                  "predictions say nothing about patients")
+    table.attrs.update(model=str(model_file), reason=reason, warnings=_warnings(info, model_file, table))
     return table, failed
+
+
+def _warnings(info: dict, model_file: Path, table: pd.DataFrame) -> list[str]:
+    out = []
+    if "synthetic" in str(info.get("dataset", {}).get("source", "")):
+        out.append("this model was trained on ctdistill's synthetic phantoms, not medical data: its predictions "
+                   "say nothing about patients")
+    unfit = (read_json(model_file.parent, VERDICT, {}) or {}).get("unfit")
+    if unfit:
+        out.append(f"the run's verdict found no model fit to deploy: its best candidate does not beat guessing "
+                   f"({100 * unfit['bound']:.1f}% against {100 * unfit['chance']:.1f}%; see {VERDICT})")
+    missed = table.loc[table["crop_fallback"] != "", "crop_fallback"]
+    if len(missed):
+        why = ", ".join(f"{reason} {n}" for reason, n in missed.value_counts().items())
+        out.append(f"the body was not found in {len(missed)} of {len(table)} image(s) ({why}; column crop_fallback): "
+                   "they were predicted on the whole image, unlike training's crops")
+    return out
 
 
 def shown_path(path: str) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from ctdistill import runfolder as rf
+from ctdistill.choices import DEPLOY_ORDER
 
 SMALL_TEST_SET = 100  # fewer test images than this: every interval is wide (one image is > 1 point)
 CHANCE_MARGIN = 0.05  # a teacher within 5 points of always answering the largest class is "near chance"
@@ -37,13 +38,24 @@ def best_candidate(candidates: list[dict]) -> dict | None:
     return ranked[0] if ranked else None
 
 
+def ungated_mode(modes) -> str | None:
+    """The mode deployed where no safety gate ran: the first of ``DEPLOY_ORDER`` among ``modes`` made.
+
+    Example:
+        >>> ungated_mode(["float16", "dynamic"])
+        'dynamic'
+    """
+    return next((m for m in DEPLOY_ORDER if m in set(modes)), None)
+
+
 def deployable(summary: pd.DataFrame, gates: dict) -> pd.Series | None:
     """The summary row of the model to deploy, or None when no quantized student passed the gate.
 
-    Candidates are the quantized students whose mode the safety gate accepted (``int8`` where no
-    gate ran); :func:`best_candidate` picks among them."""
+    Candidates are the quantized students whose mode the safety gate accepted (where no gate ran:
+    :func:`ungated_mode` of the modes made); :func:`best_candidate` picks among them."""
     quantized = summary[summary["kind"] == "quantized"]
-    chosen = quantized[[mode == (gates[t]["decision"] if t in gates else "int8")
+    made = quantized.groupby("teacher")["mode"].agg(list).to_dict()
+    chosen = quantized[[mode == (gates[t]["decision"] if t in gates else ungated_mode(made[t]))
                         for t, mode in zip(quantized["teacher"], quantized["mode"], strict=True)]]
     if chosen.empty:
         return None
@@ -56,14 +68,15 @@ def verdict(tables: dict, run_dir: Path) -> dict:
 
     Returns:
         ``{"deploy": {model, file, size_mb, latency_ms, accuracy, accuracy_lo, accuracy_hi, f1, f1_lo,
-        f1_hi, n, float_model, teacher} or None, "gain": {accuracy_gain, f1_gain, *_lo, *_hi, baseline}
-        or None, "worst_class": {class, sensitivity, support} or None, "gate": {decision,
-        max_drop_points, attempts} or None, "warnings": [(kind, words)]}``.
+        f1_hi, n, float_model, teacher, mode} or None, "unfit": {reason, bound, chance, interval} or None
+        (:func:`_unfit`), "gain": {accuracy_gain, f1_gain, *_lo, *_hi, baseline} or None, "worst_class":
+        {class, sensitivity, support} or None, "gate": {decision, max_drop_points, attempts} or None,
+        "warnings": [(kind, words)]}``.
     """
     summary, metrics = tables["summary"], tables["metrics"].set_index("model")
     gates = rf.read_json(run_dir, rf.QUANT_GATE, {})
     row = deployable(summary, gates)
-    found: dict = {"deploy": None, "gain": None, "worst_class": None, "gate": None, "warnings": []}
+    found: dict = {"deploy": None, "unfit": None, "gain": None, "worst_class": None, "gate": None, "warnings": []}
     if row is not None:
         m = metrics.loc[row["model"]]
         found["deploy"] = {"model": row["model"], "file": row["file"], "size_mb": float(row["size_mb"]),
@@ -72,6 +85,8 @@ def verdict(tables: dict, run_dir: Path) -> dict:
                            **{k: float(m[k]) for k in ("accuracy", "f1") if k in m},
                            **{k: float(m[k]) for k in ("accuracy_lo", "accuracy_hi", "f1_lo", "f1_hi") if k in m},
                            "n": int(m["n"]), "valid_accuracy": float(row["valid_accuracy"])}
+        found["deploy"]["mode"] = row["mode"]
+        found["unfit"] = _unfit(found["deploy"], m, tables["per_class"], tables["metrics"])
         found["gain"] = _gain(tables["distillation_gain"], found["deploy"]["float_model"])
         found["worst_class"] = _worst_class(tables["per_class"], row["model"])
         gate = gates.get(row["teacher"])
@@ -80,6 +95,22 @@ def verdict(tables: dict, run_dir: Path) -> dict:
                              "attempts": [(a["mode"], a["drop_points"], a["passed"]) for a in gate["attempts"]]}
     found["warnings"] = _warnings(tables, run_dir, found["deploy"])
     return found
+
+
+def _unfit(deploy: dict, m: pd.Series, per_class: pd.DataFrame, metrics: pd.DataFrame) -> dict | None:
+    """Why the chosen model is no better than guessing, or None: its test accuracy's 95% interval
+    reaches down to the rate of always answering the largest class (the point estimate where no
+    interval was computed), or its balanced accuracy is at most one over the number of classes."""
+    majority = _majority_share(per_class, metrics)
+    bound = deploy.get("accuracy_lo", deploy["accuracy"])
+    if majority is not None and bound <= majority:
+        return {"reason": "majority", "bound": float(bound), "chance": majority,
+                "interval": "accuracy_lo" in deploy}
+    classes = int((per_class["model"] == deploy["model"]).sum())
+    balanced = m.get("balanced_accuracy")
+    if classes and balanced is not None and not pd.isna(balanced) and balanced <= 1 / classes:
+        return {"reason": "balanced", "bound": float(balanced), "chance": 1 / classes, "interval": False}
+    return None
 
 
 def _latency(run_dir: Path, file: str) -> float | None:

@@ -74,14 +74,19 @@ def audit_text(summary: dict) -> str:
 
 def verdict_text(found: dict) -> list[str]:
     """The verdict (``ctdistill.verdict.verdict``) as sentences, most important first."""
-    lines, d = [], found["deploy"]
+    lines, d, gate = [], found["deploy"], found["gate"]
+    unfit = found.get("unfit")  # verdicts written before the refusal existed have no such key
+    if unfit is not None:
+        lines.append(_refusal(d, unfit))
     if d is not None:
         speed = (f", {d['latency_ms']:.2f} ms per image at batch 1" if d["latency_ms"] is not None
                  else "; latency not measured yet: ctdistill bench RUN_DIR")
-        mode = d["model"].rsplit("_", 1)[-1]
-        lines.append(f"Deploy {d['file']} ({1000 * d['size_mb']:.0f} KB{speed}): the {mode} student distilled "
-                     f"from {d['teacher']}, chosen as the student whose quantized mode passed the safety gate with "
-                     f"the best validation accuracy ({_pct(d['valid_accuracy'])}).")
+        mode = d.get("mode") or d["model"].rsplit("_", 1)[-1]
+        how = ("whose quantized mode passed the safety gate" if gate is not None
+               else f"among the {mode} students (no safety gate ran)")
+        lines.append(f"{'Best candidate, not fit to deploy:' if unfit else 'Deploy'} {d['file']} "
+                     f"({1000 * d['size_mb']:.0f} KB{speed}): the {mode} student distilled from {d['teacher']}, "
+                     f"chosen as the student {how} with the best validation accuracy ({_pct(d['valid_accuracy'])}).")
         lines.append(f"On {d['n']} test images it scores accuracy {_pct(d['accuracy'])}{_ci(d, 'accuracy')} and "
                      f"macro-F1 {d['f1']:.3f}{_ci(d, 'f1', percent=False)}.")
     g = found["gain"]
@@ -91,10 +96,11 @@ def verdict_text(found: dict) -> list[str]:
     if w is not None:
         lines.append(f"Its weakest class is {w['class']}: it finds {_pct(w['sensitivity'])} of the {w['support']} "
                      f"test images of that class (sensitivity).")
-    gate = found["gate"]
     if d is not None and gate is None:
         lines.append("The quantization safety gate was off (--max-quant-drop below 0): int8 is deployed unchecked "
-                     "on validation.")
+                     "on validation." if d.get("mode", "int8") == "int8" else
+                     f"No quantization safety gate ran (it judges int8, which --quant-modes did not make): "
+                     f"{d['mode']} is deployed, unchecked on validation.")
     elif gate is not None:
         first_mode, first_drop, first_passed = gate["attempts"][0]
         if first_passed:
@@ -105,6 +111,19 @@ def verdict_text(found: dict) -> list[str]:
                          f"the {gate['max_drop_points']:g} allowed; {gate['decision']} passed instead.")
     lines += [f"Warning: {words}." for _, words in found["warnings"]]
     return lines
+
+
+def _refusal(d: dict | None, unfit: dict) -> str:
+    """The verdict's first line when the chosen model is no better than guessing."""
+    if unfit["reason"] == "balanced":
+        why = (f"its balanced accuracy ({_pct(unfit['bound'])}) is no better than the {_pct(unfit['chance'])} "
+               "of guessing among the classes")
+    else:
+        score = "accuracy's 95% interval reaches down to" if unfit["interval"] else "accuracy is"
+        why = (f"its test {score} {_pct(unfit['bound'])}, not above the {_pct(unfit['chance'])} of always answering "
+               "the largest class")
+    return (f"No model of this run is fit to deploy: the best candidate ({d['model']}) does not beat guessing; "
+            f"{why}.")
 
 
 def _pct(value: float) -> str:
