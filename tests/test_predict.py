@@ -26,12 +26,17 @@ def tree_run(tmp_path_factory, tiny_teacher):
 
 
 def test_every_model_has_a_card(tree_run):
-    _, out = tree_run
+    root, out = tree_run
     for name in ("tiny_Teacher.keras", "tiny_Student.keras", "tiny_student_int8.tflite", "Scratch_Student.keras"):
         card = json.loads((out / f"{name}.json").read_text())
         assert card["class_names"] == ["adeno", "normal"] and card["input"]["height"] == 16
         assert "not a medical device" in card["intended_use"].lower() and card["training"]["seed"] == 0
         assert len(card["dataset"]["fingerprint"]) == 64 and card["metrics"]["accuracy"] is not None
+        # the limitations describe this run's data (2 classes, 24 slices), not the Kaggle tree's four classes
+        assert card["limitations"].startswith(f"Trained on image folder tree {root}")
+        assert "24 single slices (train 12, valid 4, test 8)" in card["limitations"]
+        assert "of 2 classes (adeno, normal)" in card["limitations"] and "four classes" not in card["limitations"]
+        assert "copy" in card["limitations"]  # the audit's finding on copies across splits, either way
 
 
 @pytest.mark.parametrize("model", ["tiny_student_int8.tflite", "tiny_student_dynamic.tflite", "tiny_Student.keras",

@@ -14,15 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from ctdistill.data.audit import STORED_AUDIT
 from ctdistill.data.dataset import TEST_SPLITS
 from ctdistill.runfolder import CONFIG, MANIFEST, QUANT_GATE, card_path, read_json, read_summary, write_json
 
 INTENDED_USE = ("Research on model compression for chest-CT slice classification. Not a medical device: not "
                 "for diagnosis, triage or any clinical decision.")
-LIMITATIONS = ("Trained and tested on one small public dataset of single axial slices (PNG/JPEG, already "
-               "windowed by its curators) with duplicated images across splits: see the de-duplicated test "
-               "metrics. Accuracy on other scanners, protocols, windows or populations is unknown. The four "
-               "classes do not cover other findings; every input is forced into one of them.")
+UNKNOWN_ELSEWHERE = ("Accuracy on other scanners, protocols, windows or populations is unknown: the test images "
+                     "come from the same collection as the training images.")
 CARD_METRICS = ("accuracy", "accuracy_lo", "accuracy_hi", "balanced_accuracy", "f1", "f1_lo", "f1_hi", "auc",
                 "auc_lo", "auc_hi", "ece", "n", "accuracy_dedup", "f1_dedup", "n_dedup")
 
@@ -39,6 +38,7 @@ def write_cards(run_dir: Path, metrics: pd.DataFrame | None) -> list[Path]:
         return []
     metrics = None if metrics is None else metrics.set_index("model")
     config, manifest = read_json(run_dir, CONFIG), read_json(run_dir, MANIFEST)
+    audit = read_json(run_dir, STORED_AUDIT[1], None)
     gates = read_json(run_dir, QUANT_GATE, {})
     written = []
     for row in summary.itertuples():
@@ -47,7 +47,7 @@ def write_cards(run_dir: Path, metrics: pd.DataFrame | None) -> list[Path]:
             continue
         scores = {} if metrics is None else {k: _plain(metrics.loc[row.model, k]) for k in CARD_METRICS
                                              if k in metrics}
-        info = card(row._asdict(), scores, config, manifest)
+        info = card(row._asdict(), scores, config, manifest, audit)
         gate = gates.get(_plain(row.teacher) or "")
         if gate and row.kind == "quantized":
             tried = {a["mode"]: a for a in gate["attempts"]}
@@ -57,8 +57,8 @@ def write_cards(run_dir: Path, metrics: pd.DataFrame | None) -> list[Path]:
     return written
 
 
-def card(row: dict, scores: dict, config: dict, manifest: dict) -> dict:
-    """The card of one model (``row``: its summary.csv row)."""
+def card(row: dict, scores: dict, config: dict, manifest: dict, audit: dict | None = None) -> dict:
+    """The card of one model (``row``: its summary.csv row; ``audit``: the run's audit.json, if any)."""
     data = manifest["dataset"]
     height, width, channels = data["input_shape"]
     crop = (data.get("crop") or {}).get("crop", "none")  # what training applied (runs before the crop: none)
@@ -82,8 +82,44 @@ def card(row: dict, scores: dict, config: dict, manifest: dict) -> dict:
         "size_mb": row["size_mb"], "params": int(row["params"]),
         "dataset": {"source": data["source"], "fingerprint": data["fingerprint"], "counts": data["counts"]},
         "training": config, "git_revision": manifest.get("git_revision"),
-        "intended_use": INTENDED_USE, "limitations": LIMITATIONS,
+        "intended_use": INTENDED_USE, "limitations": limitations(data, audit),
     }
+
+
+def limitations(data: dict, audit: dict | None) -> str:
+    """What this run's own data limits, from its manifest's dataset summary and its audit (None: not
+    audited): the source, the classes and counts, copies across splits, shortcuts, a train/test
+    shift, images whose body was not found; never a fixed text about another dataset.
+
+    Example:
+        >>> limitations({"source": "scans/", "class_names": ["a", "b"],
+        ...              "counts": {"train": {"a": 8, "b": 4}, "test": {"a": 2, "b": 1}}}, None)[:79]
+        'Trained on scans/: 15 single slices (train 12, test 3) of 2 classes (a, b); eve'
+    """
+    counts = {split: sum(by_class.values()) for split, by_class in data.get("counts", {}).items()}
+    names = data["class_names"]
+    parts = [f"Trained on {data['source']}: {sum(counts.values())} single slices ("
+             + ", ".join(f"{split} {n}" for split, n in counts.items() if n) + f") of {len(names)} classes ("
+             + ", ".join(names) + "); every input is forced into one of them, whatever it shows."]
+    if "synthetic" in str(data["source"]):
+        parts.append("These are synthetic phantoms, not medical images: the model says nothing about patients.")
+    if audit is None:
+        parts.append("The data was not audited for copies across splits.")
+    else:
+        cross = len(audit.get("cross_split_files", []))
+        parts.append(f"{cross} validation/test images have an exact or near copy in an earlier split: see the "
+                     "de-duplicated test metrics." if cross else "The audit found no copy across splits.")
+        base, shift = audit.get("shortcut_baseline") or {}, audit.get("train_test_shift") or {}
+        if base.get("above_chance"):
+            parts.append(f"File metadata alone predicts the class (balanced accuracy {base['balanced_accuracy']:.2f}, "
+                         f"chance {base['chance']:.2f}): the model may have learnt the images' source.")
+        if shift.get("shifted"):
+            parts.append(f"The test images are drawn differently from the training ones (metadata AUC "
+                         f"{shift['auc']:.2f}).")
+    missed = sum(len(files) for files in ((data.get("crop") or {}).get("fallbacks") or {}).values())
+    if missed:
+        parts.append(f"The body was not found in {missed} image(s); they were used whole.")
+    return " ".join(parts + [UNKNOWN_ELSEWHERE])
 
 
 def _plain(value):
