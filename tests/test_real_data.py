@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_shared_data
+from conftest import SHARED_DATA, require_shared_data
 
 from ctdistill.data import load_dataset
 from ctdistill.data.inspect import inspect_path
@@ -81,3 +81,16 @@ def test_real_data_run_writes_the_report_with_intervals_auc_and_ece(tmp_path, ti
         got = table.assign(key=table["file"].map(lambda f: str(Path(f).resolve()))).set_index("key").loc[key]
         probs = [c for c in saved if c.startswith("prob_")]
         np.testing.assert_allclose(got[probs].to_numpy(), saved[probs].to_numpy(), atol=1e-5)
+
+
+def test_the_tcga_dicom_headers_give_contrast_away_and_the_audit_says_so():
+    """../shared/data/tcga-ct-dicom (its README): ContrastBolusAgent is set in 14 of the 50 contrast files
+    and in no no-contrast file; the audit must name it."""
+    from ctdistill.data.audit import audit_path
+
+    root = SHARED_DATA.parent / "tcga-ct-dicom"
+    if not root.is_dir():
+        pytest.skip(f"REAL DATA ABSENT: {root} not found")
+    tags = audit_path(root).summary["label_tags"]
+    assert {"tag": "ContrastBolusAgent", "value": "(present)", "class": "contrast", "files": 14,
+            "class_files": 50} in [{k: t[k] for k in ("tag", "value", "class", "files", "class_files")} for t in tags]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ctdistill.data.shortcuts import shortcut_baseline, train_test_shift
+from ctdistill.data.shortcuts import features, shortcut_baseline, train_test_shift
 
 
 def table(n: int = 60, seed: int = 0, class_gives_size: bool = False, test_has_margins: bool = False) -> pd.DataFrame:
@@ -63,3 +63,44 @@ def test_a_class_with_more_non_square_images_is_a_shortcut_its_median_size_hides
     assert (medians.loc["a"] - medians.loc["b"]).abs().max() < 20  # a median-size check sees nothing
     found = shortcut_baseline(frame)
     assert found["above_chance"] and found["top_features"][0][0] in ("aspect", "width")
+
+
+def test_a_dicom_tag_that_gives_the_label_away_is_named_in_the_audit_and_the_verdict(tmp_path):
+    """Drawn slices: ContrastBolusAgent in 8 of 12 contrast files (values differ, one empty) and in no
+    plain file, the scanner alike in both classes: the tag is named, the scanner is not."""
+    from conftest import ct_dicom
+
+    from ctdistill.data.audit import audit_path, collect
+    from ctdistill.report.tables import audit_text
+    from ctdistill.verdict import label_tag_words
+
+    rng = np.random.default_rng(0)
+    agents = ["ISOVUE", "OMNIPAQUE 350", "", "APPLIED", "ISOVUE", "OPTIRAY", "ISOVUE", "&"]  # Fisher p 6.7e-4
+    for label in ("contrast", "plain"):
+        for i in range(12):
+            tags = {"Manufacturer": ("SIEMENS", "GE")[i % 2], "SliceThickness": "5"}
+            if label == "contrast" and i < len(agents):
+                tags["ContrastBolusAgent"] = agents[i]
+            raw = rng.integers(0, 2000, (32, 32)).astype(np.uint16)
+            ct_dicom(tmp_path / label / f"{i}.dcm", raw, **tags)
+    summary = audit_path(tmp_path).summary
+    named = {(t["tag"], t["value"], t["class"], t["files"]) for t in summary["label_tags"]}
+    assert ("ContrastBolusAgent", "(present)", "contrast", 8) in named
+    assert not any(tag in ("Manufacturer", "SliceThickness") for tag, *_ in named)
+    words = label_tag_words(summary["label_tags"][0])
+    assert words.startswith("the DICOM header tag ContrastBolusAgent is present in 8 file(s), all of class contrast")
+    assert f"SHORTCUT RISK: {words}" in audit_text(summary)
+    # the metadata classifier sees the header tags too
+    assert {"tag_ContrastBolusAgent_(present)", "tag_SliceThickness"} <= set(features(collect(tmp_path)))
+
+
+def test_the_verdict_warns_of_a_label_tag(tmp_path):
+    from ctdistill.verdict import _warnings
+
+    tag = {"tag": "ContrastBolusAgent", "value": "(present)", "class": "contrast", "files": 14, "class_files": 50,
+           "p": 2.1e-05}
+    metrics = pd.DataFrame([{"model": "m", "kind": "quantized", "accuracy": 0.9, "n": 200, "teacher": "t"}])
+    tables = {"metrics": metrics, "per_class": pd.DataFrame(columns=["model", "support"]),
+              "audit": {"label_tags": [tag]}, "cross_label": None, "valid_vs_test": pd.DataFrame()}
+    kinds = [kind for kind, _ in _warnings(tables, tmp_path, None)]
+    assert "label_tag" in kinds

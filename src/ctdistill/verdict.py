@@ -180,6 +180,7 @@ def _warnings(tables: dict, run_dir: Path, deploy: dict | None) -> list[tuple[st
                                 f"{base['balanced_accuracy']:.2f} (chance {base['chance']:.2f}), mostly through "
                                 f"{base['top_features'][0][0]}: a model can learn the images' source instead of the "
                                 "finding"))
+    out += [("label_tag", label_tag_words(tag)) for tag in audit.get("label_tags") or []]
     crossed = tables["cross_label"]
     if crossed is not None and len(crossed):
         out.append(("cross_label", f"{len(crossed)} test image(s) are the same picture as a training or validation "
@@ -194,6 +195,14 @@ def _warnings(tables: dict, run_dir: Path, deploy: dict | None) -> list[tuple[st
                                  f"({100 * deploy['accuracy_lo']:.1f}-{100 * deploy['accuracy_hi']:.1f}%): the test "
                                  "images differ from the training ones (see the audit)"))
     return out
+
+
+def label_tag_words(tag: dict) -> str:
+    """One ``data.shortcuts.label_tags`` finding in words."""
+    value = "is present" if tag["value"] == "(present)" else f"is {tag['value']!r}"
+    return (f"the DICOM header tag {tag['tag']} {value} in {tag['files']} file(s), all of class {tag['class']} "
+            f"({tag['files']} of its {tag['class_files']}; Fisher's exact p = {tag['p']:.2g}): the header alone gives "
+            "their label away")
 
 
 def _majority_share(per_class: pd.DataFrame, metrics: pd.DataFrame) -> float | None:

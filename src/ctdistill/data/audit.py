@@ -15,6 +15,8 @@ inflates every reported number. The audit finds:
 * shortcut risks: per class, the original size, colour mode, file format and framing (the share of
   the image the body fills, ``data.crop``), flagged when a class differs strongly from the rest (a
   model can learn the source instead of the disease);
+* header tags that give the label away: a DICOM tag value seen in one class only, more often than
+  chance allows (``data.shortcuts.label_tags``: ContrastBolusAgent in a contrast/no-contrast set);
 * framing by split: the body's median share of the image per split and class; a split framed
   unlike train (the Kaggle test split shows the table and wide margins) is a train/test shift.
 
@@ -36,8 +38,9 @@ from scipy.cluster.hierarchy import DisjointSet
 
 from ctdistill.data import cache
 from ctdistill.data.describe import describe_array, describe_image, picture_distance
+from ctdistill.data.dicom import TAG_PREFIX
 from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy
-from ctdistill.data.shortcuts import shortcut_baseline, train_test_shift
+from ctdistill.data.shortcuts import label_tags, shortcut_baseline, train_test_shift
 from ctdistill.data.tree import scan_tree
 from ctdistill.errors import DataError
 from ctdistill.runfolder import atomic_path, write_json
@@ -258,6 +261,7 @@ def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD, class_map: 
         "duplicates_by_split_and_class": _duplicate_counts(table),
         "shortcut_risks": shortcut_risks(table),
         "shortcut_baseline": shortcut_baseline(table),
+        "label_tags": label_tags(table),
         "train_test_shift": train_test_shift(table),
         "framing": framing(table),
         "unreadable_files": collected.attrs.get("unreadable", []),
@@ -285,6 +289,7 @@ def write_audit(table: pd.DataFrame, summary: dict, out: Path) -> list[Path]:
     """``audit.csv`` (one row per image) and ``audit.json`` (the findings) into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     columns = [c for c in AUDIT_COLUMNS if c in table]  # a numpy layout's audit has no file metadata
+    columns += [c for c in table if c.startswith(TAG_PREFIX)]  # DICOM header tags (data.dicom.HEADER_TAGS)
     with atomic_path(out / STORED_AUDIT[0]) as tmp:
         table[columns].to_csv(tmp, index=False)
     return [out / STORED_AUDIT[0], write_json(out / STORED_AUDIT[1], summary)]
@@ -301,8 +306,8 @@ def dedup_test_mask(table: pd.DataFrame, earlier_ids: list[str], test_ids: list[
     return np.array([group[i] not in earlier for i in test_ids], dtype=bool)
 
 
-AUDIT_VERSION = 7  # 5: dhash beside phash (data.neighbours); 6: intensity, file size, shortcut and shift;
-# 7: thumbnails, DICOM slices with their patient and study
+AUDIT_VERSION = 8  # 5: dhash beside phash (data.neighbours); 6: intensity, file size, shortcut and shift;
+# 7: thumbnails, DICOM slices with their patient and study; 8: DICOM header tags, label_tags
 
 
 def audit_cached(path: str | Path, fingerprint: str, threshold: int = DEFAULT_THRESHOLD,

@@ -28,7 +28,7 @@ from PIL import Image
 
 from ctdistill.data.crop import body_crop
 from ctdistill.data.decode import check_pixels, to_mode
-from ctdistill.data.dicom import is_dicom, one_slice, scan_ids
+from ctdistill.data.dicom import header_tags, is_dicom, one_slice, scan_ids
 from ctdistill.errors import DataError
 
 THUMB = 8  # thumbnail side in pixels: 64 features, coarse enough that a random forest on 1000 images copes
@@ -81,7 +81,7 @@ def _describe_dicom(data: bytes, name: str) -> dict:
     rgb = to_mode(img, 3)
     return _pictured(rgb, np.asarray(rgb.convert("L")), box) | {
         "width": img.width, "height": img.height, "mode": str(getattr(ds, "PhotometricInterpretation", "")),
-        "format": "DICOM", "file_kb": len(data) / 1e3, **scan_ids(ds)}
+        "format": "DICOM", "file_kb": len(data) / 1e3, **scan_ids(ds), **header_tags(ds)}
 
 
 def _pictured(rgb: Image.Image, grey: np.ndarray, crop) -> dict:

@@ -126,6 +126,44 @@ def scan_ids(ds) -> dict[str, str]:
             "study": str(getattr(ds, "StudyInstanceUID", "") or "")}
 
 
+# Header attributes that can differ by class without being the finding (contrast, scanner,
+# reconstruction, geometry, site): features of the audit's shortcut baseline (``data.shortcuts``).
+# "text" tags count as present when the attribute exists, even empty (an empty ContrastBolusAgent
+# still says someone filled in the contrast fields); "number" tags are read as their first value.
+HEADER_TAGS = {"ContrastBolusAgent": "text", "Manufacturer": "text", "ManufacturerModelName": "text",
+               "ConvolutionKernel": "text", "InstitutionName": "text", "SliceThickness": "number",
+               "PixelSpacing": "number", "KVP": "number"}
+TAG_PREFIX = "tag_"  # audit columns of HEADER_TAGS: tag_<keyword>
+
+
+def header_tags(ds) -> dict:
+    """The :data:`HEADER_TAGS` of a parsed slice as audit columns: text as a string (None when the
+    attribute is absent), numbers as floats (NaN when absent or unreadable).
+
+    Example:
+        >>> import pydicom
+        >>> ds = pydicom.Dataset(); ds.ContrastBolusAgent = "ISOVUE"; ds.SliceThickness = "8"
+        >>> tags = header_tags(ds); tags["tag_ContrastBolusAgent"], tags["tag_SliceThickness"], tags["tag_KVP"]
+        ('ISOVUE', 8.0, nan)
+    """
+    from pydicom.multival import MultiValue
+
+    out = {}
+    for keyword, kind in HEADER_TAGS.items():
+        present = keyword in ds
+        value = ds.get(keyword) if present else None
+        if isinstance(value, MultiValue):  # PixelSpacing (row, column), ConvolutionKernel on some scanners
+            value = value[0] if len(value) else None
+        if kind == "text":
+            out[TAG_PREFIX + keyword] = str("" if value is None else value).strip() if present else None
+        else:
+            try:
+                out[TAG_PREFIX + keyword] = float(value)
+            except (TypeError, ValueError):
+                out[TAG_PREFIX + keyword] = float("nan")
+    return out
+
+
 def decode_slice(data: bytes, size: int, channels: int, name: str, crop: str = "none"
                  ) -> tuple[np.ndarray, Crop | None]:
     """One training image from a file of either kind, told apart by content: a single-frame DICOM slice

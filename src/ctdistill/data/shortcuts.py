@@ -14,7 +14,10 @@ mean and spread, and how dark the border is. None of these is the disease.
   ones, so validation numbers will not carry over to test; a lower AUC on the crop's thumbnails
   says the crop removes part of the difference.
 
-Both report the features that carry them (mean impurity decrease of the fitted forests).
+Both report the features that carry them (mean impurity decrease of the fitted forests). DICOM
+slices add their header tags (``data.dicom.HEADER_TAGS``: contrast agent, scanner, kernel, slice
+thickness, pixel spacing, kVp, institution) to the metadata, and :func:`label_tags` names every tag
+value that occurs in one class only, more often than chance allows (a tag that gives the label away).
 
 Example:
     >>> found = shortcut_baseline(audit.table)        # doctest: +SKIP
@@ -25,11 +28,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import fisher_exact
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
 from ctdistill.data.describe import thumbnail_pixels
+from ctdistill.data.dicom import HEADER_TAGS, TAG_PREFIX
 
 # The shift classifier on pixels alone: the audit's thumbnail columns, by what the model sees.
 PIXEL_VIEWS = {"whole image": "thumb", "body crop": "thumb_body"}
@@ -38,6 +43,10 @@ CATEGORICAL = ("mode", "format")
 FOLDS = 5
 SHIFT_WARNING_AUC = 0.7  # the interval's lower end above this: the test split is drawn differently
 RESAMPLES = 1000
+# A tag value seen only in one class is named when Fisher's exact test (one-sided) gives p below this:
+# a family-wise 5% over about 50 tag values (Bonferroni), whatever the collection.
+LABEL_TAG_P = 1e-3
+PRESENT = "(present)"  # the value of a text tag that counts any value, even empty, against its absence
 
 
 def features(table: pd.DataFrame) -> pd.DataFrame:
@@ -47,7 +56,50 @@ def features(table: pd.DataFrame) -> pd.DataFrame:
         frame["aspect"] = frame["width"] / frame["height"]
     numeric = frame[[c for c in NUMERIC if c in frame]].astype(float)
     dummies = [pd.get_dummies(frame[c].astype(str), prefix=c, dtype=float) for c in CATEGORICAL if c in frame]
-    return pd.concat([numeric, *dummies], axis=1).fillna(0.0)
+    tags = [c for c in frame if c.startswith(TAG_PREFIX)]
+    numbers = [frame[c].astype(float).fillna(-1.0) for c in tags if _kind(c) == "number"]  # -1: absent
+    for c in (c for c in tags if _kind(c) == "text"):
+        dummies += [frame[c].notna().astype(float).rename(f"{c}_{PRESENT}"),
+                    pd.get_dummies(frame[c].dropna().astype(str), prefix=c, dtype=float).reindex(frame.index)]
+    return pd.concat([numeric, *numbers, *dummies], axis=1).fillna(0.0)
+
+
+def _kind(column: str) -> str:
+    return HEADER_TAGS.get(column[len(TAG_PREFIX):], "text")
+
+
+def label_tags(table: pd.DataFrame) -> list[dict]:
+    """DICOM header tag values found in one class only, and in more of its files than chance allows
+    (Fisher's exact test, p < :data:`LABEL_TAG_P`): the header alone gives those files' label away.
+
+    Returns:
+        ``[{tag, value, class, files, class_files, p}]``, most significant first; ``value`` is
+        :data:`PRESENT` for a text tag counted by its presence. Empty without DICOM files.
+
+    Example:
+        >>> t = pd.DataFrame({"label": ["c"] * 10 + ["n"] * 10,
+        ...                   "tag_ContrastBolusAgent": ["ISOVUE"] * 8 + [None] * 12})
+        >>> [(f["tag"], f["value"], f["class"], f["files"]) for f in label_tags(t)]
+        [('ContrastBolusAgent', '(present)', 'c', 8), ('ContrastBolusAgent', 'ISOVUE', 'c', 8)]
+    """
+    y = table["label"].astype(str).to_numpy()
+    found = []
+    for column in sorted(c for c in table if c.startswith(TAG_PREFIX)):
+        values = table[column]
+        masks = {str(v): (values == v).to_numpy() for v in values.dropna().unique()}
+        if _kind(column) == "text":
+            masks = {PRESENT: values.notna().to_numpy(), **masks}
+        for value, mask in masks.items():
+            classes = np.unique(y[mask])
+            if len(classes) != 1 or mask.all():
+                continue
+            mine = y == classes[0]
+            p = fisher_exact([[mask.sum(), 0], [(mine & ~mask).sum(), (~mine & ~mask).sum()]],
+                             alternative="greater").pvalue
+            if p < LABEL_TAG_P:
+                found.append({"tag": column[len(TAG_PREFIX):], "value": value, "class": str(classes[0]),
+                              "files": int(mask.sum()), "class_files": int(mine.sum()), "p": float(f"{p:.3g}")})
+    return sorted(found, key=lambda f: (f["p"], f["tag"], f["value"]))
 
 
 def _groups(table: pd.DataFrame) -> np.ndarray:

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctdistill.verdict import label_tag_words
+
 
 def classification_report_frame(metrics: dict) -> pd.DataFrame:
     """sklearn's report dict as the seed's table: one row per class plus accuracy and averages."""
@@ -61,6 +63,8 @@ def audit_text(summary: dict) -> str:
     base = summary.get("shortcut_baseline")
     if base:
         lines.append(f"{'SHORTCUT RISK: ' if base['above_chance'] else 'shortcut baseline: '}{_shortcut_words(base)}")
+    for tag in summary.get("label_tags", []):
+        lines.append(f"SHORTCUT RISK: {label_tag_words(tag)}")
     shift = summary.get("train_test_shift")
     if shift:
         lines.append(f"{'TRAIN/TEST SHIFT: ' if shift['shifted'] else 'train/test shift: '}{_shift_words(shift)}")
@@ -176,6 +180,8 @@ def audit_sentences(summary: dict, crossed) -> list[str]:
         reading = ("so a model could learn where an image comes from instead of what it shows" if base["above_chance"]
                    else "no better than chance: the files do not give the class away")
         lines.append(f"Shortcut baseline: {_shortcut_words(base)}: {reading}.")
+    for tag in summary.get("label_tags", []):
+        lines.append(f"Header shortcut: {label_tag_words(tag)}.")
     shift = summary.get("train_test_shift")
     if shift:
         reading = ("the test split is drawn differently, so validation numbers will not carry over" if shift["shifted"]
