@@ -45,7 +45,7 @@ def teacher_at_student_size(run_dir: Path, teacher: str) -> dict:
 
     from ctdistill.data import load_dataset
     from ctdistill.models.teachers import teacher_size
-    from ctdistill.rundata import enlarged, resplit
+    from ctdistill.rundata import enlarged
 
     config = json.loads((run_dir / "config.json").read_text())
     side = teacher_size(teacher, config["weights"], config["image_size"], config.get("teacher_image_size"))

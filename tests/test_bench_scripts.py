@@ -102,7 +102,7 @@ def test_ray_scaling_plan_turns_measured_stages_into_a_table(tmp_path):
     assert float(rows[1][1]) == pytest.approx(80 + 20 + 5, abs=1)
 
 
-@pytest.mark.parametrize("script", ["lite_probe.py", "teacher_finetune.py", "distill_gain.py"])
+@pytest.mark.parametrize("script", ["lite_probe.py", "teacher_finetune.py", "distill_gain.py", "resolution_ceiling.py"])
 def test_new_bench_scripts_parse_their_flags(script):
     assert "usage:" in _run(script, "--help")
 
@@ -123,3 +123,16 @@ def test_distill_gain_per_seed_and_pooled(finished_run):
     pooled = rows[2]
     assert pooled["acc"] == pytest.approx((rows[0]["acc"] + rows[1]["acc"]) / 2)
     assert "| float | pooled |" in module.markdown(rows)
+
+
+def test_resolution_ceiling_agreement_per_seed(finished_run):
+    """Teacher-student agreement from a run's saved predictions: one row per seed and student kind."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("resolution_ceiling", BENCH / "resolution_ceiling.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.agreement(finished_run[1], "tiny")
+    assert [(r["seed"], r["model"]) for r in rows] == [(0, "tiny_student"), (0, "scratch_student"),
+                                                       (1, "tiny_student"), (1, "scratch_student")]
+    assert all(0.0 <= r["agree_with_teacher"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0 for r in rows)

@@ -19,8 +19,9 @@ Method (MONAI's ``CropForeground`` idea, plus the largest component, which drops
    one piece; that box is taken unless it is longer (a table joined; :func:`body_crop_from_mask`).
 
 Fallbacks keep the whole image and say why (counted, never silent): ``blank`` (fewer than 16 grey
-levels of contrast once smoothed: flat or pure noise), ``small`` (the body is under 5% of the image: a crop would zoom into noise),
-``cut`` (bright tissue continues past more than half of the box's edge: the crop would cut the body).
+levels of contrast once smoothed: flat or pure noise), ``small`` (the body is under 5% of the image:
+a crop would zoom into noise), ``cut`` (bright tissue continues past more than half of the box's
+edge: the crop would cut the body).
 
 Example:
     >>> img = np.zeros((100, 200), np.uint8); img[20:80, 60:150] = 200
