@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctdistill.data.decode import decode_image_crop, prepare_pil
-from ctdistill.data.dicom import LUNG_WINDOW, dicom_slices, is_dicom, read_dicom
+from ctdistill.data.decode import decode_image_crop
+from ctdistill.data.dicom import LUNG_WINDOW, decode_dicom_crops, is_dicom
 from ctdistill.errors import CtdistillError, DataError
 from ctdistill.inference import load_model, predict_keras, predict_tflite
 from ctdistill.runfolder import VERDICT, card_path, read_json
@@ -104,8 +104,7 @@ def read_input(path: Path, size: int, channels: int, window: tuple[float, float]
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
     if is_dicom(data):
-        found = [prepare_pil(img, size, channels, crop, box)
-                 for img, box in dicom_slices(read_dicom(data, str(path)), str(path), window, crop)]
+        found = decode_dicom_crops(data, size, channels, str(path), window, crop)
     else:
         found = [decode_image_crop(data, size, channels, str(path), crop)]
     return [a for a, _ in found], [box.fallback if box is not None else "" for _, box in found]

@@ -84,8 +84,7 @@ def verdict(tables: dict, run_dir: Path) -> dict:
                            "float_model": f"{row['teacher']}_student",
                            **{k: float(m[k]) for k in ("accuracy", "f1") if k in m},
                            **{k: float(m[k]) for k in ("accuracy_lo", "accuracy_hi", "f1_lo", "f1_hi") if k in m},
-                           "n": int(m["n"]), "valid_accuracy": float(row["valid_accuracy"])}
-        found["deploy"]["mode"] = row["mode"]
+                           "n": int(m["n"]), "valid_accuracy": float(row["valid_accuracy"]), "mode": row["mode"]}
         found["unfit"] = _unfit(found["deploy"], m, tables["per_class"], tables["metrics"])
         found["gain"] = _gain(tables["distillation_gain"], found["deploy"]["float_model"])
         found["worst_class"] = _worst_class(tables["per_class"], row["model"])

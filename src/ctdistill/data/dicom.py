@@ -59,7 +59,15 @@ def decode_dicom(data: bytes, size: int, channels: int, name: str = "<dicom>",
         DataError: unreadable file, no pixel data, or a compressed transfer syntax whose pixel-data
             handler is not installed (the message names it).
     """
-    return [prepare_pil(img, size, channels, crop, box)[0]
+    return [array for array, _ in decode_dicom_crops(data, size, channels, name, window, crop)]
+
+
+def decode_dicom_crops(data: bytes, size: int, channels: int, name: str = "<dicom>",
+                       window: tuple[float, float] = LUNG_WINDOW, crop: str = "none"
+                       ) -> list[tuple[np.ndarray, Crop | None]]:
+    """:func:`decode_dicom`, each frame with where it cropped (None with ``crop="none"``), as
+    ``decode_image_crop`` is to ``decode_image``."""
+    return [prepare_pil(img, size, channels, crop, box)
             for img, box in dicom_slices(read_dicom(data, name), name, window, crop)]
 
 
