@@ -3,12 +3,13 @@
 For each folder given (class-folder trees, laid out by ``bench/datasets.py`` or in ``../shared/data``)
 it runs ctdistill's own audit (``data.audit.audit_path``) and prints one Markdown row: images,
 classes, the crop's success (``body_fallback`` of the audit table: DICOM on Hounsfield units, images
-on grey), exact and near copy groups, the metadata shortcut baseline and DICOM tags that give the
-label away. With ``--scan-order`` it also measures what a same-scan rule would have to separate:
-within each class folder, files in natural sorted order are taken as consecutive slices of scans,
-and for every slice its picture distance (``data.describe.picture_distance``: 1 - correlation of
-the grey pictures at 128 px) to the next slice, against its distance to the nearest image of any
-other class folder (another scan, series or patient).
+on grey), exact and near copy groups, the scan groups found in the pixels (``data.scans``), the
+metadata shortcut baseline and DICOM tags that give the label away. With ``--scan-order`` it also
+measures what a same-scan rule would have to separate: within each class folder, files in natural
+sorted order are taken as consecutive slices of scans, and for every slice its picture distance
+(``data.describe.picture_distance``: 1 - correlation of the grey pictures at 128 px) to the next
+slice, against its distance to the nearest image of any other class folder (another scan, series or
+patient).
 
     python bench/collections_audit.py ../shared/data/chest-ct-scan collections/*
     python bench/collections_audit.py collections/luna16_stacks --scan-order
@@ -38,19 +39,20 @@ def audit_row(root: Path) -> str:
     tags = "; ".join(f"{t['tag']}={t['value']} ({t['files']} {t['class']})" for t in summary.get("label_tags", []))
     return (f"| {root.name} | {len(table)} | {table['label'].nunique()} | "
             f"{100 * np.mean(missed == ''):.1f}% {reasons or ''} | {summary['n_exact_groups']} / "
-            f"{summary['n_near_groups']} | {base.get('balanced_accuracy', float('nan')):.2f} "
+            f"{summary['n_near_groups']} | {summary['n_scan_groups']} ({summary['n_scan_groups_beyond_copies']}) / "
+            f"{summary['images_in_scan_groups']} | {base.get('balanced_accuracy', float('nan')):.2f} "
             f"(chance {base.get('chance', float('nan')):.2f}) | {tags or 'none'} |")
 
 
-def scan_distances(root: Path, side: int = 128) -> dict:
+def scan_distances(root: Path) -> dict:
     from ctdistill.data.describe import open_picture
+    from ctdistill.data.scans import distance_rows, grey_rows
 
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     files = [(k, f) for k, d in enumerate(folders) for f in sorted((p for p in d.iterdir() if p.is_file()),
                                                                    key=lambda p: natural(p.name))]
-    grey = np.stack([np.asarray(open_picture(f).resize((side, side)), np.float32).ravel() for _, f in files])
-    grey = (grey - grey.mean(1, keepdims=True)) / np.maximum(grey.std(1, keepdims=True), 1e-6)
-    distance = 1.0 - grey @ grey.T / grey.shape[1]
+    rows = grey_rows([open_picture(f) for _, f in files])  # the audit's own pictures and distance
+    distance = distance_rows(rows, 0, len(rows))
     group = np.array([k for k, _ in files])
     nxt = [distance[i, i + 1] for i in range(len(files) - 1) if group[i] == group[i + 1]]
     other = [distance[i, group != group[i]].min() for i in range(len(files))]
@@ -72,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                   "quantiles 0/1/5/10/50%: " + ", ".join(f"{v:.4f}" for v in d["other_scan_nearest"]))
         return 0
     print("| collection | images | classes | body found (fallbacks) | exact / near copy groups | "
-          "metadata baseline, balanced acc | DICOM tags that give the label away |")
-    print("|---|---|---|---|---|---|---|")
+          "scan groups (beyond copies) / images in them | metadata baseline, balanced acc | "
+          "DICOM tags that give the label away |")
+    print("|---|---|---|---|---|---|---|---|")
     for root in args.folders:
         print(audit_row(root), flush=True)
     return 0

@@ -104,6 +104,8 @@ def test_cli_audit_writes_csv_and_json_and_never_overwrites(planted, tmp_path):
             "counts"} <= set(summary)
     table = pd.read_csv(out / "audit.csv")
     assert list(table.columns[:6]) == ["path", "split", "label", "exact_group", "near_group", "flags"]
+    assert "scans found in the pixels" in result.stdout and str(out / "crops.png") in result.stdout
+    assert Image.open(out / "crops.png").size[0] > 300  # the contact sheet of the body crop
     again = ctdistill("data", "audit", planted, "--out", out)
     assert again.returncode == 2 and "already exists" in again.stderr
 

@@ -136,3 +136,16 @@ def test_resolution_ceiling_agreement_per_seed(finished_run):
     assert [(r["seed"], r["model"]) for r in rows] == [(0, "tiny_student"), (0, "scratch_student"),
                                                        (1, "tiny_student"), (1, "scratch_student")]
     assert all(0.0 <= r["agree_with_teacher"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0 for r in rows)
+
+
+def test_collection_audit_and_threshold_benches_run_on_a_tree(tmp_path):
+    tree = make_tree(tmp_path / "tree", per_class=4, size=36)
+    assert "| tree | 24 | 2 |" in _run("collections_audit.py", str(tree))
+    stdout = _run("thresholds.py", str(tree), "--size", "16")
+    assert "| tree | 0-1 bits |" in stdout and "Shortcut flags" in stdout
+
+
+def test_verdict_table_reads_a_finished_run(finished_run):
+    _, run_dir = finished_run
+    last = _run("verdict_table.py", str(run_dir)).strip().splitlines()[-1]
+    assert last.startswith(f"| {run_dir.name} | train ") and "synthetic" in last

@@ -135,6 +135,8 @@ def test_audited_run_reports_official_and_deduplicated_test_metrics(tmp_path, ti
     page = (out / "report.md").read_text()
     assert "How much rests on near copies" in page and "## Audit and data shift" in page
     assert "1 validation or test image(s) have a copy in an earlier split" in page
+    assert "Scans found in the pixels" in page and "(Plots/crops.png)" in page  # the crop's contact sheet
+    assert (out / "Plots" / "crops.png").stat().st_size > 1000
     shift = pd.read_csv(out / "valid_vs_test.csv")
     assert (shift["valid_lo"] <= shift["valid_accuracy"]).all() and (shift["n_valid"] > 0).all()
 

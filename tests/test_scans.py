@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import ct_dicom, save_image
+from PIL import Image
 from test_audit import scene
 
 from ctdistill.data import load_dataset
@@ -184,3 +185,65 @@ def test_label_conflicts_in_the_data_are_pictured_dicom_included(tmp_path):
     left, right = grey[:, : grey.shape[1] // 2], grey[:, grey.shape[1] // 2:]
     assert left.std() > 20 and right.std() > 20  # both drawn: the DICOM file read, not "not readable here"
     assert conflict_pictures({"label_conflict_groups": []}, pd.DataFrame(), tmp_path / "none") == {}
+
+
+def drawn_scan(seed: int, n: int = 6) -> list[np.ndarray]:
+    """``n`` adjacent slices of one drawn scan without ids: a blurred picture seen through a window moved
+    2 px a slice (picture distance 0.004-0.015 between neighbours, 2 or more phash bits: not copies)."""
+    from PIL import ImageFilter
+
+    big = np.asarray(Image.fromarray(scene(seed, (96, 96 + 2 * n))).filter(ImageFilter.GaussianBlur(4)))
+    return [big[2 * k: 2 * k + 96] for k in range(n)]
+
+
+def scans_tree(root: Path) -> Path:
+    """Four scans in scan order, slices 0-3 in train and 4-5 in test, among 24 single slices of their own."""
+    for p, seed in enumerate((1, 2, 3, 4)):
+        for k, img in enumerate(drawn_scan(seed)):
+            save_image(root / ("test" if k >= 4 else "train") / "ab"[p % 2] / f"scan{p}_{k}.png", img, "PNG")
+    for i in range(24):
+        save_image(root / ("train", "valid", "test")[i % 3] / "ab"[i % 2] / f"single{i}.png",
+                   drawn_scan(100 + i, 1)[0], "PNG")
+    return root
+
+
+def test_adjacent_slices_without_ids_are_one_scan_reported_across_given_splits_and_kept_in_one(tmp_path):
+    """The issue's case: files numbered in scan order, no patient id, neighbouring slices in train and test."""
+    result = audit_path(scans_tree(tmp_path / "given"))
+    table = result.table.set_index(result.table["path"].map(lambda p: Path(p).stem))
+    scans = [table.loc[[f"scan{p}_{k}" for k in range(6)]] for p in range(4)]
+    assert all(s["scan_group"].nunique() == 1 and (s["scan_group"] >= 0).all() for s in scans)
+    assert len({int(s["scan_group"].iloc[0]) for s in scans}) == 4
+    assert (table.loc[[f"single{i}" for i in range(24)], "scan_group"] == -1).all()
+    assert not any(s["near_group"].nunique() == 1 and (s["near_group"] >= 0).all() for s in scans)  # not copies
+    summary = result.summary
+    crossed = {Path(f).stem for f in summary["scan_cross_split_files"]}  # copies aside: they are cross_split_files
+    assert len(crossed) >= 6 and crossed | {Path(f).stem for f in summary["cross_split_files"]} == {
+        f"scan{p}_{k}" for p in range(4) for k in (4, 5)}
+    assert summary["n_scans_straddling_splits"] == 4 and summary["n_scan_groups_beyond_copies"] == 4
+    assert summary["scans_straddling_splits"][0]["splits"] == {"test": 2, "train": 4}
+    data = grouped_split(load_dataset(tmp_path / "given", 32, 1), result.table, seed=0)
+    for p in range(4):
+        assert sum(any(f"scan{p}_" in path for path in data.split(s).paths) for s in ("train", "valid", "test")) == 1
+
+
+def test_scan_groups_make_the_shared_group_and_the_verdict_warns(tmp_path):
+    """Without ids, a test slice whose scan is in train is counted as shared (group_leakage) and warned."""
+    from ctdistill.rundata import neighbours_step
+    from ctdistill.verdict import _scan_leak
+
+    root = scans_tree(tmp_path / "given")
+    table = audit_path(root).table
+    data = load_dataset(root, 32, 1)
+    neighbours_step(table, data, tmp_path)
+    found = pd.read_csv(tmp_path / "neighbours.csv")
+    shared = found.set_index(found["path"].map(lambda p: Path(p).stem))["shares_group"]
+    assert shared[shared].index.str.startswith("scan").all() and shared.sum() == 8
+    tests = data.test.paths
+    y = np.array([0 if "/a/" in p else 1 for p in tests])
+    proba = np.eye(2)[np.where(["scan" in p for p in tests], y, 1 - y)]  # right on shared scans, wrong elsewhere
+    rows = group_leakage(found, {"m_int8": ModelPredictions(y, proba, None, {}, tests, 0)})
+    [(kind, words)] = _scan_leak(rows, {"model": "m_int8"})
+    assert kind == "scan_leak" and "8 test image(s) share a patient or scan" in words and "100.0% on them" in words
+    assert "0.0% on the rest" in words
+    assert _scan_leak(rows.iloc[1:], {"model": "m_int8"}) == []

@@ -67,15 +67,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from ctdistill.data.audit import DEFAULT_THRESHOLD, STORED_AUDIT, audit_path, write_audit
+    from ctdistill.report import CROPS, crop_sheet
     from ctdistill.report.tables import audit_text
     from ctdistill.runfolder import refuse_existing
 
     out = Path(args.out)
-    refuse_existing(*(out / name for name in STORED_AUDIT))
+    refuse_existing(*(out / name for name in (*STORED_AUDIT, CROPS)))
     result = audit_path(args.path, DEFAULT_THRESHOLD if args.threshold is None else args.threshold, args.class_map)
     print(audit_text(result.summary))
-    for path in write_audit(result.table, result.summary, out):
-        print(path)
+    for path in [*write_audit(result.table, result.summary, out), crop_sheet(result.table, out / CROPS)]:
+        if path is not None:
+            print(path)
     return 0
 
 

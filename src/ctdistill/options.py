@@ -168,10 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     _class_map(insp)
     _common(insp)
     audit = data.add_parser("audit", help="find exact and near duplicates, cross-split leakage, label conflicts "
-                                          "and shortcut risks; writes audit.csv and audit.json")
+                                          "and shortcut risks, scans that straddle splits; writes audit.csv, "
+                                          "audit.json and crops.png (the body crop on a sample, to check by eye)")
     audit.add_argument("path", help="dataset folder (split tree, class-folder tree or numpy layout)")
-    audit.add_argument("--out", default=".", help="folder for audit.csv and audit.json (default: current folder; "
-                                                  "existing audit files are not overwritten)")
+    audit.add_argument("--out", default=".", help="folder for audit.csv, audit.json and crops.png (default: current "
+                                                  "folder; existing audit files are not overwritten)")
     audit.add_argument("--threshold", type=int, default=None,
                        help="largest perceptual-hash Hamming distance (of 64 bits) that counts as a near copy "
                             "(default 1: CT slices look alike, larger values group different slices)")

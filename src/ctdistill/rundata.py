@@ -17,7 +17,7 @@ from ctdistill.config import Config
 from ctdistill.data import SPLITS, Dataset, Split, load_dataset
 from ctdistill.data.audit import audit_cached, dedup_test_mask, write_audit
 from ctdistill.data.neighbours import cross_label, nearest_neighbours, thumbnails
-from ctdistill.data.split import carve_validation, grouped_split, scan_keys, split_groups
+from ctdistill.data.split import carve_validation, grouped_split, has_scans, table_groups
 from ctdistill.errors import DataError
 from ctdistill.report.tables import audit_text
 from ctdistill.runfolder import write_json
@@ -119,9 +119,9 @@ def neighbours_step(table, data: Dataset, run_dir: Path, group_by: str | None = 
     images of another label that are the same picture are said loudly."""
     refs = data.train.paths + data.valid.paths
     thumbs = {"refs": thumbnails(np.concatenate([data.train.x, data.valid.x])), "test": thumbnails(data.test.x)}
-    ids, scans = refs + data.test.paths, scan_keys(table, refs + data.test.paths)
-    groups = dict(zip(ids, split_groups(ids, None, group_by, scans).tolist(), strict=True)) if (
-        group_by or scans is not None) else None
+    ids = refs + data.test.paths
+    groups = dict(zip(ids, table_groups(table, ids, group_by, copies=False).tolist(), strict=True)) if (
+        group_by or has_scans(table)) else None
     found = nearest_neighbours(table, refs, {"test": data.test.paths}, thumbs, groups)
     if groups is not None:
         log.info("patients/scans: %d of %d test images share theirs with train or valid (neighbours.csv, "

@@ -165,6 +165,9 @@ def leakage_curve(neighbours: pd.DataFrame | None, preds: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SHARED_ROW = "patient/scan also in train or valid"  # group_leakage's row of the test images that share one
+
+
 def group_leakage(neighbours: pd.DataFrame | None, preds: dict) -> pd.DataFrame:
     """Every model's test accuracy on the test images whose patient or scan has other images in train or
     valid (``neighbours.csv``'s ``shares_group``), and on the rest: the leakage curve's point for
@@ -178,7 +181,7 @@ def group_leakage(neighbours: pd.DataFrame | None, preds: dict) -> pd.DataFrame:
     test = neighbours[neighbours["split"] == "test"].set_index("path")["shares_group"]
     shares = test.loc[next(iter(preds.values())).files].to_numpy().astype(bool)
     rows = []
-    for name, keep in (("patient/scan also in train or valid", shares), ("no patient/scan shared", ~shares)):
+    for name, keep in ((SHARED_ROW, shares), ("no patient/scan shared", ~shares)):
         if keep.any():
             rows.append({"test images": name, "n_images": int(keep.sum()), **_accuracies(preds, keep)})
     return pd.DataFrame(rows)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ctdistill import runfolder as rf
 from ctdistill.choices import DEPLOY_ORDER
+from ctdistill.scoring import SHARED_ROW
 
 SMALL_TEST_SET = 100  # fewer test images than this: every interval is wide (one image is > 1 point)
 CHANCE_MARGIN = 0.05  # a teacher within 5 points of always answering the largest class is "near chance"
@@ -185,6 +186,7 @@ def _warnings(tables: dict, run_dir: Path, deploy: dict | None) -> list[tuple[st
         out.append(("cross_label", f"{len(crossed)} test image(s) are the same picture as a training or validation "
                                    "image of another class (neighbours.csv; listed in the log): a label conflict, and "
                                    "a leak whichever label is right"))
+    out += _scan_leak(tables.get("group_leakage"), deploy)
     compared = tables["valid_vs_test"]
     if deploy is not None and len(compared):
         mine = compared.set_index("model").loc[deploy["model"]]
@@ -194,6 +196,23 @@ def _warnings(tables: dict, run_dir: Path, deploy: dict | None) -> list[tuple[st
                                  f"({100 * deploy['accuracy_lo']:.1f}-{100 * deploy['accuracy_hi']:.1f}%): the test "
                                  "images differ from the training ones (see the audit)"))
     return out
+
+
+def _scan_leak(leakage: pd.DataFrame | None, deploy: dict | None) -> list[tuple[str, str]]:
+    """A warning when test images share a patient or scan with the images the model learnt from
+    (``scoring.group_leakage``), with the deployed model's accuracy on them and on the rest."""
+    if leakage is None or leakage.empty or deploy is None or deploy["model"] not in leakage:
+        return []
+    rows = leakage.set_index("test images")
+    shared = rows[rows.index.str.startswith(SHARED_ROW)]
+    if shared.empty:
+        return []
+    rest, model = rows.drop(shared.index), deploy["model"]
+    other = f", {100 * rest[model].iloc[0]:.1f}% on the rest" if len(rest) else ""
+    return [("scan_leak", f"{int(shared['n_images'].iloc[0])} test image(s) share a patient or scan (copies included) "
+                          "with training or validation images (DICOM ids, --group-by, or pictures chained within the "
+                          f"audit's same-scan distance): the deployed model scores {100 * shared[model].iloc[0]:.1f}% "
+                          f"on them{other} (report: 'Test images that share a patient or scan with training')")]
 
 
 def label_tag_words(tag: dict) -> str:

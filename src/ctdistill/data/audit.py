@@ -17,6 +17,8 @@ inflates every reported number. The audit finds:
   model can learn the source instead of the disease);
 * header tags that give the label away: a DICOM tag value seen in one class only, more often than
   chance allows (``data.shortcuts.label_tags``: ContrastBolusAgent in a contrast/no-contrast set);
+* scans without ids: images whose pictures are within ``data.scans.SAME_SCAN`` of each other, chained
+  into scan groups (adjacent slices; copies among them), and the scans that straddle the given splits;
 * framing by split: the body's median share of the image per split and class; a split framed
   unlike train (the Kaggle test split shows the table and wide margins) is a train/test shift.
 
@@ -40,13 +42,13 @@ from ctdistill.data import cache
 from ctdistill.data.describe import describe_array, describe_image, picture_distance
 from ctdistill.data.dicom import TAG_PREFIX
 from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy
+from ctdistill.data.scans import SPLIT_ORDER, add_scan_groups, scan_findings
 from ctdistill.data.shortcuts import label_tags, shortcut_baseline, train_test_shift
 from ctdistill.data.tree import scan_tree
 from ctdistill.errors import DataError
 from ctdistill.runfolder import atomic_path, write_json
 
 log = logging.getLogger(__name__)
-SPLIT_ORDER = {"train": 0, "all": 0, "valid": 1, "test": 2}
 # Largest phash Hamming distance (of 64 bits) that counts as a near copy. Chest-CT slices look alike:
 # on the real dataset 0-1 reproduces its README (no cancer image shared across splits, one label
 # conflict); 4 already grouped different slices of different patients and classes. phash sets the 32
@@ -242,7 +244,7 @@ def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD, class_map: 
                         "tree itself for another threshold", root, summary.get("threshold"), threshold)
         return AuditResult(pd.read_csv(root / STORED_AUDIT[0], keep_default_na=False, na_values=[""]), summary)
     collected = collect(root, class_map)
-    table = flag(group(collected, threshold))
+    table = add_scan_groups(flag(group(collected, threshold)))
     conflicts = table[table["label_conflict"]].groupby("near_group")["label"].agg(lambda s: sorted(set(s)))
     summary = {
         "path": str(root), "threshold": threshold, "n_files": len(table),
@@ -264,6 +266,7 @@ def audit_path(path: str | Path, threshold: int = DEFAULT_THRESHOLD, class_map: 
         "label_tags": label_tags(table),
         "train_test_shift": train_test_shift(table),
         "framing": framing(table),
+        **scan_findings(table),
         "unreadable_files": collected.attrs.get("unreadable", []),
     }
     return AuditResult(table, summary)
@@ -281,8 +284,8 @@ def _duplicate_counts(table: pd.DataFrame) -> dict:
 
 
 AUDIT_COLUMNS = ["path", "split", "label", "exact_group", "near_group", "flags", "width", "height", "mode", "format",
-                 "pixel_hash", "phash", "dhash", "body_share", "body_fallback", "file_kb", "mean", "std", "border",
-                 "thumb", "thumb_body", "patient", "study"]
+                 "pixel_hash", "phash", "dhash", "body_share", "body_fallback", "body_box", "file_kb", "mean", "std",
+                 "border", "thumb", "thumb_body", "patient", "study", "scan_group"]
 
 
 def write_audit(table: pd.DataFrame, summary: dict, out: Path) -> list[Path]:
@@ -306,8 +309,8 @@ def dedup_test_mask(table: pd.DataFrame, earlier_ids: list[str], test_ids: list[
     return np.array([group[i] not in earlier for i in test_ids], dtype=bool)
 
 
-AUDIT_VERSION = 8  # 5: dhash beside phash (data.neighbours); 6: intensity, file size, shortcut and shift;
-# 7: thumbnails, DICOM slices with their patient and study; 8: DICOM header tags, label_tags
+AUDIT_VERSION = 9  # 5: dhash beside phash (data.neighbours); 6: intensity, file size, shortcut and shift;
+# 7: thumbnails, DICOM slices with their patient and study; 8: DICOM header tags, label_tags; 9: scan groups
 
 
 def audit_cached(path: str | Path, fingerprint: str, threshold: int = DEFAULT_THRESHOLD,

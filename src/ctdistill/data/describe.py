@@ -32,6 +32,7 @@ from ctdistill.data.dicom import header_tags, is_dicom, one_slice, scan_ids
 from ctdistill.errors import DataError
 
 THUMB = 8  # thumbnail side in pixels: 64 features, coarse enough that a random forest on 1000 images copes
+PICTURE_SIDE = 128  # side of the pictures compared pixel by pixel (annotated copies, adjacent slices)
 
 
 def describe_image(data: bytes, name: str) -> dict:
@@ -88,8 +89,10 @@ def _pictured(rgb: Image.Image, grey: np.ndarray, crop) -> dict:
     body = crop.apply(grey)
     return {"pixel_hash": hashlib.sha256(f"{rgb.size}".encode() + rgb.tobytes()).hexdigest(),
             "phash": str(imagehash.phash(rgb)), "dhash": str(imagehash.dhash(rgb)),
-            "body_share": round(crop.share, 4), "body_fallback": crop.fallback, **_intensity(grey),
-            "thumb": thumbnail(grey), "thumb_body": thumbnail(body)}
+            "body_share": round(crop.share, 4), "body_fallback": crop.fallback,
+            "body_box": ",".join(map(str, crop.box)), **_intensity(grey),
+            "thumb": thumbnail(grey), "thumb_body": thumbnail(body),
+            "picture": standardised_picture(Image.fromarray(np.ascontiguousarray(grey, dtype=np.uint8)))}
 
 
 def _intensity(grey: np.ndarray) -> dict:
@@ -118,7 +121,20 @@ def thumbnail_pixels(hexes) -> np.ndarray:
     return np.array([np.frombuffer(bytes.fromhex(h), np.uint8) for h in hexes], dtype=np.float32)
 
 
-def picture_distance(first: str | Path, second: str | Path, side: int = 128) -> float:
+def standardised_picture(grey: Image.Image, side: int = PICTURE_SIDE) -> np.ndarray:
+    """A grey picture resized to ``side`` px, flattened and standardised (mean 0, variance 1; float16 to
+    keep a collection's pictures small): the dot product of two, over their length, is their correlation.
+
+    Example:
+        >>> row = standardised_picture(Image.fromarray(np.tile(np.arange(64, dtype=np.uint8), (64, 1))), 32)
+        >>> row.shape, round(float(row.astype(np.float32) @ row / row.size), 2)
+        ((1024,), 1.0)
+    """
+    pixels = np.asarray(grey.convert("L").resize((side, side), Image.Resampling.BILINEAR), np.float32).ravel()
+    return ((pixels - pixels.mean()) / (pixels.std() or 1.0)).astype(np.float16)
+
+
+def picture_distance(first: str | Path, second: str | Path, side: int = PICTURE_SIDE) -> float:
     """1 - the correlation of two files' grey pictures resized to ``side`` px: near 0 for the same picture
     with a line drawn on it, re-encoded or brightened; a few hundredths for the adjacent slice.
 
@@ -131,10 +147,9 @@ def picture_distance(first: str | Path, second: str | Path, side: int = 128) -> 
         True
     """
     a, b = (_standardised(str(path), side, Path(path).stat().st_mtime_ns) for path in (first, second))
-    return float(1.0 - a @ b / a.size)
+    return float(1.0 - a.astype(np.float32) @ b.astype(np.float32) / a.size)
 
 
 @functools.lru_cache(maxsize=256)  # the audit compares one file with several candidates in a row
 def _standardised(path: str, side: int, modified: int) -> np.ndarray:  # ``modified``: a changed file is read anew
-    grey = np.asarray(open_picture(path).resize((side, side), Image.Resampling.BILINEAR), np.float64).ravel()
-    return (grey - grey.mean()) / (grey.std() or 1.0)
+    return standardised_picture(open_picture(path), side)

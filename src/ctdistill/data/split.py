@@ -25,11 +25,12 @@ from ctdistill.errors import DataError
 
 
 def split_groups(paths: list[str], near: np.ndarray | None, group_by: str | None = None,
-                 scans: np.ndarray | None = None) -> np.ndarray:
+                 scans: np.ndarray | None = None, pictures: np.ndarray | None = None) -> np.ndarray:
     r"""One group id per image: images that are copies (``near``: the audit's near groups, -1 for none),
-    share a ``group_by`` key (the regex's first group, or its whole match, found in the path) or a
-    scan key (``scans``: :func:`scan_keys`, "" for none) are one group; every other image is a group
-    of its own.
+    share a ``group_by`` key (the regex's first group, or its whole match, found in the path), a
+    scan key (``scans``: :func:`scan_keys`, "" for none) or a scan group found in the pixels
+    (``pictures``: the audit's ``scan_group``, ``data.scans``; -1 for none) are one group; every other
+    image is a group of its own.
 
     Example:
         >>> split_groups(["p1_a.png", "p1_b.png", "p2_a.png"], None, r"p(\d+)_").tolist()
@@ -42,7 +43,8 @@ def split_groups(paths: list[str], near: np.ndarray | None, group_by: str | None
         found = pattern.search(str(path)) if pattern else None
         for key in ([("near", near[i])] if near is not None and near[i] >= 0 else []) + (
                 [("key", found.group(1) if found.groups() else found.group(0))] if found else []) + (
-                [("scan", scans[i])] if scans is not None and scans[i] else []):
+                [("scan", scans[i])] if scans is not None and scans[i] else []) + (
+                [("pixels", pictures[i])] if pictures is not None and pictures[i] >= 0 else []):
             sets.merge(keys.setdefault(key, i), i)
     return np.array([min(sets.subset(i)) for i in range(len(paths))])
 
@@ -59,11 +61,22 @@ def scan_keys(audit_table: pd.DataFrame | None, paths: list[str]) -> np.ndarray 
     return keys if (keys != "").any() else None
 
 
-def table_groups(audit_table: pd.DataFrame | None, paths: list[str], group_by: str | None = None) -> np.ndarray:
-    """:func:`split_groups` of ``paths`` from the audit table's near groups and scan ids (every image
-    its own group, but for ``group_by``, without an audit)."""
-    near = audit_table.set_index("path")["near_group"].loc[paths].to_numpy() if audit_table is not None else None
-    return split_groups(paths, near, group_by, scan_keys(audit_table, paths))
+def table_groups(audit_table: pd.DataFrame | None, paths: list[str], group_by: str | None = None,
+                 copies: bool = True) -> np.ndarray:
+    """:func:`split_groups` of ``paths`` from the audit table's near groups (unless ``copies`` is False),
+    scan ids and scan groups (every image its own group, but for ``group_by``, without an audit)."""
+    rows = audit_table.set_index("path") if audit_table is not None else pd.DataFrame()
+    near = rows["near_group"].loc[paths].to_numpy() if copies and "near_group" in rows else None
+    pictures = rows["scan_group"].loc[paths].to_numpy() if "scan_group" in rows else None
+    return split_groups(paths, near, group_by, scan_keys(audit_table, paths), pictures)
+
+
+def has_scans(audit_table: pd.DataFrame | None) -> bool:
+    """Whether the audit table knows any patient or scan (DICOM ids, or scan groups in the pixels)."""
+    if audit_table is None:
+        return False
+    found = "scan_group" in audit_table and bool((audit_table["scan_group"] >= 0).any())
+    return found or scan_keys(audit_table, audit_table["path"].tolist()) is not None
 
 
 def grouped_split(data: Dataset, audit_table: pd.DataFrame, seed: int, group_by: str | None = None) -> Dataset:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ctdistill import runfolder as rf
+from ctdistill.data.audit import STORED_AUDIT
 from ctdistill.report import page, plots
 from ctdistill.report.card import write_cards
 from ctdistill.report.tables import audit_sentences, classification_report_frame, confusion_frame, verdict_text
@@ -52,6 +53,10 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     written.append(write_json(out / rf.VERDICT, found))
     audit, crossed = tables["audit"], tables["cross_label"]
     pictured = conflict_pictures(audit, crossed, out / rf.PLOTS)
+    stored = run_dir / STORED_AUDIT[0]
+    sheet = crop_sheet(pd.read_csv(stored), out / rf.PLOTS / CROPS) if stored.is_file() else None
+    if sheet is not None:
+        pictured["The body crop on a sample of the data: green found, red kept whole (the audit's crops.png)"] = sheet
     figures |= pictured
     written += pictured.values()
     written += page.write_pages(tables, figures, run_dir, out, verdict_text(found),
@@ -76,6 +81,25 @@ def conflict_pictures(audit: dict | None, crossed: pd.DataFrame | None, folder: 
             [(g["files"][0], g["files"][1], " / ".join(g["labels"])) for g in groups if len(g["files"]) > 1],
             folder / "label_conflicts.png")
     return figures
+
+
+CROPS = "crops.png"  # the audit's contact sheet of the body crop (ctdistill data audit, and the run's Plots/)
+
+
+def crop_sheet(table: pd.DataFrame, path: Path, per_class: int = 3, missed: int = 4, seed: int = 0) -> Path | None:
+    """Draw ``per_class`` images of every class (drawn at random, ``seed``) and up to ``missed`` images
+    where no body was found, with their crop boxes (:func:`plots.plot_crops`), so the crop can be checked
+    by eye on any data; None when the audit table has no boxes (a numpy layout, an older audit)."""
+    if table is None or "body_box" not in table or table.empty or not table["path"].map(
+            lambda p: Path(p).is_file()).any():
+        return None
+    fallback = table["body_fallback"].fillna("").astype(str)
+    chosen = [g.sample(min(per_class, len(g)), random_state=seed) for _, g in table[fallback == ""].groupby("label")]
+    chosen.append(table[fallback != ""].head(missed))
+    sample = pd.concat(chosen)
+    short = lambda text, n: text if len(text) <= n else text[:n - 1] + "…"  # noqa: E731
+    return plots.plot_crops([(r.path, f"{short(r.label, 28)}\n{short(Path(r.path).name, 28)}", r.body_box, fallback[i])
+                             for i, r in zip(sample.index, sample.itertuples(), strict=True)], path)
 
 
 def training_curves(run_dir: Path, summary: pd.DataFrame, folder: Path) -> dict[str, Path]:

@@ -48,9 +48,10 @@ SECTIONS = (
      "says part of the result rests on test images the model has all but seen; the de-duplicated view above removes "
      "the images within the audit's threshold of a copy. Some values of d are shown; leakage_curve.csv has all."),
     ("group_leakage", "Test images that share a patient or scan with training",
-     "Each model's test accuracy on the test images whose patient or scan (--group-by, or the DICOM PatientID) also "
-     "has images in train or valid, and on the rest. Adjacent slices of one scan are not copies, so the curve above "
-     "cannot see them; a higher accuracy on the shared ones says the result leans on having seen the patient."),
+     "Each model's test accuracy on the test images whose patient or scan (--group-by, the DICOM PatientID, or a scan "
+     "group the audit chained from pictures within its same-scan distance, copies included) also has images in train "
+     "or valid, and on the rest. Adjacent slices of one scan are not copies, so the curve above may not see them; a "
+     "higher accuracy on the shared ones says the result leans on having seen the patient."),
 )
 # The leakage curve as shown: these distances (of 64 bits), where present.
 SHOWN_DISTANCES = (-1, 0, 1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32)

@@ -190,6 +190,26 @@ def plot_pairs(pairs: list[tuple[str, str, str]], path: Path, limit: int = 8) ->
     return save_figure(fig, path)
 
 
+def plot_crops(samples: list[tuple[str, str, str, str]], path: Path, columns: int = 4) -> Path:
+    """A contact sheet of the body crop: each original with its box (``data.crop``; the audit's
+    ``body_box``: top, left, bottom, right), green where the body was found, red where the whole image
+    was kept (captioned with why). ``samples``: ``(file, caption, body_box, body_fallback)``."""
+    rows = -(-len(samples) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False, layout="constrained")
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for (file, caption, box, fallback), ax in zip(samples, axes.ravel(), strict=False):
+        try:
+            ax.imshow(open_picture(file), cmap="gray")
+        except (OSError, DataError):
+            ax.text(0.5, 0.5, "not readable here", ha="center", transform=ax.transAxes)
+        top, left, bottom, right = (int(v) for v in str(box).split(","))
+        ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, lw=1.5,
+                                   edgecolor="tab:red" if fallback else "lime"))
+        ax.set_title(f"{caption}\n{f'no body found: {fallback}' if fallback else 'body found'}", fontsize=7, loc="left")
+    return save_figure(fig, path)
+
+
 def plot_accuracy_vs_latency(metrics: pd.DataFrame, bench: pd.DataFrame, path: Path) -> Path:
     """Test accuracy against batch-1 median latency (``ctdistill bench``), one marker per thread count.
 

@@ -51,6 +51,11 @@ def audit_text(summary: dict) -> str:
                      f"{counts['cross_split']} with a copy in an earlier split")
     for conflict in summary["label_conflict_groups"]:
         lines.append(f"LABEL CONFLICT: {' vs '.join(conflict['labels'])}: " + ", ".join(conflict["files"]))
+    if "n_scan_groups" in summary:
+        lines.append(scan_words(summary))
+    for scan in summary.get("scans_straddling_splits", []):
+        lines.append(f"SCAN ACROSS SPLITS: scan group {scan['group']} (" + ", ".join(
+            f"{n} {s}" for s, n in scan["splits"].items()) + "): " + ", ".join(scan["files"]))
     frame = summary.get("framing") or {}
     if frame:
         lines.append("framing: the body fills a median " + ", ".join(
@@ -167,6 +172,9 @@ def audit_sentences(summary: dict, crossed) -> list[str]:
     for conflict in summary.get("label_conflict_groups") or []:
         lines.append(f"Label conflict: the same picture is filed as {' and '.join(conflict['labels'])} "
                      f"({', '.join(Path(f).name for f in conflict['files'])}); at most one of them is right.")
+    if "n_scan_groups" in summary:
+        lines.append(scan_words(summary)[0].upper() + scan_words(summary)[1:] + ". ctdistill's own splits keep "
+                     "each scan group in one split; a given test split keeps what it was given.")
     if crossed is not None:
         lines.append(f"{len(crossed)} test image(s) are the same picture as a training image of another class "
                      "(neighbours.csv, pictured below)." if len(crossed) else
@@ -188,6 +196,16 @@ def audit_sentences(summary: dict, crossed) -> list[str]:
                    else "the test split looks drawn like the rest")
         lines.append(f"Train/test shift: {_shift_words(shift)}: {reading}.")
     return lines
+
+
+def scan_words(summary: dict) -> str:
+    """The audit's scan groups (``data.scans.scan_findings``) in one line."""
+    crossed = summary.get("scan_cross_split_files") or []
+    return (f"scans found in the pixels (pictures within {summary['same_scan_threshold']} of a neighbour, chained): "
+            f"{summary['n_scan_groups']} group(s) of {summary['images_in_scan_groups']} images, "
+            f"{summary['n_scan_groups_beyond_copies']} joining more than copies (adjacent slices); "
+            f"{summary.get('n_scans_straddling_splits', 0)} such scan(s) straddle the given splits, and "
+            f"{len(crossed)} valid/test image(s) share a scan, not a copy, with an earlier split")
 
 
 def _shortcut_words(base: dict) -> str:
