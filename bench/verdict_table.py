@@ -22,7 +22,7 @@ def row(run_dir: Path) -> str:
     deploy, unfit = verdict["deploy"], verdict["unfit"]
     chosen = (f"{deploy['model']}: {100 * deploy['accuracy']:.1f}% ({100 * deploy['accuracy_lo']:.1f}–"
               f"{100 * deploy['accuracy_hi']:.1f}) of {deploy['n']}") if deploy else "none"
-    fit = f"refused ({unfit['reason']})" if unfit else ("fit" if deploy else "–")
+    fit = f"refused ({unfit['reason']})" if unfit else ("deploy" if deploy else "–")
     kinds = ", ".join(kind for kind, _ in verdict["warnings"]) or "none"
     return (f"| {run_dir.name} | {', '.join(f'{s} {sum(c.values())}' for s, c in counts.items())} | {chosen} | "
             f"{fit} | {kinds} | {seconds:.0f} s |")

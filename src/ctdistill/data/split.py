@@ -137,7 +137,9 @@ def carve_validation(data: Dataset, audit_table: pd.DataFrame | None, fraction: 
 
 def _one_fold(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if len(np.unique(groups)) < n_splits:  # e.g. anonymised DICOM: one PatientID for every slice
-        raise DataError(f"only {len(np.unique(groups))} patient/scan/copy group(s) among {len(y)} images: too few to "
-                        f"split into {n_splits} folds by group (check --group-by, or the files' PatientID)")
+        raise DataError(f"only {len(np.unique(groups))} patient/scan/copy group(s) among {len(y)} images (DICOM "
+                        "PatientID, --group-by, copies, and scans the audit chained from their pictures): too few to "
+                        f"split into {n_splits} folds by group, so no test image would come from an unseen patient or "
+                        "scan (check --group-by, or the files' PatientID)")
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return next(folds.split(np.zeros(len(y)), y, groups))
