@@ -26,9 +26,11 @@ def measure(data_dir: str, teacher_name: str, epochs: int) -> dict:
     import keras
 
     from ctdistill.config import Config
-    from ctdistill.distill import distill_student
-    from ctdistill.pipeline import audit_step, load_data, seed_everything
-    from ctdistill.train import train_scratch, train_teacher
+    from ctdistill.run.data_steps import audit_step, load_data
+    from ctdistill.run.steps import seed_everything
+    from ctdistill.training.distill import distill_student
+    from ctdistill.training.fit import train_scratch
+    from ctdistill.training.teachers import train_teacher
 
     cfg = Config(data=data_dir, weights="none", teachers=(teacher_name,), epochs=epochs, teacher_epochs=epochs,
                  patience=epochs, warmup_epochs=0)

@@ -24,9 +24,10 @@ def one_seed(data_dir: str, seed: int, epochs: int, batch_size: int) -> list[dic
     from recipe_variants import score_on_test  # bench/ is on sys.path when a bench script runs
 
     from ctdistill.config import Config
-    from ctdistill.distill import distill_student
-    from ctdistill.pipeline import audit_step, load_data, seed_everything
-    from ctdistill.train import train_scratch
+    from ctdistill.run.data_steps import audit_step, load_data
+    from ctdistill.run.steps import seed_everything
+    from ctdistill.training.distill import distill_student
+    from ctdistill.training.fit import train_scratch
 
     cfg = Config.from_mapping({"data": data_dir, "weights": "none", "teachers": ["vgg16"], "epochs": epochs,
                                "batch_size": batch_size, "seed": seed})

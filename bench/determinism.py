@@ -27,8 +27,8 @@ def child(data: str, epochs: int, deterministic: bool) -> None:
 
     from ctdistill.config import Config
     from ctdistill.data import load_dataset
-    from ctdistill.pipeline import seed_everything
-    from ctdistill.train import train_scratch
+    from ctdistill.run.steps import seed_everything
+    from ctdistill.training.fit import train_scratch
 
     cfg = Config(data=data, weights="none", teachers=("vgg16",), epochs=epochs, patience=epochs,
                  deterministic=deterministic)

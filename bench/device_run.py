@@ -40,7 +40,7 @@ def train(args: argparse.Namespace) -> None:
     for spec in args.run:
         name, _, flags = spec.partition(":")
         name = name.strip()
-        cmd = [sys.executable, "-m", "ctdistill.cli", "run", "--data", args.data, "--out", str(runs_dir / name),
+        cmd = [sys.executable, "-m", "ctdistill.cli.main", "run", "--data", args.data, "--out", str(runs_dir / name),
                *shlex.split(args.common), *shlex.split(flags)]
         runs_dir.mkdir(parents=True, exist_ok=True)
         log = open(runs_dir / f"{name}.log", "w")  # noqa: SIM115  (closed below, when its process ends)
@@ -94,7 +94,8 @@ def finish(args: argparse.Namespace) -> None:
     archive.unlink()
     for run in sorted(p for p in into.iterdir() if (p / "config.json").is_file()):
         if args.quantize and list(run.glob("*_Student.keras")):
-            done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "quantize", str(run), "--data", args.data,
+            done = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "quantize", str(run),
+                                   "--data", args.data,
                                    "-q"], capture_output=True, text=True)
             print(f"{run.name}: quantize exit {done.returncode} {done.stderr.strip()[-300:]}")
         print(stage_table(run))

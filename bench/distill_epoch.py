@@ -24,10 +24,11 @@ import keras
 
 from ctdistill.config import Config
 from ctdistill.data import load_dataset
-from ctdistill.distill import make_distiller
-from ctdistill.models import build_student, build_teacher
-from ctdistill.recipe import one_hot
-from ctdistill.train import as_float, compile_classifier
+from ctdistill.training.distill import make_distiller
+from ctdistill.models.student import build_student
+from ctdistill.models.teachers import build_teacher
+from ctdistill.training.recipe import one_hot
+from ctdistill.training.fit import as_float, compile_classifier
 # isort: on
 
 
@@ -57,8 +58,8 @@ def stream_epoch_seconds(model, train, valid, epochs) -> float:
 
 def augmented(args, data) -> dict[str, float]:
     """Seconds per epoch with the default recipe's augmentation (teacher on every batch vs a view pool)."""
-    from ctdistill.distill import view_pool_stream
-    from ctdistill.recipe import training_batches, validation_batches
+    from ctdistill.training.distill import view_pool_stream
+    from ctdistill.training.recipe import training_batches, validation_batches
 
     cfg = Config.from_mapping({"weights": "none", "batch_size": args.batch_size, "epochs": args.epochs + 1,
                                "teacher_views": args.views})

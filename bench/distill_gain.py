@@ -3,7 +3,7 @@
 Reads a run folder's saved predictions (nothing is retrained) and compares, on the same test images,
 each seed's distilled student (and its int8 model) with the same seed's scratch student: accuracy on
 the official test split and its de-duplicated view, and the macro-F1 gain with a paired bootstrap 95%
-interval (``ctdistill.compare.paired_gain``). The pooled row resamples test images once per round and
+interval (``ctdistill.assess.compare.paired_gain``). The pooled row resamples test images once per round and
 averages the gain over the seeds on those images, so its interval is that of the seed-mean gain.
 
     python bench/distill_gain.py runs/lite0 --teacher efficientnet_lite0
@@ -19,16 +19,16 @@ import numpy as np
 
 
 def scores(run_dir: Path, model: str, class_names: list[str], seed: int | None):
-    from ctdistill.runfolder import predictions_dir, read_predictions, split_arrays
+    from ctdistill.run.folder import predictions_dir, read_predictions, split_arrays
 
     y, proba, dedup = split_arrays(read_predictions(predictions_dir(run_dir, seed), model), "test", class_names)
     return y, proba.argmax(axis=1), dedup
 
 
 def gain_table(run_dir: Path, teacher: str, n_resamples: int = 1000) -> list[dict]:
-    from ctdistill.compare import paired_gain
-    from ctdistill.metrics import bootstrap_ci, macro_f1
-    from ctdistill.runfolder import repeated_seeds
+    from ctdistill.assess.compare import paired_gain
+    from ctdistill.assess.metrics import bootstrap_ci, macro_f1
+    from ctdistill.run.folder import repeated_seeds
 
     config = json.loads((run_dir / "config.json").read_text())
     class_names = json.loads((run_dir / "manifest.json").read_text())["dataset"]["class_names"]

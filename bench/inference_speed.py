@@ -32,11 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     import ctdistill  # noqa: F401  (TensorFlow settings first)
-    from ctdistill.benchmark import bench_models
+    from ctdistill.assess.latency import bench_models
     from ctdistill.config import Config
-    from ctdistill.pipeline import audit_step, load_data, seed_everything
-    from ctdistill.quantize import convert_all
-    from ctdistill.train import train_scratch
+    from ctdistill.quantize.convert import convert_all
+    from ctdistill.run.data_steps import audit_step, load_data
+    from ctdistill.run.steps import seed_everything
+    from ctdistill.training.fit import train_scratch
 
     cfg = Config.from_mapping({"data": args.data, "teachers": ["vgg16"], "weights": "none", "epochs": args.epochs})
     cfg = dataclasses.replace(cfg, deterministic=False)  # op determinism would slow Keras here, not in `bench`

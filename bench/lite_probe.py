@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ctdistill.data import load_dataset
     from ctdistill.models.efficientnet_lite import efficientnet_lite
-    from ctdistill.rundata import enlarged
+    from ctdistill.run.data_steps import enlarged
 
     print("| decoded at | network input | valid acc % | test acc % |\n|---|---|---|---|")
     for size in (int(s) for s in args.sizes.split(",")):

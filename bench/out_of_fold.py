@@ -52,10 +52,10 @@ def train_members(args, out: list[dict]) -> tuple[list, dict[str, int]]:
     from student_ensemble import prepared
 
     from ctdistill.data.dataset import Split
-    from ctdistill.distill import ensemble_teacher
-    from ctdistill.inference import load_model, predict_keras
-    from ctdistill.records import save_model
-    from ctdistill.train import train_scratch
+    from ctdistill.models.inference import load_model, predict_keras
+    from ctdistill.run.outputs import save_model
+    from ctdistill.training.distill import ensemble_teacher
+    from ctdistill.training.fit import train_scratch
 
     cfg, data = prepared(args.data, 0, args.epochs, args.batch_size)
     paths, y, fold_of = pool_folds(data, args.data, args.folds)
@@ -92,7 +92,7 @@ def train_members(args, out: list[dict]) -> tuple[list, dict[str, int]]:
 
 def oof_logits(members: list, fold: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Row i: the logits of the member that held image i out (``fold[i]``)."""
-    from ctdistill.inference import keras_logits
+    from ctdistill.models.inference import keras_logits
 
     every = np.stack([keras_logits(m, x) for m in members])  # (members, N, classes)
     return every[fold, np.arange(len(x))]
@@ -103,10 +103,10 @@ def distil_one(args, members: list, fold_of: dict[str, int], seed: int) -> dict:
     from recipe_variants import int8_figures, score_on_test
     from student_ensemble import prepared
 
-    from ctdistill.distill import augmented_views, make_distiller, new_student
-    from ctdistill.pipeline import seed_everything
-    from ctdistill.recipe import steps_per_epoch, training_batches
-    from ctdistill.train import as_float, fit
+    from ctdistill.run.steps import seed_everything
+    from ctdistill.training.distill import augmented_views, make_distiller, new_student
+    from ctdistill.training.fit import as_float, fit
+    from ctdistill.training.recipe import steps_per_epoch, training_batches
 
     overrides = {} if args.temperature is None else {"temperature": args.temperature}
     cfg, data = prepared(args.data, seed, args.epochs, args.batch_size, **overrides)

@@ -42,7 +42,7 @@ def child_ctdistill(values: dict) -> dict:
     import pandas as pd
 
     from ctdistill.config import Config
-    from ctdistill.pipeline import run
+    from ctdistill.run.pipeline import run
 
     with tempfile.TemporaryDirectory() as tmp:
         clock = time.perf_counter()

@@ -3,7 +3,7 @@
 Usage: python bench/quant_gate.py RUN_DIR TEACHER [--max-drop 1.0] [--out DIR]
 
 Rebuilds the run's data split from its config.json (same data, seed, split rules), loads
-``{TEACHER}_Student.keras``, converts it to full int8 and runs ``ctdistill.quantgate.run_gate`` on
+``{TEACHER}_Student.keras``, converts it to full int8 and runs ``ctdistill.quantize.gate.run_gate`` on
 the validation split; then scores every attempt on the test split too (for the record only: the
 gate never looks at test). Prints a Markdown table.
 """
@@ -28,10 +28,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from ctdistill.config import Config
-    from ctdistill.inference import LiteRTModel, load_model, predict_keras
-    from ctdistill.pipeline import audit_step, load_data
-    from ctdistill.quantgate import run_gate
-    from ctdistill.quantize import convert_all
+    from ctdistill.models.inference import LiteRTModel, load_model, predict_keras
+    from ctdistill.quantize.convert import convert_all
+    from ctdistill.quantize.gate import run_gate
+    from ctdistill.run.data_steps import audit_step, load_data
 
     cfg = Config.from_mapping(json.loads((args.run_dir / "config.json").read_text()), "config.json")
     out = args.out or Path(tempfile.mkdtemp(prefix="gate-"))

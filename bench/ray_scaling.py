@@ -35,9 +35,9 @@ def one(executor: str, out: Path, address: str | None) -> None:
     """One run in this process; writes ``<out>.json``: wall time, the records' seconds, the driver's task times."""
     use_checkout()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    from ctdistill import progress
     from ctdistill.config import Config
-    from ctdistill.pipeline import run
+    from ctdistill.console import progress
+    from ctdistill.run.pipeline import run
 
     seen: dict[str, dict] = {}
     start, finish = progress.FlightBoard.start, progress.FlightBoard.finish

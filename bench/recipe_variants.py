@@ -56,8 +56,8 @@ VARIANTS = {
 
 def int8_figures(model, data, tmp: Path) -> dict:
     """Convert to full-int8 LiteRT, score it on test, time batch-1 inference (1 thread)."""
-    from ctdistill.inference import LiteRTModel
-    from ctdistill.quantize import convert_all
+    from ctdistill.models.inference import LiteRTModel
+    from ctdistill.quantize.convert import convert_all
 
     path = convert_all(model, ("int8",), data.train.x, lambda m: tmp / f"student_{m}.tflite")["int8"]
     lite = LiteRTModel(path, num_threads=1)
@@ -76,8 +76,8 @@ def int8_figures(model, data, tmp: Path) -> dict:
 
 def score_on_test(model, data) -> dict:
     """Accuracy and macro-F1 on the official test split, accuracy on its de-duplicated view (0..1)."""
-    from ctdistill.inference import predict_keras
-    from ctdistill.metrics import Predictions, classification_metrics
+    from ctdistill.assess.metrics import Predictions, classification_metrics
+    from ctdistill.models.inference import predict_keras
 
     proba = predict_keras(model, data.test.x)
     full = classification_metrics(Predictions(data.test.y, proba), data.class_names)
@@ -88,8 +88,9 @@ def score_on_test(model, data) -> dict:
 
 def run_one(data_dir: Path, overrides: dict, seed: int, epochs: int, int8: bool = False) -> dict:
     from ctdistill.config import Config
-    from ctdistill.pipeline import audit_step, load_data, seed_everything
-    from ctdistill.train import train_scratch
+    from ctdistill.run.data_steps import audit_step, load_data
+    from ctdistill.run.steps import seed_everything
+    from ctdistill.training.fit import train_scratch
 
     cfg = Config.from_mapping({"data": str(data_dir), "weights": "none", "teachers": "vgg16", "epochs": epochs,
                                "seed": seed, **overrides}, "variant")

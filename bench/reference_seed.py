@@ -29,11 +29,12 @@ import numpy as np
 
 from ctdistill.config import Config
 from ctdistill.data import Dataset
-from ctdistill.inference import LiteRTModel
-from ctdistill.models import build_student, build_teacher
-from ctdistill.quantize import convert_all
-from ctdistill.recipe import one_hot
-from ctdistill.train import as_float
+from ctdistill.models.inference import LiteRTModel
+from ctdistill.models.student import build_student
+from ctdistill.models.teachers import build_teacher
+from ctdistill.quantize.convert import convert_all
+from ctdistill.training.recipe import one_hot
+from ctdistill.training.fit import as_float
 # isort: on
 
 MODES = ("float32", "dynamic", "float16", "int8")
@@ -104,7 +105,7 @@ def _float32_tflite(model, path: Path) -> Path:
     """A plain float32 conversion (no optimisation): the seed's "full precision" TFLite model."""
     import tensorflow as tf
 
-    from ctdistill.quantize import saved_model
+    from ctdistill.quantize.convert import saved_model
 
     with saved_model(model) as folder:
         path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(folder).convert())

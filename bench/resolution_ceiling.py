@@ -22,7 +22,7 @@ import numpy as np
 
 
 def agreement(run_dir: Path, teacher: str) -> list[dict]:
-    from ctdistill.runfolder import predictions_dir, read_predictions, repeated_seeds, split_arrays
+    from ctdistill.run.folder import predictions_dir, read_predictions, repeated_seeds, split_arrays
 
     names = json.loads((run_dir / "manifest.json").read_text())["dataset"]["class_names"]
 
@@ -45,7 +45,7 @@ def teacher_at_student_size(run_dir: Path, teacher: str) -> dict:
 
     from ctdistill.data import load_dataset
     from ctdistill.models.teachers import teacher_size
-    from ctdistill.rundata import enlarged
+    from ctdistill.run.data_steps import enlarged
 
     config = json.loads((run_dir / "config.json").read_text())
     side = teacher_size(teacher, config["weights"], config["image_size"], config.get("teacher_image_size"))

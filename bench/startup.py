@@ -38,8 +38,8 @@ def make_model(folder: Path) -> tuple[Path, Path]:
     from PIL import Image
 
     from ctdistill.models.student import build_student
-    from ctdistill.quantize import convert_all
-    from ctdistill.runfolder import write_json
+    from ctdistill.quantize.convert import convert_all
+    from ctdistill.run.folder import write_json
 
     rng = np.random.default_rng(0)
     model = convert_all(build_student((32, 32, 3), 4), ("int8",), rng.integers(0, 255, (16, 32, 32, 3), np.uint8),
@@ -54,7 +54,7 @@ def make_model(folder: Path) -> tuple[Path, Path]:
 def time_once(src: Path, args: list[str]) -> tuple[float, int]:
     env = {**os.environ, "PYTHONPATH": str(src), "TF_CPP_MIN_LOG_LEVEL": "2"}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "ctdistill.cli", *args], env=env, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", *args], env=env, capture_output=True)
     return time.perf_counter() - start, done.returncode
 
 

@@ -32,7 +32,8 @@ from _common import DEFAULT_DATA, use_checkout
 def prepared(data_dir: str, seed: int, epochs: int, batch_size: int, **overrides):
     """The run's config and data for one seed (the same calls as ``ctdistill run``)."""
     from ctdistill.config import Config
-    from ctdistill.pipeline import audit_step, load_data, seed_everything
+    from ctdistill.run.data_steps import audit_step, load_data
+    from ctdistill.run.steps import seed_everything
 
     cfg = Config.from_mapping({"data": data_dir, "weights": "none", "teachers": ["vgg16"], "epochs": epochs,
                                "batch_size": batch_size, "seed": seed, **overrides})
@@ -46,9 +47,9 @@ def member(args, seed: int, out: list[dict]):
     """Load ``scratch-s<seed>.keras`` from ``--models`` or train (and save) it."""
     from recipe_variants import score_on_test  # bench/ is on sys.path when a bench script runs
 
-    from ctdistill.inference import load_model
-    from ctdistill.records import save_model
-    from ctdistill.train import train_scratch
+    from ctdistill.models.inference import load_model
+    from ctdistill.run.outputs import save_model
+    from ctdistill.training.fit import train_scratch
 
     path = args.models / f"scratch-s{seed}.keras"
     if path.exists():
@@ -67,8 +68,8 @@ def distilled(args, members: dict, seed: int) -> list[dict]:
     """Score the ensemble teacher, distil one student from it, score the student in float and int8."""
     from recipe_variants import int8_figures, score_on_test
 
-    from ctdistill.distill import distill_student, ensemble_teacher
-    from ctdistill.pipeline import seed_everything
+    from ctdistill.run.steps import seed_everything
+    from ctdistill.training.distill import distill_student, ensemble_teacher
 
     kd = {k: v for k, v in (("teacher_views", args.teacher_views), ("alpha", args.alpha),
                             ("temperature", args.temperature), ("patience", args.patience))

@@ -17,9 +17,9 @@ import ctdistill  # noqa: F401  (sets TensorFlow's oneDNN switch before TensorFl
 import numpy as np
 
 from ctdistill.config import Config
-from ctdistill.models import build_teacher
-from ctdistill.recipe import one_hot
-from ctdistill.train import compile_classifier
+from ctdistill.models.teachers import build_teacher
+from ctdistill.training.recipe import one_hot
+from ctdistill.training.fit import compile_classifier
 # isort: on
 
 

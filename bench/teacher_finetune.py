@@ -25,11 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     from ctdistill.config import Config
-    from ctdistill.inference import keras_logits
+    from ctdistill.models.inference import keras_logits
     from ctdistill.models.teachers import teacher_size
-    from ctdistill.rundata import audit_step, load_data
-    from ctdistill.steps import seed_everything
-    from ctdistill.train import train_teacher
+    from ctdistill.run.data_steps import audit_step, load_data
+    from ctdistill.run.steps import seed_everything
+    from ctdistill.training.teachers import train_teacher
 
     cfg = Config.from_mapping({**json.loads(args.config), "data": args.data})
     seed_everything(cfg)

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import ctdistill  # noqa: F401  (TensorFlow settings first)
 from ctdistill.config import Config
-from ctdistill.distill import distill_student
-from ctdistill.inference import load_model, predict_keras
-from ctdistill.pipeline import audit_step, load_data, seed_everything
+from ctdistill.models.inference import load_model, predict_keras
+from ctdistill.run.data_steps import audit_step, load_data
+from ctdistill.run.steps import seed_everything
+from ctdistill.training.distill import distill_student
 
 
 def one(run_dir: Path, views: int) -> dict:

@@ -130,7 +130,7 @@ SHARED_RUN = {"weights": "none", "image_size": 16, "epochs": 3, "patience": 2, "
 def finished_run(tmp_path_factory, tiny_teacher, tiny_teacher_b):
     """``(config, run folder)`` of the shared tiny run; tests must not modify the folder (copy it)."""
     from ctdistill.config import Config
-    from ctdistill.pipeline import run
+    from ctdistill.run.pipeline import run
 
     cfg = Config(teachers=(tiny_teacher, tiny_teacher_b), **SHARED_RUN)
     with pytest.MonkeyPatch.context() as patch:

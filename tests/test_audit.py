@@ -149,7 +149,7 @@ def test_grouped_split_keeps_every_copy_group_in_one_split(planted):
 
 def test_run_on_a_folder_without_splits_splits_by_copy_groups(tmp_path, tiny_teacher):
     from ctdistill.config import Config
-    from ctdistill.pipeline import run
+    from ctdistill.run.pipeline import run
 
     flat = tmp_path / "flat"
     for i in range(12):

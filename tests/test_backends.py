@@ -33,7 +33,7 @@ if sys.argv[1] == "--no-tensorflow":
     importlib.util.find_spec = (lambda real: lambda name, *a: None if name.split(".")[0] in
                                 ("tensorflow", "ai_edge_litert") else real(name, *a))(importlib.util.find_spec)
 from conftest import register_tiny_teachers
-from ctdistill.cli import main
+from ctdistill.cli.main import main
 register_tiny_teachers()
 sys.exit(main(sys.argv[1:]))
 """

@@ -21,7 +21,7 @@ import pytest
 from conftest import make_tree, save_image
 from PIL import Image
 
-from ctdistill.cli import main
+from ctdistill.cli.main import main
 from ctdistill.data import load_dataset, write_numpy
 from ctdistill.errors import DataError
 
@@ -287,9 +287,9 @@ def test_a_keras_model_with_a_lambda_layer_is_refused(tmp_path, capsys):
 
 def test_debug_shows_the_traceback():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    plain = subprocess.run([sys.executable, "-m", "ctdistill.cli", "run", "--alpha", "2"], capture_output=True,
+    plain = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "run", "--alpha", "2"], capture_output=True,
                            text=True, env=env, timeout=300)
-    debug = subprocess.run([sys.executable, "-m", "ctdistill.cli", "run", "--alpha", "2", "--debug"],
+    debug = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "run", "--alpha", "2", "--debug"],
                            capture_output=True, text=True, env=env, timeout=300)
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr

@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import make_tree
 
-from ctdistill.cli import main
+from ctdistill.cli.main import main
 from ctdistill.data import load_dataset
 from ctdistill.data.audit import audit_path
 from ctdistill.data.classes import resolve_classes

@@ -7,12 +7,12 @@ import sys
 import numpy as np
 import pytest
 
-from ctdistill.cli import RUN_OPTIONS
+from ctdistill.cli.main import RUN_OPTIONS
 
 
 def ctdistill(*args, cwd=None, timeout=600):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "ctdistill.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ctdistill.cli.main", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)
 
 
@@ -74,8 +74,7 @@ def test_cli_run_end_to_end_with_a_real_teacher(tmp_path):
 
 def test_a_reader_that_leaves_early_gets_no_error_line(monkeypatch, capsys):
     """`ctdistill predict ... | head`: a closed pipe ends the command quietly, with no `error: Broken pipe`."""
-    from ctdistill import cli
-
+    from ctdistill.cli import main as cli
     def reader_left(args):
         raise BrokenPipeError(32, "Broken pipe")
 

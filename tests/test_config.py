@@ -90,9 +90,11 @@ def test_one_weights_file_cannot_serve_several_teachers(tmp_path):
 
 def test_choice_lists_match_the_tables_that_implement_them():
     """``ctdistill.choices`` lets validation skip Keras; each list must name exactly its table's rows."""
-    from ctdistill import choices, quantize, recipe
+    from ctdistill import choices
     from ctdistill.models.student import STUDENT_HEADS
     from ctdistill.models.teachers import TEACHERS
+    from ctdistill.quantize import convert as quantize
+    from ctdistill.training import recipe
 
     assert tuple(quantize.QUANT_MODES) == choices.QUANT_MODES
     assert tuple(recipe.AUGMENTATIONS) == choices.AUGMENTATIONS
@@ -102,14 +104,14 @@ def test_choice_lists_match_the_tables_that_implement_them():
 
 
 def test_the_readme_option_table_is_the_generated_one():
-    """The README's option table is `python -m ctdistill.options`'s output, so it cannot drift."""
+    """The README's option table is `python -m ctdistill.cli.options`'s output, so it cannot drift."""
     from pathlib import Path
 
-    from ctdistill.options import markdown_table
+    from ctdistill.cli.options import markdown_table
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     shown = readme.split("<!-- options:begin -->")[1].split("<!-- options:end -->")[0].strip()
-    assert shown == markdown_table(), "regenerate it: python -m ctdistill.options"
+    assert shown == markdown_table(), "regenerate it: python -m ctdistill.cli.options"
 
 
 def test_every_field_declares_its_help_and_its_default_obeys_its_rule():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from ctdistill.config import Config
-from ctdistill.distill import make_distiller
-from ctdistill.recipe import one_hot
+from ctdistill.training.distill import make_distiller
+from ctdistill.training.recipe import one_hot
 
 
 def _distiller(teacher, student, temperature, alpha, label_smoothing=0.0):
@@ -94,8 +94,8 @@ def test_a_pool_of_augmented_views_carries_the_teachers_logits_of_each_view(tiny
     """``teacher_views``: every pooled image comes with the teacher's logits of exactly that image
     (consistent teaching), the images are augmented, and the stream repeats for any epoch count."""
     from ctdistill.data import load_dataset
-    from ctdistill.distill import distill_student, view_pool_stream
     from ctdistill.models.teachers import build_teacher
+    from ctdistill.training.distill import distill_student, view_pool_stream
 
     data = load_dataset(None, 16, 3, 0, (6, 3, 3))
     cfg = Config(teachers=(tiny_teacher,), weights="none", image_size=16, batch_size=8, epochs=2, teacher_views=3)
@@ -124,8 +124,8 @@ def test_teacher_on_every_batch_sees_the_students_augmented_view(tiny_teacher):
     import keras
 
     from ctdistill.data import load_dataset
-    from ctdistill.distill import CachedTeacherDistiller, distill_student
     from ctdistill.models.student import build_student
+    from ctdistill.training.distill import CachedTeacherDistiller, distill_student
 
     class Flip(keras.layers.Layer):  # a deterministic "augmentation": mirror in training only
         def call(self, x, training=None):

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from ctdistill import preflight
-from ctdistill.cli import build_parser
+from ctdistill.cli.main import build_parser
+from ctdistill.cli.options import RUN_OPTIONS, default_of, format_default
 from ctdistill.config import Config
 from ctdistill.errors import ConfigError, RunFolderError
-from ctdistill.options import RUN_OPTIONS, default_of, format_default
-from ctdistill.runfolder import atomic_path, write_json
+from ctdistill.run import preflight
+from ctdistill.run.folder import atomic_path, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "ctdistill"
@@ -127,7 +127,7 @@ def _python(code: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
-WHAT_WAS_IMPORTED = ("import sys\nfrom ctdistill.cli import main\ncode = main(sys.argv[1:])\n"
+WHAT_WAS_IMPORTED = ("import sys\nfrom ctdistill.cli.main import main\ncode = main(sys.argv[1:])\n"
                      "print('tensorflow' in sys.modules, 'keras' in sys.modules, code)")
 
 
@@ -148,7 +148,7 @@ def test_predict_with_a_tflite_model_never_imports_tensorflow(tmp_path):
     import numpy as np
 
     from ctdistill.models.student import build_student
-    from ctdistill.quantize import convert_all
+    from ctdistill.quantize.convert import convert_all
 
     keras.utils.set_random_seed(0)
     model = build_student((8, 8, 3), 2)
@@ -164,7 +164,7 @@ def test_predict_with_a_tflite_model_never_imports_tensorflow(tmp_path):
 
 
 def test_predict_on_a_file_that_is_not_a_model_says_so(tmp_path, capsys):
-    from ctdistill.cli import main
+    from ctdistill.cli.main import main
 
     table = tmp_path / "summary.csv"
     table.write_text("a,b\n")

@@ -16,15 +16,18 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ctdistill"
 
 # Bottom to top, in the order data moves through a run.
 LAYERS = [
-    ("foundations", {"ctdistill", "errors", "choices", "quiet", "progress"}),
-    ("configuration and run folder", {"config", "values", "runfolder", "provenance"}),
+    ("foundations", {"ctdistill", "errors", "choices", "console", "console.*"}),
+    ("configuration and run folder", {"config", "values", "run.folder", "run.provenance"}),
     ("data", {"data", "data.*"}),
-    ("models", {"models", "models.*", "inference"}),
-    ("training, export and metrics", {"recipe", "train", "distill", "quantize", "quantgate", "metrics", "compare"}),
-    ("recording a run", {"records", "resume", "steps", "repeats"}),
-    ("reporting", {"scoring", "verdict", "report", "report.*"}),
-    ("commands", {"pipeline", "rundata", "predict", "benchmark", "doctor", "preflight", "scale"}),
-    ("command line", {"options", "cli"}),
+    ("models", {"models", "models.*"}),
+    ("training, export and metrics", {"training", "training.*", "quantize", "quantize.*", "assess.metrics",
+                                      "assess.compare"}),
+    ("recording a run", {"run.outputs", "run.book", "run.plan", "run.steps", "run.repeats"}),
+    ("assessing a run", {"assess", "assess.scoring", "assess.verdict", "assess.latency"}),
+    ("reporting", {"report", "report.*"}),
+    ("commands", {"run", "run.pipeline", "run.data_steps", "run.environment", "run.preflight", "run.ray_executor",
+                  "predict"}),
+    ("command line", {"cli", "cli.*"}),
 ]
 
 
@@ -77,7 +80,55 @@ def test_no_import_points_up_the_flow(module):
 
 def test_the_check_catches_a_back_edge(tmp_path, monkeypatch):
     """A training module that imported the report would fail (the check is not vacuous)."""
-    fake = tmp_path / "train.py"
+    fake = tmp_path / "fit.py"
     fake.write_text("from ctdistill.report import build_report\n")
     assert "report" in imports(fake)
-    assert layer_of("report") > layer_of("train")
+    assert layer_of("report") > layer_of("training.fit")
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import circle of ``graph`` (module -> the modules it imports), each as the modules around it."""
+    found, state = [], {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = "open"
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == "open":
+                found.append(path[path.index(target):] + [target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_no_import_circle_even_within_a_layer():
+    """Two modules of one layer that import each other pass the layer check; this catches them."""
+    graph = {name: {t for t in imports(path) if t != name} for name, path in modules().items()}
+    assert cycles(graph) == []
+    assert cycles({"run.pipeline": {"run.ray_executor"}, "run.ray_executor": {"run.pipeline"}}) == [
+        ["run.pipeline", "run.ray_executor", "run.pipeline"]]
+
+
+def test_the_readme_names_every_module_where_its_layer_is():
+    """The contributors' list in the README is checked against this file's table: each module is named
+    (as its path under src/ctdistill/) in the item of its own layer."""
+    readme = (SRC.parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## For contributors"):]
+    items: dict[int, str] = {}
+    current = None
+    for line in section.splitlines():
+        number, _, rest = line.partition(". **")
+        if rest and number.strip().isdigit():
+            current = int(number) - 1
+        if current is not None:
+            items[current] = items.get(current, "") + line + "\n"
+    for name, path in modules().items():
+        if path.name == "__init__.py" and name not in ("report",):
+            continue
+        shown = "report/" if name.startswith("report") else path.relative_to(SRC).as_posix()
+        layer = layer_of(name)
+        assert f"`{shown}" in items.get(layer, ""), f"README: name `{shown}` in item {layer + 1} ({LAYERS[layer][0]})"

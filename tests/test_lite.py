@@ -135,9 +135,9 @@ def test_student_learns_from_the_teachers_view_downsampled(tiny_teacher):
 
     from ctdistill.config import Config
     from ctdistill.data import load_dataset
-    from ctdistill.distill import downsample, view_copies, view_pool_stream
-    from ctdistill.inference import keras_logits
+    from ctdistill.models.inference import keras_logits
     from ctdistill.models.teachers import build_teacher
+    from ctdistill.training.distill import downsample, view_copies, view_pool_stream
 
     cfg = Config(teachers=(tiny_teacher,), weights="none", teacher_views=2, batch_size=8,
                  synthetic_per_class=(4, 2, 2), class_balance="none")
@@ -158,7 +158,7 @@ def test_downsampled_teacher_images_match_the_loaders_own(tmp_path):
     from conftest import make_tree
 
     from ctdistill.data import load_dataset
-    from ctdistill.distill import downsample
+    from ctdistill.training.distill import downsample
 
     tree = make_tree(tmp_path / "tree", per_class=3, size=120)
     small, big = (load_dataset(tree, side, 3, crop="body") for side in (32, 96))
@@ -172,8 +172,8 @@ def test_teacher_on_every_batch_needs_one_size(tiny_teacher):
 
     from ctdistill.config import Config
     from ctdistill.data import load_dataset
-    from ctdistill.distill import distill_student
     from ctdistill.models.teachers import build_teacher
+    from ctdistill.training.distill import distill_student
 
     cfg = Config(teachers=(tiny_teacher,), weights="none", teacher_views=0, synthetic_per_class=(4, 2, 2))
     small = load_dataset(None, 32, 3, synthetic_per_class=cfg.synthetic_per_class)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from ctdistill.compare import mcnemar_exact, paired_gain, quantization_impact
-from ctdistill.metrics import binary_auc, bootstrap_ci, calibration_bins, clinical_metrics, macro_f1
+from ctdistill.assess.compare import mcnemar_exact, paired_gain, quantization_impact
+from ctdistill.assess.metrics import binary_auc, bootstrap_ci, calibration_bins, clinical_metrics, macro_f1
 
 
 def _random_predictions(n, k=4, seed=0, skill=2.0):

@@ -13,8 +13,8 @@ from conftest import ct_dicom, make_tree, save_image
 from ctdistill.config import Config
 from ctdistill.data.dicom import decode_dicom, window_to_uint8
 from ctdistill.errors import CtdistillError
-from ctdistill.pipeline import run
 from ctdistill.predict import predict_paths, resolve_model
+from ctdistill.run.pipeline import run
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_predict_cli_on_folder_dicom_and_bad_files(tree_run, tmp_path):
     ct_dicom(inputs / "scan_without_extension", np.full((2, 8, 8), 500, np.uint16))  # DICOM by content, 2 frames
     (inputs / "notes.png").write_text("not an image")
     result = tmp_path / "pred.csv"
-    done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "predict", str(out), str(inputs),
+    done = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "predict", str(out), str(inputs),
                            str(root / "test" / "normal" / "img0.png"), "--out", str(result)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1  # one input could not be read
@@ -112,7 +112,7 @@ def test_predict_cli_on_folder_dicom_and_bad_files(tree_run, tmp_path):
     counts = table["predicted"].value_counts()
     assert f"predicted: {', '.join(f'{c} {n}' for c, n in counts.items())} (4 image(s) from 3 file(s))" in done.stdout
     assert "synthetic" not in done.stderr  # trained on an image tree, not on the phantoms
-    again = subprocess.run([sys.executable, "-m", "ctdistill.cli", "predict", str(out), str(inputs), "--out",
+    again = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "predict", str(out), str(inputs), "--out",
                             str(result)], capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "already exists" in again.stderr
 
@@ -133,7 +133,8 @@ def test_predict_refuses_a_corrupt_model_and_a_model_without_card(tmp_path):
 @pytest.mark.slow
 def test_bench_cli_on_a_run_folder_writes_the_table_and_the_latency_chart(tree_run):
     _, out = tree_run
-    done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "bench", str(out), "--calls", "5", "--threads", "1",
+    done = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "bench", str(out), "--calls", "5",
+                           "--threads", "1",
                            "--batch", "16"], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(out / "bench.csv")
@@ -144,7 +145,7 @@ def test_bench_cli_on_a_run_folder_writes_the_table_and_the_latency_chart(tree_r
     assert set(table["format"]) == {"keras float32", "keras float32 predict", "litert dynamic", "litert int8"}
     assert len(table) == 6  # each Keras model timed two ways (predict_on_batch, predict), each file once
     assert (out / "Plots" / "accuracy_vs_latency.png").is_file()
-    from ctdistill.scoring import assess_run
+    from ctdistill.assess.scoring import assess_run
 
     summary = assess_run(out, n_resamples=0)["summary"]
     assert set(table["file"]) <= set(summary["file"])  # every timed file maps to a model of the report
@@ -156,7 +157,7 @@ def test_predict_warns_when_the_model_learnt_from_synthetic_phantoms(finished_ru
     out = finished_run[1]
     image = tmp_path / "slice.png"
     save_image(image, np.full((30, 30), 100, np.uint8), "PNG")
-    done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "predict", str(out), "slice.png"], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "predict", str(out), "slice.png"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "warning: this model was trained on ctdistill's synthetic phantoms" in done.stderr

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from ctdistill.inference import predict_keras
-from ctdistill.quantgate import run_gate
-from ctdistill.quantize import convert_all
+from ctdistill.models.inference import predict_keras
+from ctdistill.quantize.convert import convert_all
+from ctdistill.quantize.gate import run_gate
 
 
 def _outlier_model(outlier: float = 5000.0) -> keras.Model:
@@ -69,8 +69,8 @@ def test_gate_accepts_int8_when_it_keeps_accuracy(tmp_path):
 
 def test_run_records_the_gate_and_predict_uses_its_choice(tmp_path, tiny_teacher):
     from ctdistill.config import Config
-    from ctdistill.pipeline import run
     from ctdistill.predict import resolve_model
+    from ctdistill.run.pipeline import run
 
     # A negative limit cannot be met by a smaller model that is not exactly as good: force the fallbacks.
     cfg = Config(teachers=(tiny_teacher,), weights="none", image_size=16, epochs=2, batch_size=32,

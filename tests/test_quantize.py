@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from ctdistill.data.synthetic import load_synthetic
-from ctdistill.inference import LiteRTModel, predict_keras
+from ctdistill.models.inference import LiteRTModel, predict_keras
 from ctdistill.models.student import build_student
-from ctdistill.quantize import QUANT_MODES, convert_all
+from ctdistill.quantize.convert import QUANT_MODES, convert_all
 
 
 @pytest.fixture(scope="module")

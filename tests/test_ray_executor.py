@@ -1,4 +1,4 @@
-"""The Ray executor (``--executor ray``, ``ctdistill.scale``): same files as a local run, resume
+"""The Ray executor (``--executor ray``, ``ctdistill.run.ray_executor``): same files as a local run, resume
 across executors, a worker killed mid-task, Ctrl-C.
 
 CI installs the ``ray`` extra and sets ``CTDISTILL_REQUIRE_RAY=1``: there a missing Ray fails these
@@ -19,7 +19,7 @@ import pytest
 from test_resume import start, wait_for
 
 from ctdistill.errors import ConfigError, CtdistillError
-from ctdistill.preflight import check_executor
+from ctdistill.run.preflight import check_executor
 
 TINY = {"weights": "none", "image_size": 16, "epochs": 2, "patience": 2, "batch_size": 32,
         "synthetic_per_class": (12, 4, 6), "bootstrap_resamples": 0, "quant_modes": ("int8",), "max_quant_drop": -1}
@@ -45,7 +45,7 @@ def ray_local():
 @pytest.fixture(scope="module")
 def ray_run(finished_run, ray_local, tmp_path_factory):
     """The shared tiny run (two teachers, their ensemble, a repeated seed) again, on Ray."""
-    from ctdistill.pipeline import run
+    from ctdistill.run.pipeline import run
 
     cfg, _ = finished_run
     return run(cfg, tmp_path_factory.mktemp("ray") / "run", executor="ray")
@@ -65,7 +65,7 @@ def test_the_executor_options_are_checked_before_anything_runs():
 
 
 def test_the_cli_refuses_a_ray_address_without_the_ray_executor(capsys):
-    from ctdistill.cli import main
+    from ctdistill.cli.main import main
 
     assert main(["run", "--ray-address", "auto", "--weights", "none"]) == 2
     assert "--ray-address needs --executor ray" in capsys.readouterr().err
@@ -76,8 +76,8 @@ def test_the_task_graph_follows_the_stages_and_their_upstream():
     per seed's student (or one empty unit when the run's seed is the only one), seeds-int8 one per
     seed's int8 conversion."""
     from ctdistill.config import Config
-    from ctdistill.pipeline import planned_stages
-    from ctdistill.scale import WORK, units
+    from ctdistill.run.plan import planned_stages
+    from ctdistill.run.ray_executor import WORK, units
 
     cfg = Config(teachers=("vgg16", "resnet50"), ensemble="mean", seeds=(0, 1, 2))
     names = ["vgg16", "resnet50", "ensemble"]
@@ -96,7 +96,7 @@ def test_the_task_graph_follows_the_stages_and_their_upstream():
 
 def test_the_flight_board_names_the_tasks_in_flight(caplog, monkeypatch):
     """Without a terminal: one line per start and finish, with the tasks done and the ones in flight."""
-    from ctdistill.progress import FlightBoard
+    from ctdistill.console.progress import FlightBoard
 
     monkeypatch.setenv("CTDISTILL_PROGRESS", "plain")
     board = FlightBoard(4)
@@ -126,7 +126,7 @@ def test_a_ray_run_writes_the_same_predictions_and_records_as_a_local_run(finish
 def test_a_local_run_resumes_on_ray_and_a_ray_run_resumes_locally(finished_run, ray_local, tmp_path):
     """Each executor keeps the other's finished stages and redoes the rest with the same bytes: a local
     run resumed on Ray, whose Ray-made stages are then resumed locally."""
-    from ctdistill.pipeline import run
+    from ctdistill.run.pipeline import run
 
     cfg, local = finished_run
     run_dir = tmp_path / "run"
@@ -178,9 +178,9 @@ def raylet_pid(ray) -> int:
 @pytest.mark.slow
 def test_a_killed_worker_is_reported_without_retries_and_retried_with_them(ray_local, tiny_teacher, tmp_path,
                                                                            monkeypatch):
-    from ctdistill import scale
     from ctdistill.config import Config
-    from ctdistill.pipeline import run
+    from ctdistill.run import ray_executor as scale
+    from ctdistill.run.pipeline import run
 
     cfg, run_dir = Config(teachers=(tiny_teacher,), **TINY), tmp_path / "run"
     monkeypatch.setattr(scale, "RETRIES", 0)

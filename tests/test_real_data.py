@@ -33,7 +33,7 @@ def test_real_data_run_writes_the_report_with_intervals_auc_and_ece(tmp_path, ti
     import pandas as pd
 
     from ctdistill.config import Config
-    from ctdistill.pipeline import run
+    from ctdistill.run.pipeline import run
 
     cfg = Config(data=str(require_shared_data()), teachers=(tiny_teacher, tiny_teacher_b), weights="none",
                  epochs=2, patience=2, quant_modes=("dynamic", "int8"), ensemble="mean", bootstrap_resamples=200,

@@ -10,9 +10,9 @@ import pytest
 from ctdistill.config import PRESETS, Config
 from ctdistill.data.dataset import Dataset, Split
 from ctdistill.data.split import carve_validation
-from ctdistill.distill import ensemble_teacher
 from ctdistill.errors import ConfigError
-from ctdistill.recipe import (
+from ctdistill.training.distill import ensemble_teacher
+from ctdistill.training.recipe import (
     AUGMENTATIONS,
     balanced_indices,
     make_augmenter,
@@ -41,7 +41,7 @@ def test_unknown_preset_and_augmentation_are_refused_by_name():
 
 
 def test_no_vertical_flip_is_offered():
-    # An anterior-posterior flip makes an anatomy no scan shows (see ctdistill.recipe).
+    # An anterior-posterior flip makes an anatomy no scan shows (see ctdistill.training.recipe).
     for name in AUGMENTATIONS:
         layer = AUGMENTATIONS[name](0)
         assert getattr(layer, "mode", "horizontal") == "horizontal", name
@@ -88,7 +88,7 @@ def test_training_batches_are_one_hot_and_hold_every_example_once_per_epoch():
 def test_a_continuous_stream_runs_across_epochs_without_losing_or_repeating_rows():
     """A pool larger than an epoch: ``steps`` batches per epoch, one permutation after another."""
     x, y = np.arange(10, dtype="float32")[:, None], np.eye(2, dtype="float32")[[0, 1] * 5]
-    from ctdistill.recipe import Batches
+    from ctdistill.training.recipe import Batches
 
     stream = Batches(x, y, 4, seed=0, steps=2)
     seen = []
@@ -165,8 +165,8 @@ def test_ensemble_teacher_outputs_the_weighted_mean_of_logits():
 
 def test_ensemble_teacher_accepts_models_loaded_from_keras_files(tmp_path):
     # A resumed run restores its teachers from .keras files; loaded, a one-output model returns a list.
-    from ctdistill.inference import load_model
-    from ctdistill.records import save_model
+    from ctdistill.models.inference import load_model
+    from ctdistill.run.outputs import save_model
 
     loaded = {}
     for name, bias in (("a", [2, 0, 0]), ("b", [0, 2, 0])):

@@ -83,7 +83,7 @@ def test_report_command_on_a_copied_run_reproduces_the_numbers(report_run, tmp_p
         (copy / name).unlink()
     for model in [*copy.glob("*.keras"), *copy.glob("*.tflite"), *copy.glob("*.h5")]:
         model.unlink()  # the report needs no model
-    done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "report", str(copy)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "report", str(copy)], capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     first = verdict_text(json.loads((copy / "verdict.json").read_text()))[0]
@@ -96,7 +96,7 @@ def test_report_command_on_a_copied_run_reproduces_the_numbers(report_run, tmp_p
 def test_report_on_a_folder_that_is_not_a_run_fails_clearly(tmp_path):
     with pytest.raises(RunFolderError, match="not a finished ctdistill run"):
         build_report(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "ctdistill.cli", "report", str(tmp_path)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "report", str(tmp_path)], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 2 and "not a finished ctdistill run" in done.stderr and "Traceback" not in done.stderr
 

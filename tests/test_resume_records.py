@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ctdistill.errors import ConfigError, DataError
-from ctdistill.resume import Stages, check_same_data, clear_partial_files, resumed_config, run_key
+from ctdistill.run.book import Stages, check_same_data, clear_partial_files, resumed_config, run_key
 
 
 def stage(run_dir, name, calls, text="weights"):
@@ -77,7 +77,7 @@ def test_an_older_runs_config_resumes_with_the_values_it_ran_with(tmp_path):
     value, never with today's default: the run is not silently retrained another way."""
     import json
 
-    from ctdistill.resume import resumed_config
+    from ctdistill.run.book import resumed_config
 
     (tmp_path / "config.json").write_text(json.dumps({"teachers": ["vgg16"], "weights": "none", "batch_size": 256}))
     cfg = resumed_config(tmp_path, {})
@@ -88,7 +88,7 @@ def test_moved_data_resumes_with_the_saved_run_key(tmp_path):
     import json
 
     from ctdistill.config import Config
-    from ctdistill.resume import resumed_config, resumed_key, run_key
+    from ctdistill.run.book import resumed_config, resumed_key, run_key
 
     saved = Config(teachers=("vgg16",), weights="none", data=str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps(saved.to_dict()))
@@ -102,8 +102,8 @@ def test_moved_data_resumes_with_the_saved_run_key(tmp_path):
 def test_quantize_refuses_a_run_whose_training_has_not_finished(tmp_path):
     from ctdistill.config import Config
     from ctdistill.errors import ConfigError
-    from ctdistill.pipeline import trained_teachers
-    from ctdistill.resume import Stages
+    from ctdistill.run.book import Stages
+    from ctdistill.run.pipeline import trained_teachers
 
     cfg = Config(teachers=("vgg16", "resnet50"), weights="none", ensemble="mean", seeds=(0, 1))
     with pytest.raises(ConfigError, match=r"stages scratch, distill-vgg16, distill-resnet50, distill-ensemble, seeds"):

@@ -15,6 +15,7 @@ from conftest import ct_dicom, save_image
 from PIL import Image
 from test_audit import scene
 
+from ctdistill.assess.scoring import ModelPredictions, group_leakage
 from ctdistill.data import load_dataset
 from ctdistill.data.audit import audit_path
 from ctdistill.data.neighbours import cross_label, nearest_neighbours, thumbnails
@@ -22,7 +23,6 @@ from ctdistill.data.split import grouped_split, scan_keys, split_groups
 from ctdistill.data.synthetic import CLASS_NAMES, phantom
 from ctdistill.errors import DataError
 from ctdistill.predict import read_input
-from ctdistill.scoring import ModelPredictions, group_leakage
 
 LUNG = (-600.0, 1500.0)
 
@@ -229,8 +229,8 @@ def test_adjacent_slices_without_ids_are_one_scan_reported_across_given_splits_a
 
 def test_scan_groups_make_the_shared_group_and_the_verdict_warns(tmp_path):
     """Without ids, a test slice whose scan is in train is counted as shared (group_leakage) and warned."""
-    from ctdistill.rundata import neighbours_step
-    from ctdistill.verdict import _scan_leak
+    from ctdistill.assess.verdict import _scan_leak
+    from ctdistill.run.data_steps import neighbours_step
 
     root = scans_tree(tmp_path / "given")
     table = audit_path(root).table

@@ -70,9 +70,9 @@ def test_a_dicom_tag_that_gives_the_label_away_is_named_in_the_audit_and_the_ver
     plain file, the scanner alike in both classes: the tag is named, the scanner is not."""
     from conftest import ct_dicom
 
+    from ctdistill.assess.verdict import label_tag_words
     from ctdistill.data.audit import audit_path, collect
     from ctdistill.report.tables import audit_text
-    from ctdistill.verdict import label_tag_words
 
     rng = np.random.default_rng(0)
     agents = ["ISOVUE", "OMNIPAQUE 350", "", "APPLIED", "ISOVUE", "OPTIRAY", "ISOVUE", "&"]  # Fisher p 6.7e-4
@@ -95,7 +95,7 @@ def test_a_dicom_tag_that_gives_the_label_away_is_named_in_the_audit_and_the_ver
 
 
 def test_the_verdict_warns_of_a_label_tag(tmp_path):
-    from ctdistill.verdict import _warnings
+    from ctdistill.assess.verdict import _warnings
 
     tag = {"tag": "ContrastBolusAgent", "value": "(present)", "class": "contrast", "files": 14, "class_files": 50,
            "p": 2.1e-05}

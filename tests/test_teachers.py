@@ -59,7 +59,7 @@ def test_pretrained_weights_file_gives_two_phase_fine_tuning(tmp_path, tiny_teac
     """Head on a frozen base first, then the unfrozen base at the lower rate (the seed's recipe)."""
     from ctdistill.config import Config
     from ctdistill.data.synthetic import load_synthetic
-    from ctdistill.train import train_teacher
+    from ctdistill.training.teachers import train_teacher
 
     pretrained = TEACHERS[tiny_teacher].builder(include_top=False, weights=None, input_shape=(16, 16, 3))
     path = tmp_path / "tiny.weights.h5"

@@ -9,9 +9,9 @@ import json
 import pandas as pd
 import pytest
 
+from ctdistill.assess.scoring import valid_vs_test
+from ctdistill.assess.verdict import deployable, verdict
 from ctdistill.report.tables import verdict_text
-from ctdistill.scoring import valid_vs_test
-from ctdistill.verdict import deployable, verdict
 
 CLASSES = ["a", "b"]
 

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import register_tiny_teachers  # noqa: E402
 
-from ctdistill.cli import main  # noqa: E402
+from ctdistill.cli.main import main  # noqa: E402
 
 if __name__ == "__main__":
     register_tiny_teachers()

@@ -29,4 +29,5 @@ MONITORS = ("val_accuracy", "val_loss")
 SPLIT_MODES = ("auto", "given", "grouped")
 VALIDATION_MODES = ("carved", "given")
 CROPS = ("body", "none")
-EXECUTORS = ("local", "ray")  # where a run's stages run: this process, or tasks on a Ray cluster (scale)
+EXECUTORS = ("local", "ray")  # where a run's stages run: this process, or tasks on a Ray cluster (ray_executor)
+CI_METHODS = ("percentile", "BCa")  # scipy.stats.bootstrap methods for the 95% intervals

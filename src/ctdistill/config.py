@@ -24,6 +24,7 @@ from typing import Any, get_type_hints
 
 from ctdistill.choices import (
     AUGMENTATIONS,
+    CI_METHODS,
     CROPS,
     ENSEMBLES,
     MONITORS,
@@ -50,6 +51,8 @@ PRESETS: dict[str, dict[str, Any]] = {
              "patience": 30, "bn_momentum": 0.99, "student": "seed"},
 }
 
+
+SYNTHETIC_PER_CLASS = (80, 20, 40)  # the built-in phantoms per class: train, valid, test (the demo's data)
 
 # A pretrained teacher's fine-tuning length when ``teacher_epochs`` is unset: ImageNet weights converge in
 # tens of epochs (BENCHMARKS.md, "Pretrained teachers"), and --epochs (300) at 224 px would take hours on a CPU.
@@ -97,7 +100,7 @@ class Config:
     """Everything that decides what a run computes: one field per option.
 
     Each field declares, in one place (:func:`option`), its default, its rule, its command-line flag
-    and its help: ``ctdistill run --help``, the README's option table (``options.markdown_table``,
+    and its help: ``ctdistill run --help``, the README's option table (``cli.options.markdown_table``,
     checked by a test) and validation are all generated from these declarations. The defaults are
     the best recipe measured in ``BENCHMARKS.md``; ``PRESETS["seed"]`` holds the seed script's.
 
@@ -185,7 +188,7 @@ class Config:
         help="given: keep the dataset's splits; grouped: re-split so that no group of exact or near copies "
              "straddles two splits (stratified, seeded); auto: given when the data has splits, grouped otherwise")
     synthetic_per_class: tuple[int, int, int] = option(
-        (80, 20, 40), flag=None,
+        SYNTHETIC_PER_CLASS, flag=None,
         must=(lambda v: len(v) == 3 and min(v) >= 2, "must be three counts >= 2 (train, valid, test)"),
         help="images per class of the built-in phantoms: train, valid, test (config file only)")
     preset: str = option(
@@ -234,8 +237,7 @@ class Config:
         1000, must=(lambda v: v == 0 or v >= 100, "must be 0 (no intervals) or >= 100"),
         help="bootstrap resamples of the 95% intervals; 0 = none")
     ci_method: str = option(
-        "percentile", must=(lambda v: v in ("percentile", "BCa"), "must be percentile or BCa"),
-        help="bootstrap interval method: percentile or BCa")
+        "percentile", must=one_of(CI_METHODS), help="bootstrap interval method: " + " or ".join(CI_METHODS))
     group_by: str | None = option(
         None, must=(_is_regex, "must be a valid regular expression"),
         help="regular expression whose first group (or whole match) in an image's path names its patient or "
@@ -341,7 +343,7 @@ def _validate(cfg: Config) -> None:
     unknown = [a for a in cfg.augment if a not in AUGMENTATIONS]
     if unknown:
         raise ConfigError(f"augment: unknown augmentation(s) {', '.join(unknown)}; choose from "
-                          f"{', '.join(AUGMENTATIONS)} (a vertical flip is not offered: see ctdistill.recipe)")
+                          f"{', '.join(AUGMENTATIONS)} (a vertical flip is not offered: see ctdistill.training.recipe)")
     bad = [m for m in cfg.quant_modes if m not in QUANT_MODES]
     if bad:
         raise ConfigError(f"quant_modes: unknown mode(s) {', '.join(bad)}; choose from {', '.join(QUANT_MODES)}")

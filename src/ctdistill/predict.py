@@ -3,7 +3,7 @@
 The model's card (``<model file>.json``, see ``report.card``) gives its input size, channels and class
 names; images go through the same decoding as the training images (``decode_image``), DICOM files
 through ``data.dicom``. A run folder as the model picks, among the quantized students the safety gate
-chose (``quantgate``), the one with the best validation accuracy (or the one named with
+chose (``quantize.gate``), the one with the best validation accuracy (or the one named with
 ``teacher`` / ``mode``).
 
 Example:
@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctdistill.assess.verdict import best_candidate, ungated_mode
 from ctdistill.data.decode import decode_image_crop
 from ctdistill.data.dicom import LUNG_WINDOW, decode_dicom_crops, is_dicom
 from ctdistill.errors import CtdistillError, DataError
-from ctdistill.inference import load_model, predict_keras, predict_tflite
-from ctdistill.runfolder import VERDICT, card_path, read_json
-from ctdistill.verdict import best_candidate, ungated_mode
+from ctdistill.models.inference import load_model, predict_keras, predict_tflite
+from ctdistill.run.folder import VERDICT, card_path, read_json
 
 MODEL_SUFFIXES = (".tflite", ".keras", ".h5")
 

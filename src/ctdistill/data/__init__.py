@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ctdistill.config import SYNTHETIC_PER_CLASS
 from ctdistill.data.dataset import SPLITS, Dataset, Split
 from ctdistill.data.numpy_layout import is_numpy_layout, load_numpy, write_numpy
 from ctdistill.data.synthetic import load_synthetic
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def load_dataset(path: str | Path | None, size: int, channels: int, seed: int = 0,
-                 synthetic_per_class: tuple[int, int, int] = (80, 20, 40), strict: bool = False,
+                 synthetic_per_class: tuple[int, int, int] = SYNTHETIC_PER_CLASS, strict: bool = False,
                  class_map: str | Path | None = None, crop: str = "none") -> Dataset:
     """Load ``path`` as whichever layout it is; ``None`` gives the built-in synthetic phantoms.
 

@@ -46,7 +46,7 @@ from ctdistill.data.scans import SPLIT_ORDER, add_scan_groups, scan_findings
 from ctdistill.data.shortcuts import label_tags, shortcut_baseline, train_test_shift
 from ctdistill.data.tree import scan_tree
 from ctdistill.errors import DataError
-from ctdistill.runfolder import atomic_path, write_json
+from ctdistill.run.folder import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 # Largest phash Hamming distance (of 64 bits) that counts as a near copy. Chest-CT slices look alike:

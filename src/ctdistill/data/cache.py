@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctdistill.runfolder import atomic_path
+from ctdistill.run.folder import atomic_path
 
 
 def cache_dir() -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 from ctdistill.data.dataset import SPLITS, Dataset, Split
 from ctdistill.data.decode import resize_array
 from ctdistill.errors import DataError
-from ctdistill.runfolder import atomic_path
+from ctdistill.run.folder import atomic_path
 
 FILE_SPLIT = {"train": "train", "valid": "val", "test": "test"}
 CLASS_FILE = "class_names.json"

@@ -19,7 +19,7 @@ from ctdistill.data import load_dataset
 from ctdistill.data.audit import STORED_AUDIT, audit_path, write_audit
 from ctdistill.data.numpy_layout import output_files, relative_id, write_numpy
 from ctdistill.data.split import grouped_split
-from ctdistill.runfolder import refuse_existing
+from ctdistill.run.folder import refuse_existing
 
 
 def prepare_arrays(tree: str | Path, out: str | Path, size: int, channels: int, class_map: str | None = None,

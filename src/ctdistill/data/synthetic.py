@@ -20,6 +20,7 @@ import hashlib
 import numpy as np
 from PIL import Image
 
+from ctdistill.config import SYNTHETIC_PER_CLASS
 from ctdistill.data.dataset import SPLITS, Dataset, Split
 from ctdistill.data.decode import prepare_pil
 
@@ -75,7 +76,7 @@ def phantom(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img * 255, 0, 255).astype(np.uint8)
 
 
-def load_synthetic(size: int, channels: int, per_class: tuple[int, int, int] = (80, 20, 40), seed: int = 0,
+def load_synthetic(size: int, channels: int, per_class: tuple[int, int, int] = SYNTHETIC_PER_CLASS, seed: int = 0,
                    crop: str = "none") -> Dataset:
     """The phantom dataset: ``per_class`` images per class in (train, valid, test), deterministic in ``seed``;
     each phantom is cropped (``crop``) and resized by ``prepare_pil``, as a decoded file would be."""

@@ -1,6 +1,4 @@
-"""Models: the table of teachers (``teachers.TEACHERS``) and the seed's student CNN."""
-
-from ctdistill.models.student import build_student
-from ctdistill.models.teachers import TEACHERS, TeacherSpec, build_teacher
-
-__all__ = ["TEACHERS", "TeacherSpec", "build_student", "build_teacher"]
+"""Models: the table of teachers (``teachers.TEACHERS``), the seed's student CNN (``student``), and
+loading a saved model to predict with it (``inference``, which imports neither Keras nor TensorFlow
+at module level: ``predict`` on a ``.tflite`` file needs LiteRT only, so this package imports nothing
+on its own)."""

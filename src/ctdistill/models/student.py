@@ -29,7 +29,7 @@ def build_student(input_shape: tuple[int, int, int], n_classes: int, name: str =
         n_classes: number of output logits.
         name: Keras model name.
         head: ``seed`` (Flatten) or ``gap`` (global average pooling), see ``STUDENT_HEADS``.
-        bn_momentum: BatchNormalization moving-average momentum (see ``ctdistill.recipe.set_bn_momentum``).
+        bn_momentum: BatchNormalization moving-average momentum (see ``ctdistill.training.recipe.set_bn_momentum``).
 
     Returns:
         An uncompiled ``keras.Model`` mapping uint8-range images to logits.

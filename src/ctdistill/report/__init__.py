@@ -2,7 +2,7 @@
 numbers (``scoring`` computes them from the run folder; ``tables`` formats, ``plots`` draws, ``page``
 lays out report.html / report.md, ``card`` writes the model cards).
 
-Every writer goes through ``runfolder.atomic_path`` so a file is either complete or absent.
+Every writer goes through ``run.folder.atomic_path`` so a file is either complete or absent.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ctdistill import runfolder as rf
+from ctdistill.assess.scoring import assess_run
+from ctdistill.assess.verdict import verdict
 from ctdistill.data.audit import STORED_AUDIT
 from ctdistill.report import page, plots
 from ctdistill.report.card import write_cards
 from ctdistill.report.tables import audit_sentences, classification_report_frame, confusion_frame, verdict_text
-from ctdistill.runfolder import write_csv, write_json
-from ctdistill.scoring import assess_run
-from ctdistill.verdict import verdict
+from ctdistill.run import folder as rf
+from ctdistill.run.folder import write_csv, write_json
 
 log = logging.getLogger("ctdistill")
 

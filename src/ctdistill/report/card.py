@@ -16,7 +16,7 @@ import pandas as pd
 
 from ctdistill.data.audit import STORED_AUDIT
 from ctdistill.data.dataset import TEST_SPLITS
-from ctdistill.runfolder import CONFIG, MANIFEST, QUANT_GATE, card_path, read_json, read_summary, write_json
+from ctdistill.run.folder import CONFIG, MANIFEST, QUANT_GATE, card_path, read_json, read_summary, write_json
 
 INTENDED_USE = ("Research on model compression for chest-CT slice classification. Not a medical device: not "
                 "for diagnosis, triage or any clinical decision.")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ctdistill.data.dataset import TEST_SPLITS
-from ctdistill.runfolder import MANIFEST, REPORT_HTML, REPORT_MD, atomic_path, read_json
+from ctdistill.run.folder import MANIFEST, REPORT_HTML, REPORT_MD, atomic_path, read_json
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 
 from ctdistill.data.describe import open_picture  # noqa: E402
 from ctdistill.errors import DataError  # noqa: E402
-from ctdistill.runfolder import atomic_path  # noqa: E402
+from ctdistill.run.folder import atomic_path  # noqa: E402
 
 KIND_COLOURS = {"teacher": "tab:red", "distilled": "tab:blue", "quantized": "tab:green", "scratch": "tab:grey"}
 

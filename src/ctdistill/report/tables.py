@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctdistill.verdict import label_tag_words
+from ctdistill.assess.verdict import label_tag_words
 
 
 def classification_report_frame(metrics: dict) -> pd.DataFrame:
@@ -82,7 +82,7 @@ def audit_text(summary: dict) -> str:
 
 
 def verdict_text(found: dict) -> list[str]:
-    """The verdict (``ctdistill.verdict.verdict``) as sentences, most important first."""
+    """The verdict (``ctdistill.assess.verdict.verdict``) as sentences, most important first."""
     lines, d, gate = [], found["deploy"], found["gate"]
     unfit = found.get("unfit")  # verdicts written before the refusal existed have no such key
     if unfit is not None:

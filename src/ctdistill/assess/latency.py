@@ -2,7 +2,7 @@
 
 LiteRT models are timed in this process (the interpreter takes a thread count). A Keras model's
 thread pool is fixed when TensorFlow starts, so each Keras thread setting runs in a fresh
-subprocess (``python -m ctdistill.benchmark``). Inputs are random images of the model's input size
+subprocess (``python -m ctdistill.assess.latency``). Inputs are random images of the model's input size
 (speed does not depend on pixel values). Numbers only; the CLI prints them and ``report`` plots them.
 
 Example:
@@ -52,7 +52,7 @@ def _inputs(shape: tuple[int, ...], batch: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def bench_tflite(path: Path, threads: int, calls: int, warmup: int, batch: int) -> dict:
-    from ctdistill.inference import LiteRTModel
+    from ctdistill.models.inference import LiteRTModel
 
     model = LiteRTModel(path, num_threads=threads)
     x1, xb = _inputs(tuple(model.input["shape"][1:]), batch)
@@ -68,7 +68,7 @@ def bench_keras_here(path: Path, calls: int, warmup: int, batch: int) -> dict:
     """Time a Keras model in this process (with whatever threads TensorFlow started with), two ways:
     ``predict_on_batch`` (Keras' leanest inference path) and ``predict`` (what users call), keyed by
     format."""
-    from ctdistill.inference import load_model
+    from ctdistill.models.inference import load_model
 
     model = load_model(path)
     x1, xb = _inputs(tuple(model.input_shape[1:]), batch)
@@ -82,7 +82,8 @@ def bench_keras_here(path: Path, calls: int, warmup: int, batch: int) -> dict:
 def bench_keras(path: Path, threads: int, calls: int, warmup: int, batch: int) -> dict:
     env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(min(threads, 2)),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-m", "ctdistill.benchmark", str(path), str(calls), str(warmup), str(batch)],
+    done = subprocess.run([sys.executable, "-m", "ctdistill.assess.latency", str(path), str(calls), str(warmup),
+                           str(batch)],
                           capture_output=True, text=True, env=env, timeout=1800)
     if done.returncode != 0:
         raise CtdistillError(f"{path}: Keras benchmark failed ({done.stderr.strip().splitlines()[-1:]})")
@@ -126,8 +127,8 @@ def bench_models(paths: list[str | Path], threads: tuple[int, ...] | None = None
     return pd.DataFrame(rows, columns=BENCH_COLUMNS)
 
 
-if __name__ == "__main__":  # the Keras worker: python -m ctdistill.benchmark MODEL CALLS WARMUP BATCH
-    import ctdistill.quiet as _quiet
+if __name__ == "__main__":  # the Keras worker: python -m ctdistill.assess.latency MODEL CALLS WARMUP BATCH
+    import ctdistill.console.quiet as _quiet
 
     _quiet.import_backend_quietly()
     model_path, n_calls, n_warmup, n_batch = Path(sys.argv[1]), *map(int, sys.argv[2:5])

@@ -135,7 +135,7 @@ class EpochProgress:
 
 
 class FlightBoard:
-    """Tasks running side by side (``scale``): tasks done out of all, and the ones in flight with their
+    """Tasks running side by side (``ray_executor``): tasks done out of all, and the ones in flight with their
     time so far; a bar on a terminal, a log line per start and finish otherwise (each task's epochs
     come as plain lines from its worker)."""
 

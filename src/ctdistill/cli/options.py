@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ctdistill.choices import CROPS, EXECUTORS
+from ctdistill.choices import CI_METHODS, CROPS, EXECUTORS
 from ctdistill.config import PRETRAINED_TEACHER_EPOCHS, Config
+from ctdistill.data.dicom import LUNG_WINDOW
 
 
 def _flag_type(field: dataclasses.Field) -> type:
@@ -118,10 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
                                         "saved predictions (no retraining; works on a copied run folder)")
     rep.add_argument("run_dir", help="a finished run folder")
     rep.add_argument("--out", help="folder for the report files (default: the run folder)")
-    rep.add_argument("--resamples", type=int, default=None, help="bootstrap resamples (default: the run's, 1000)")
-    rep.add_argument("--bins", type=int, default=None, help="calibration bins (default: the run's, 10)")
-    rep.add_argument("--ci-method", choices=("percentile", "BCa"), default=None,
-                     help="bootstrap interval method (default: the run's, percentile)")
+    rep.add_argument("--resamples", type=int, default=None,
+                     help=f"bootstrap resamples (default: the run's, {default_of('bootstrap_resamples')})")
+    rep.add_argument("--bins", type=int, default=None,
+                     help=f"calibration bins (default: the run's, {default_of('ece_bins')})")
+    rep.add_argument("--ci-method", choices=CI_METHODS, default=None,
+                     help=f"bootstrap interval method (default: the run's, {default_of('ci_method')})")
     _common(rep)
 
     pred = sub.add_parser("predict", help="predict with an exported model on images, folders and DICOM files",
@@ -136,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--teacher", help="run folder: the student of this teacher")
     pred.add_argument("--mode", help="run folder: this quantization mode instead of the gate's choice (float32 = the "
                                      "Keras student)")
-    pred.add_argument("--window-level", type=float, default=-600.0, help="DICOM window level in HU (default -600)")
-    pred.add_argument("--window-width", type=float, default=1500.0, help="DICOM window width in HU (default 1500)")
+    level, width = LUNG_WINDOW
+    pred.add_argument("--window-level", type=float, default=level, help=f"DICOM window level in HU (default {level:g})")
+    pred.add_argument("--window-width", type=float, default=width, help=f"DICOM window width in HU (default {width:g})")
     _common(pred)
 
     bench = sub.add_parser("bench", help="latency and throughput of exported models (Keras and LiteRT), 1 thread "
@@ -195,9 +199,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _version() -> str:
     from ctdistill import __version__
-
     return f"ctdistill {__version__}"
 
 
-if __name__ == "__main__":  # python -m ctdistill.options: the README's option table, regenerated
+if __name__ == "__main__":  # python -m ctdistill.cli.options: the README's option table, regenerated
     print(markdown_table())

@@ -1,6 +1,6 @@
 """The work of each stage of a run: train (or quantize) one model, save it, record its predictions.
 
-``pipeline`` decides the order and puts each of these behind a completion record (``resume``);
+``pipeline`` decides the order and puts each of these behind a completion record (``book``);
 every function here trains or converts one thing, writes its files into the run folder and returns
 the summary row(s) the tables are made from.
 """
@@ -14,17 +14,18 @@ from pathlib import Path
 import keras
 import pandas as pd
 
-from ctdistill import runfolder as rf
+from ctdistill.assess.metrics import scoring_options
 from ctdistill.config import Config
 from ctdistill.data import Dataset
-from ctdistill.distill import distill_student, ensemble_teacher
-from ctdistill.metrics import scoring_options
 from ctdistill.models.teachers import teacher_size, weights_origin
-from ctdistill.quantgate import run_gate
-from ctdistill.quantize import convert_all
-from ctdistill.records import record, save_model
-from ctdistill.runfolder import write_csv, write_json
-from ctdistill.train import train_scratch, train_teacher
+from ctdistill.quantize.convert import convert_all
+from ctdistill.quantize.gate import run_gate
+from ctdistill.run import folder as rf
+from ctdistill.run.folder import write_csv, write_json
+from ctdistill.run.outputs import record, save_model
+from ctdistill.training.distill import distill_student, ensemble_teacher
+from ctdistill.training.fit import train_scratch
+from ctdistill.training.teachers import train_teacher
 
 log = logging.getLogger("ctdistill")
 
@@ -60,11 +61,9 @@ def scoring(cfg: Config) -> dict:
 
 
 def quant_table_row(name: str, row: dict, teacher_row: dict, student_row: dict) -> dict:
-    """One row of the seed's ``TinyEvalRes_Quant.csv``."""
-    return {"teacher": name, "mode": row["mode"],
-            **{k: row[k] for k in ("accuracy", "precision", "recall", "accuracy_dedup", "precision_dedup",
-                                   "recall_dedup")},
-            "teacher_mb": teacher_row["size_mb"], "student_mb": student_row["size_mb"], "quantized_mb": row["size_mb"]}
+    """One row of the seed's ``TinyEvalRes_Quant.csv``, in the columns ``run.folder.QUANT_COLUMNS`` names."""
+    sizes = {"teacher_mb": teacher_row["size_mb"], "student_mb": student_row["size_mb"], "quantized_mb": row["size_mb"]}
+    return {c: name if c == "teacher" else sizes[c] if c in sizes else row[c] for c in rf.QUANT_COLUMNS}
 
 
 def ensemble_step(teachers: dict[str, keras.Model], rows: list[dict], data: Dataset, cfg: Config,

@@ -1,7 +1,7 @@
 """The recipe: data -> scratch baseline -> per teacher (fit teacher, distil student) -> seeds -> quantize -> tables.
 
 ``run()`` reads top to bottom as the pipeline; each step logs what it does, and each model stage
-(``steps``) sits behind a completion record (``resume``), so an interrupted run resumes. Every
+(``steps``) sits behind a completion record (``book``), so an interrupted run resumes. Every
 model is evaluated once, right after training selected it on the valid split: its valid and test
 predictions are saved, and the tables are made from the stages' records.
 
@@ -18,22 +18,17 @@ from pathlib import Path
 
 import keras
 
-from ctdistill import runfolder as rf
 from ctdistill.config import Config
+from ctdistill.console.progress import PROGRESS, on_terminal
 from ctdistill.data import Dataset
-from ctdistill.distill import check_teacher_views
-from ctdistill.doctor import environment
 from ctdistill.errors import ConfigError
-from ctdistill.inference import load_model
+from ctdistill.models.inference import load_model
 from ctdistill.models.teachers import check_weights, teacher_size, weights_origin
-from ctdistill.preflight import check_executor, check_run
-from ctdistill.progress import PROGRESS, on_terminal
-from ctdistill.provenance import manifest
-from ctdistill.quantize import EXPORT_PACKAGES, can_export
-from ctdistill.repeats import quantize_repeats, repeat_students
+from ctdistill.quantize.convert import EXPORT_PACKAGES, can_export
 from ctdistill.report import build_report
 from ctdistill.report.tables import summary_text, verdict_text
-from ctdistill.resume import (
+from ctdistill.run import folder as rf
+from ctdistill.run.book import (
     RunInterrupted,
     Stages,
     check_same_data,
@@ -43,9 +38,14 @@ from ctdistill.resume import (
     run_key,
     saved_values,
 )
-from ctdistill.rundata import audit_step, load_data, write_splits  # noqa: F401  (write_splits: part of the API)
-from ctdistill.runfolder import create_run_dir, plan_run_dir, write_json
-from ctdistill.steps import (
+from ctdistill.run.data_steps import audit_step, load_data
+from ctdistill.run.environment import environment
+from ctdistill.run.folder import create_run_dir, plan_run_dir, write_json
+from ctdistill.run.plan import builds_ensemble, distilled_names, planned_stages, upstream
+from ctdistill.run.preflight import check_executor, check_run
+from ctdistill.run.provenance import manifest
+from ctdistill.run.repeats import quantize_repeats, repeat_students
+from ctdistill.run.steps import (
     distill_step,
     ensemble_step,
     quant_table_row,
@@ -55,9 +55,9 @@ from ctdistill.steps import (
     teacher_step,
     write_tables,
 )
+from ctdistill.training.distill import check_teacher_views
 
 log = logging.getLogger("ctdistill")
-__all__ = ["audit_step", "load_data", "quantize_run", "run", "seed_everything"]
 
 
 def run(cfg: Config, out: str | Path | None = None, resume: bool = False, executor: str = "local",
@@ -65,12 +65,12 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False, execut
     """Run the whole pipeline for ``cfg`` into a new run folder (or continue ``out`` with ``resume``).
 
     Args:
-        cfg: the configuration (for ``resume``, the run's own: see ``resume.resumed_config``).
+        cfg: the configuration (for ``resume``, the run's own: see ``run.book.resumed_config``).
         out: the run folder; None = ``runs/run-<timestamp>``.
         resume: continue the interrupted run in ``out``: stages with a valid completion record
-            (``resume``) are kept, the others run again.
+            (``book``) are kept, the others run again.
         executor: ``local`` (this process, stage after stage) or ``ray`` (the stages as tasks on a
-            Ray cluster, ``scale``); the same results either way, and either may resume the other's run.
+            Ray cluster, ``ray_executor``); the same results either way, and either may resume the other's run.
         ray_address: the Ray cluster to join (``auto``, ``ray://HOST:PORT``); None starts a local one.
 
     Returns:
@@ -109,10 +109,10 @@ def local_stages(cfg: Config, data: Dataset, run_dir: Path, book: Stages, ray_ad
 
 
 def ray_stages(cfg: Config, data: Dataset, run_dir: Path, book: Stages, ray_address: str | None) -> list[str]:
-    """Every stage as a task on a Ray cluster (``scale``); returns the teachers' names (with ``ensemble``)."""
-    from ctdistill.scale import ray_stages  # Ray is an extra: imported only when a run asks for it
+    """Every stage as a task on a Ray cluster (``ray_executor``); returns the teachers' names (with ``ensemble``)."""
+    from ctdistill.run.ray_executor import ray_stages  # Ray is an extra: imported only when a run asks for it
 
-    names = [*cfg.teachers, *(["ensemble"] if cfg.ensemble != "none" and len(cfg.teachers) > 1 else [])]
+    names = distilled_names(cfg)
     ray_stages(cfg, data, run_dir, book, names, ray_address)
     if not can_export():  # no quantization task was planned: say so, with the command that finishes it
         quantize_all(cfg, data, run_dir, book, names)
@@ -120,17 +120,6 @@ def ray_stages(cfg: Config, data: Dataset, run_dir: Path, book: Stages, ray_addr
 
 
 EXECUTORS = {"local": local_stages, "ray": ray_stages}  # choices.EXECUTORS names them for the flag
-
-
-def planned_stages(cfg: Config) -> list[str]:
-    """The stages a run of ``cfg`` goes through, in order (what the progress display counts)."""
-    names = [*cfg.teachers, *(["ensemble"] if cfg.ensemble != "none" and len(cfg.teachers) > 1 else [])]
-    stages = ["scratch", *(f"{kind}-{n}" for n in names for kind in ("teacher", "distill"))]
-    stages += ["seeds"] if cfg.seeds else []
-    if cfg.quant_modes and can_export():
-        stages += [f"quantize-{n}" for n in names] + (["seeds-int8"] if cfg.seeds and "int8" in cfg.quant_modes
-                                                       else [])
-    return stages
 
 
 def quantize_run(run_dir: str | Path, data_path: str | None = None, class_map: str | None = None) -> Path:
@@ -206,19 +195,6 @@ def open_run_dir(cfg: Config, data: Dataset, run_dir: Path, resume: bool, traine
     return data
 
 
-def upstream(stage: str, cfg: Config, names: list[str]) -> tuple[str, ...]:
-    """The stages ``stage`` builds on: a rerun of any of them invalidates its record. ``names``: the
-    teachers whose students are distilled (with ``ensemble`` when one is built)."""
-    if stage == "seeds":
-        return tuple(f"teacher-{n}" for n in names)
-    if stage == "seeds-int8":
-        return ("seeds",)
-    kind, _, name = stage.partition("-")
-    if kind == "teacher":
-        return tuple(f"teacher-{t}" for t in cfg.teachers) if name == "ensemble" else ()
-    return {"distill": (f"teacher-{name}",), "quantize": (f"distill-{name}",)}.get(kind, ())
-
-
 def train_all(cfg: Config, data: Dataset, run_dir: Path, book: Stages) -> list[str]:
     """Every training stage, each behind its completion record; returns the teachers' names
     (with ``ensemble`` when one was built)."""
@@ -228,7 +204,7 @@ def train_all(cfg: Config, data: Dataset, run_dir: Path, book: Stages) -> list[s
         teachers[name], row = teacher_and_student(name, lambda n=name: teacher_step(n, data, cfg, run_dir), data,
                                                   cfg, run_dir, book)
         rows.append(row)
-    if cfg.ensemble != "none" and len(teachers) > 1:
+    if builds_ensemble(cfg):
         make = lambda: ensemble_step(dict(teachers), rows, data, cfg, run_dir)  # noqa: E731
         teachers["ensemble"], _ = teacher_and_student("ensemble", make, data, cfg, run_dir, book)
     if cfg.seeds:
@@ -274,7 +250,7 @@ def quantize_all(cfg: Config, data: Dataset, run_dir: Path, book: Stages, names:
 def trained_teachers(cfg: Config, book: Stages) -> list[str]:
     """The teachers of a run whose training finished, in run order; refuses a run with any training
     stage unfinished (naming them), so its tables are never written as if it were complete."""
-    names = [*cfg.teachers, *(["ensemble"] if cfg.ensemble != "none" and len(cfg.teachers) > 1 else [])]
+    names = distilled_names(cfg)
     stages = ["scratch", *(f"distill-{n}" for n in names), *(["seeds"] if cfg.seeds else [])]
     missing = [s for s in stages if book.result(s, upstream(s, cfg, names)) is None]
     if missing:

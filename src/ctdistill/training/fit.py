@@ -1,6 +1,7 @@
-"""Training: fitting with early stopping on the validation split, the teachers and the scratch student.
+"""The fit loop: fitting with early stopping on the validation split, and the scratch student.
 
-One function fits any Keras model (teacher, distiller, scratch student) the same way, so every
+One function fits any Keras model (teacher, distiller, scratch student) the same way (the teachers'
+phases are ``training.teachers``), so every
 model gets the same budget and the same selection rule: at most ``epochs`` epochs, stop when the
 monitored validation metric has not improved for ``patience`` epochs, restore the best weights.
 The test split is never seen here.
@@ -15,12 +16,11 @@ import keras
 import numpy as np
 import pandas as pd
 
-from ctdistill.config import PRETRAINED_TEACHER_EPOCHS, Config
+from ctdistill.config import Config
+from ctdistill.console.progress import EpochProgress
 from ctdistill.data import Dataset
 from ctdistill.models.student import build_student
-from ctdistill.models.teachers import build_teacher, resolve_weights, set_base_trainable
-from ctdistill.progress import EpochProgress
-from ctdistill.recipe import (
+from ctdistill.training.recipe import (
     accuracy_metric,
     make_augmenter,
     make_loss,
@@ -93,7 +93,7 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
     """Fit a compiled model on train (augmented, resampled as configured), select on valid.
 
     Args:
-        model: what :func:`compile_classifier` or ``ctdistill.distill.make_distiller`` returned.
+        model: what :func:`compile_classifier` or ``ctdistill.training.distill.make_distiller`` returned.
         data: the dataset; only ``train`` and ``valid`` are used.
         cfg: supplies the recipe, batch size, epochs, patience and the monitored metric.
         label: name used in the progress log.
@@ -101,7 +101,7 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
         inputs: ``{"train": x, "valid": x}`` model inputs to use instead of the images (labels still
             come from ``data``), e.g. images with cached teacher logits.
         train: ready training batches to use instead (``recipe.Batches``), e.g. a pool of augmented
-            views (``ctdistill.distill``).
+            views (``ctdistill.training.distill``).
 
     Returns:
         DataFrame with one row per epoch (``epoch`` plus Keras' logged metrics) and a ``best``
@@ -130,38 +130,6 @@ def fit(model: keras.Model, data: Dataset, cfg: Config, label: str, epochs: int 
 
 def as_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32, copy=False)
-
-
-def train_teacher(name: str, data: Dataset, cfg: Config) -> tuple[keras.Model, pd.DataFrame]:
-    """Fine-tune teacher ``name`` as the seed does, for at most ``teacher_epochs`` (default ``epochs``, or
-    ``config.PRETRAINED_TEACHER_EPOCHS`` for a pretrained teacher).
-
-    With pretrained weights: phase ``head`` trains the new head on a frozen base (at most
-    ``frozen_epochs``), then phase ``finetune`` unfreezes the top ``unfreeze_layers`` base layers at
-    ``finetune_learning_rate``. With ``--weights none`` a frozen random base is useless, so there is
-    one phase, ``scratch``, training everything at ``finetune_learning_rate``: the rate for any
-    training of the big base network (at the students' 1e-3, VGG16 from scratch stays at chance on
-    the phantoms and ResNet50's loss diverges; at 1e-4 VGG16 reached 61% in 12 epochs).
-    """
-    weights = resolve_weights(name, cfg.weights)
-    epochs = cfg.teacher_epochs or (cfg.epochs if weights is None else min(cfg.epochs, PRETRAINED_TEACHER_EPOCHS))
-    teacher = build_teacher(name, data.input_shape, data.n_classes, weights)
-    if weights is None:
-        trainer = compile_classifier(teacher, cfg, cfg.finetune_learning_rate, data.train.y, epochs)
-        return teacher, fit(trainer, data, cfg, f"{name} teacher", epochs).assign(phase="scratch")
-    phases = []
-    if cfg.frozen_epochs > 0:
-        set_base_trainable(teacher, False)
-        head_epochs = min(cfg.frozen_epochs, epochs)
-        trainer = compile_classifier(teacher, cfg, cfg.learning_rate, data.train.y, head_epochs)
-        phases.append(fit(trainer, data, cfg, f"{name} teacher head", head_epochs)
-                      .assign(phase="head"))
-    set_base_trainable(teacher, True, cfg.unfreeze_layers)
-    trainer = compile_classifier(teacher, cfg, cfg.finetune_learning_rate, data.train.y, epochs)
-    phases.append(fit(trainer, data, cfg, f"{name} teacher finetune", epochs).assign(phase="finetune"))
-    history = pd.concat(phases, ignore_index=True)
-    history["epoch"] = np.arange(1, len(history) + 1)
-    return teacher, history
 
 
 def new_student(data: Dataset, cfg: Config, name: str) -> keras.Model:

@@ -14,6 +14,8 @@ import logging
 import os
 from collections.abc import Iterator
 
+LOG_FORMAT = {"format": "%(asctime)s %(levelname)s %(message)s", "datefmt": "%H:%M:%S"}  # the CLI's lines, Ray's too
+
 
 @contextlib.contextmanager
 def quiet_fd(fd: int) -> Iterator[None]:

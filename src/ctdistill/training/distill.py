@@ -9,7 +9,7 @@ temperature and ``alpha`` the weight of the hard-label loss (``student_loss_weig
 factor keeps the soft-target gradients on the same scale as the hard-label ones when T changes
 (Hinton et al., section 2); ``LogitsDistillation`` applies it for the KL loss.
 
-Its baseline, the scratch student (``train.train_scratch``), trains the identical student with the
+Its baseline, the scratch student (``training.fit.train_scratch``), trains the identical student with the
 identical budget and no teacher.
 """
 
@@ -22,8 +22,9 @@ import pandas as pd
 from ctdistill.config import Config
 from ctdistill.data import Dataset
 from ctdistill.errors import ConfigError
-from ctdistill.inference import keras_logits
-from ctdistill.recipe import (
+from ctdistill.models.inference import keras_logits
+from ctdistill.training.fit import as_float, fit, new_student
+from ctdistill.training.recipe import (
     accuracy_metric,
     make_augmenter,
     make_loss,
@@ -32,7 +33,6 @@ from ctdistill.recipe import (
     steps_per_epoch,
     training_batches,
 )
-from ctdistill.train import as_float, fit, new_student
 
 
 class CachedTeacherDistiller(keras.distillation.Distiller):

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ctdistill.console.progress import PROGRESS
 from ctdistill.errors import ConfigError, CtdistillError, DataError
-from ctdistill.progress import PROGRESS
-from ctdistill.runfolder import CONFIG, MANIFEST, STAGES, read_json, write_json
+from ctdistill.run.folder import CONFIG, MANIFEST, STAGES, read_json, write_json
 
 log = logging.getLogger("ctdistill")
 STAGES_DIR = STAGES

@@ -1,6 +1,6 @@
 """``ctdistill`` command line: parse, build the config, call one library function. Nothing else.
 
-Run options are declared once, in ``ctdistill.options.RUN_OPTIONS`` (flag -> config key, type,
+Run options are declared once, in ``ctdistill.cli.options.RUN_OPTIONS`` (flag -> config key, type,
 help); a flag that is not given leaves the config file's (or the default) value alone.
 """
 
@@ -14,20 +14,20 @@ import os
 import sys
 from pathlib import Path
 
+from ctdistill.cli.options import RUN_OPTIONS, build_parser
+from ctdistill.console.quiet import LOG_FORMAT, quiet_library_logs
 from ctdistill.errors import CtdistillError
-from ctdistill.options import RUN_OPTIONS, build_parser
-from ctdistill.quiet import quiet_library_logs
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     # The configuration is checked before Keras and TensorFlow load (seconds), so a typo fails at once.
     from ctdistill.config import Config
-    from ctdistill.preflight import check_data_path, check_executor
+    from ctdistill.run.preflight import check_data_path, check_executor
     from ctdistill.values import read_values
 
     overrides = {key: getattr(args, key) for _, key, _, _ in RUN_OPTIONS if getattr(args, key) is not None}
     if args.resume:
-        from ctdistill.resume import resumed_config
+        from ctdistill.run.book import resumed_config
 
         if args.out:
             raise CtdistillError("--resume continues RUN_DIR in place; leave out --out")
@@ -37,10 +37,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_executor(args.executor, args.ray_address)
     check_data_path(cfg.data)  # the commonest mistake, also checked before any weights download
     if not args.debug:  # --debug keeps TensorFlow's start-up lines
-        from ctdistill.quiet import import_backend_quietly
+        from ctdistill.console.quiet import import_backend_quietly
 
         import_backend_quietly()
-    from ctdistill.pipeline import run
+    from ctdistill.run.pipeline import run
 
     print(run(cfg, args.resume or args.out, resume=bool(args.resume), executor=args.executor,
               ray_address=args.ray_address))
@@ -69,7 +69,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from ctdistill.data.audit import DEFAULT_THRESHOLD, STORED_AUDIT, audit_path, write_audit
     from ctdistill.report import CROPS, crop_sheet
     from ctdistill.report.tables import audit_text
-    from ctdistill.runfolder import refuse_existing
+    from ctdistill.run.folder import refuse_existing
 
     out = Path(args.out)
     refuse_existing(*(out / name for name in (*STORED_AUDIT, CROPS)))
@@ -82,10 +82,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from ctdistill.quiet import import_backend_quietly
+    from ctdistill.console.quiet import import_backend_quietly
 
     import_backend_quietly()
-    from ctdistill.doctor import environment, environment_text
+    from ctdistill.run.environment import environment, environment_text
 
     print(environment_text(environment()))
     return 0
@@ -93,19 +93,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     if not args.debug:
-        from ctdistill.quiet import import_backend_quietly
+        from ctdistill.console.quiet import import_backend_quietly
 
         import_backend_quietly()
-    from ctdistill.pipeline import quantize_run
+    from ctdistill.run.pipeline import quantize_run
 
     print(quantize_run(Path(args.run_dir), args.data, args.class_map))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ctdistill import runfolder as rf
     from ctdistill.report import build_report
     from ctdistill.report.tables import verdict_text
+    from ctdistill.run import folder as rf
 
     out = Path(args.out) if args.out else Path(args.run_dir)
     for path in build_report(Path(args.run_dir), args.out, n_bins=args.bins, n_resamples=args.resamples,
@@ -117,7 +117,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from ctdistill.predict import counts_text, predict_paths, shown_path  # imports Keras only for a Keras model
-    from ctdistill.runfolder import atomic_path, refuse_existing
+    from ctdistill.run.folder import atomic_path, refuse_existing
 
     if args.window_width <= 0:
         raise CtdistillError(f"--window-width must be > 0, got {args.window_width:g}")
@@ -147,13 +147,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ctdistill.quiet import import_backend_quietly
+    from ctdistill.console.quiet import import_backend_quietly
 
     if not args.debug:
         import_backend_quietly()
-    from ctdistill import runfolder as rf
-    from ctdistill.benchmark import bench_models
-    from ctdistill.runfolder import refuse_existing
+    from ctdistill.assess.latency import bench_models
+    from ctdistill.run import folder as rf
+    from ctdistill.run.folder import refuse_existing
 
     run_dir = Path(args.models[0]) if len(args.models) == 1 and Path(args.models[0]).is_dir() else None
     out = Path(args.out) if args.out else (run_dir or Path(".")) / rf.BENCH
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     # which hides a banner but makes training 2-5x slower; see the stack notes).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=level, **LOG_FORMAT)
     if not args.debug:
         quiet_library_logs()
     handler = COMMANDS[(args.command, getattr(args, "data_command", None))]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ctdistill import runfolder as rf
 from ctdistill.config import Config
 from ctdistill.data import SPLITS, Dataset, Split, load_dataset
 from ctdistill.data.audit import audit_cached, dedup_test_mask, write_audit
@@ -20,7 +19,8 @@ from ctdistill.data.neighbours import cross_label, nearest_neighbours, thumbnail
 from ctdistill.data.split import carve_validation, grouped_split, has_scans, table_groups
 from ctdistill.errors import DataError
 from ctdistill.report.tables import audit_text
-from ctdistill.runfolder import write_json
+from ctdistill.run import folder as rf
+from ctdistill.run.folder import write_json
 
 log = logging.getLogger("ctdistill")
 

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import keras
 
+from ctdistill.assess.metrics import scoring_options
 from ctdistill.config import Config
 from ctdistill.data import Dataset
-from ctdistill.distill import distill_student
-from ctdistill.inference import load_model
-from ctdistill.metrics import scoring_options
-from ctdistill.quantize import convert_all
-from ctdistill.records import record, save_model
-from ctdistill.runfolder import SCRATCH_MODEL, predictions_dir, quantized_model, seed_dir, student_model
-from ctdistill.train import train_scratch
+from ctdistill.models.inference import load_model
+from ctdistill.quantize.convert import convert_all
+from ctdistill.run.folder import SCRATCH_MODEL, predictions_dir, quantized_model, seed_dir, student_model
+from ctdistill.run.outputs import record, save_model
+from ctdistill.training.distill import distill_student
+from ctdistill.training.fit import train_scratch
 
 log = logging.getLogger("ctdistill")
 
@@ -35,7 +35,7 @@ def repeat_students(cfg: Config, data: Dataset, teachers: dict[str, keras.Model]
     Each student is saved (``seeds/seed<k>/<name>_Student.keras``, so :func:`quantize_repeats` can
     convert it later, also on another machine) and its predictions go to ``predictions/seed<k>/``.
     Every student is one unit (:func:`repeat_scratch`, :func:`repeat_distill`) that seeds itself,
-    so ``scale`` can run the units side by side and get the same files.
+    so ``ray_executor`` can run the units side by side and get the same files.
     """
     for seed in extra_seeds(cfg):
         log.info("== seed %d: repeating the student stages (scratch, %s)", seed, ", ".join(teachers))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binomtest
 
-from ctdistill.metrics import bootstrap_ci, macro_f1
+from ctdistill.assess.metrics import bootstrap_ci, macro_f1
 
 
 def mcnemar_exact(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:

@@ -11,10 +11,10 @@ import keras
 import numpy as np
 import pandas as pd
 
+from ctdistill.assess.metrics import model_metrics
 from ctdistill.data import Dataset
-from ctdistill.inference import predict_keras, predict_tflite
-from ctdistill.metrics import model_metrics
-from ctdistill.runfolder import (
+from ctdistill.models.inference import predict_keras, predict_tflite
+from ctdistill.run.folder import (
     atomic_path,
     predictions_dir,
     predictions_frame,

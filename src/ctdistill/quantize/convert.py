@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ctdistill.quiet import quiet_stderr
-from ctdistill.runfolder import atomic_path
+from ctdistill.console.quiet import quiet_stderr
+from ctdistill.run.folder import atomic_path
 
 
 def _dynamic(converter, tf, representative) -> None:
@@ -97,7 +97,7 @@ def saved_model(model) -> Iterator[str]:
             source = os.path.join(tmp, "model.keras")
             keras.Model(model.inputs, model.outputs, name=model.name).save(source)
             env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-            done = subprocess.run([sys.executable, "-m", "ctdistill.quantize", source, folder], env=env,
+            done = subprocess.run([sys.executable, "-m", "ctdistill.quantize.convert", source, folder], env=env,
                                   capture_output=True, text=True)
             if done.returncode != 0:
                 raise RuntimeError(f"exporting {model.name} in a TensorFlow process failed: "
@@ -150,8 +150,8 @@ def convert_all(model, modes: tuple[str, ...], calibration: np.ndarray,
     return written
 
 
-if __name__ == "__main__":  # python -m ctdistill.quantize MODEL.keras SAVED_MODEL_DIR (see saved_model)
-    from ctdistill.quiet import import_backend_quietly
+if __name__ == "__main__":  # python -m ctdistill.quantize.convert MODEL.keras SAVED_MODEL_DIR (see saved_model)
+    from ctdistill.console.quiet import import_backend_quietly
 
     import_backend_quietly()  # TensorFlow's start-up lines stay off the terminal
     export_keras_file(sys.argv[1], sys.argv[2])

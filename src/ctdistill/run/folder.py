@@ -192,7 +192,7 @@ _WATCHERS: list[set[Path]] = []  # the open watch_writes() sets: every file atom
 def watch_writes() -> Iterator[set[Path]]:
     """Collect every file :func:`atomic_path` puts in place while the block runs (in this process).
 
-    Where stages run side by side on one run folder (``scale``), a before/after listing of the
+    Where stages run side by side on one run folder (``ray_executor``), a before/after listing of the
     folder would mix their files; each worker process runs one stage at a time and knows its own.
 
     Example:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ctdistill import runfolder as rf
+from ctdistill.assess.scoring import SHARED_ROW
 from ctdistill.choices import DEPLOY_ORDER
-from ctdistill.scoring import SHARED_ROW
+from ctdistill.run import folder as rf
 
 SMALL_TEST_SET = 100  # fewer test images than this: every interval is wide (one image is > 1 point)
 CHANCE_MARGIN = 0.05  # a teacher within 5 points of always answering the largest class is "near chance"

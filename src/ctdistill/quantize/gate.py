@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctdistill.inference import LiteRTModel, predict_keras
-from ctdistill.quantize import convert_all, representative_samples, saved_model
-from ctdistill.quiet import quiet_native_output
-from ctdistill.runfolder import atomic_path
+from ctdistill.console.quiet import quiet_native_output
+from ctdistill.models.inference import LiteRTModel, predict_keras
+from ctdistill.quantize.convert import convert_all, representative_samples, saved_model
+from ctdistill.run.folder import atomic_path
 
 log = logging.getLogger("ctdistill")
 FLOAT_LAYERS = 3  # layers kept in float by the int8-mixed attempt (the worst by RMSE / scale)

@@ -1,10 +1,10 @@
 """Run the stages of a run as tasks on a Ray cluster (``ctdistill run --executor ray``).
 
-The unit of work is what the local executor does inside one completion record (``resume``): a
+The unit of work is what the local executor does inside one completion record (``book``): a
 teacher, its distillation, the scratch baseline, a quantization; the ``seeds`` record is split
 into one unit per seed's scratch student and per (teacher, seed) distillation, ``seeds-int8`` into
 one per (teacher, seed) int8 conversion, and each record is written when all its units have
-finished. A unit waits for the stages ``pipeline.upstream`` names.
+finished. A unit waits for the stages ``plan.upstream`` names.
 
 The driver (this process) decides what runs: a stage whose record is valid is kept, as locally;
 it puts the dataset into Ray's object store once, submits each unit as a task as soon as the
@@ -31,15 +31,15 @@ import time
 from pathlib import Path
 
 from ctdistill.config import Config
+from ctdistill.console.progress import PROGRESS, FlightBoard
+from ctdistill.console.quiet import LOG_FORMAT, quiet_library_logs
 from ctdistill.data import Dataset
 from ctdistill.errors import CtdistillError
-from ctdistill.inference import load_model
-from ctdistill.pipeline import planned_stages, upstream
-from ctdistill.progress import PROGRESS, FlightBoard
-from ctdistill.quiet import quiet_library_logs
-from ctdistill.repeats import extra_seeds, quantize_repeats, repeat_distill, repeat_scratch
-from ctdistill.runfolder import watch_writes
-from ctdistill.steps import distill_step, ensemble_step, quantize_step, scratch_stage, seed_everything, teacher_step
+from ctdistill.models.inference import load_model
+from ctdistill.run.folder import watch_writes
+from ctdistill.run.plan import planned_stages, upstream
+from ctdistill.run.repeats import extra_seeds, quantize_repeats, repeat_distill, repeat_scratch
+from ctdistill.run.steps import distill_step, ensemble_step, quantize_step, scratch_stage, seed_everything, teacher_step
 
 log = logging.getLogger("ctdistill")
 RETRIES = 2  # a task whose worker dies (kill -9, a lost node) runs again up to this many times, then is reported
@@ -80,7 +80,7 @@ def ray_stages(cfg: Config, data: Dataset, run_dir: Path, book, names: list[str]
     if connected_here:
         # Each new worker imports Keras first with TensorFlow's start-up banner hidden, as the CLI does.
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, configure_logging=False,
-                 runtime_env={"worker_process_setup_hook": "ctdistill.quiet.import_backend_quietly"})
+                 runtime_env={"worker_process_setup_hook": "ctdistill.console.quiet.import_backend_quietly"})
     flight = Flight(cfg, data, run_dir.resolve(), book, names)
     try:
         flight.drive()
@@ -290,7 +290,7 @@ def prepare_worker(setup: dict) -> None:
     from ctdistill.models.teachers import TEACHERS
 
     if not logging.getLogger().handlers:  # the CLI's format; Ray forwards the lines to the driver
-        logging.basicConfig(level=setup["level"], format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+        logging.basicConfig(level=setup["level"], **LOG_FORMAT)
         if setup["level"] > logging.DEBUG:
             quiet_library_logs()
     if keras.backend.backend() == "tensorflow":

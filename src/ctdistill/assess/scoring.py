@@ -20,13 +20,13 @@ import pandas as pd
 from scipy.stats import binomtest
 from sklearn.metrics import roc_curve
 
-from ctdistill import runfolder
-from ctdistill.compare import paired_gain, quantization_impact
+from ctdistill.assess.compare import paired_gain, quantization_impact
+from ctdistill.assess.metrics import model_metrics, scoring_options
 from ctdistill.config import Config
 from ctdistill.data.audit import STORED_AUDIT
 from ctdistill.data.neighbours import cross_label
-from ctdistill.metrics import model_metrics, scoring_options
-from ctdistill.runfolder import (
+from ctdistill.run import folder as runfolder
+from ctdistill.run.folder import (
     CONFIG,
     predictions_dir,
     read_json,
@@ -40,7 +40,7 @@ from ctdistill.runfolder import (
 
 @dataclasses.dataclass
 class ModelPredictions:
-    """One model's saved test predictions and its metrics (stored by ``records``, or recomputed)."""
+    """One model's saved test predictions and its metrics (stored by ``run.outputs``, or recomputed)."""
 
     y: np.ndarray
     proba: np.ndarray

@@ -15,7 +15,7 @@ import importlib.util
 import os
 import platform
 
-from ctdistill.provenance import package_versions
+from ctdistill.run.provenance import package_versions
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -41,7 +41,7 @@ def environment() -> dict:
     """Backend, devices, versions, and whether this machine can export (quantize) models."""
     import keras
 
-    from ctdistill.quantize import EXPORT_PACKAGES, can_export
+    from ctdistill.quantize.convert import EXPORT_PACKAGES, can_export
 
     backend = keras.backend.backend()
     return {"backend": backend, "devices": devices(backend), "keras_backend_env": os.environ.get("KERAS_BACKEND"),

@@ -1,0 +1,2 @@
+"""The command line: the parser built from the configuration, and the commands.
+"""

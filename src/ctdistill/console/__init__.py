@@ -1,0 +1,2 @@
+"""What the terminal shows: quiet library logs and progress bars.
+"""

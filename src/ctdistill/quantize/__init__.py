@@ -1,0 +1,2 @@
+"""Post-training quantization to LiteRT and the quantization safety gate.
+"""
