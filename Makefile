@@ -16,17 +16,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## The main job on the built-in synthetic phantoms (about 10 minutes on 2 CPU cores).
+## The main job on the built-in synthetic phantoms (time: BENCHMARKS.md, "Today's results").
 demo: $(STAMP)
 	$(BIN)/ctdistill run --config configs/demo.toml --out $(DEMO_OUT)
 
-## Every test, slow ones included (what CI runs), one process per core (pytest-xdist).
+## Every test, slow ones included (what CI runs), one process per core (pytest-xdist); the browser the
+## report test opens is installed as CI installs it, and that test may not skip.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto
+	.ci/browser
+	CTDISTILL_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -n auto
 
-## The fast tests only (synthetic data, a tiny teacher), for the edit-test loop.
+## The fast tests only (synthetic data, a tiny teacher, no subprocess), for the edit-test loop.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n auto -m "not slow"
+	$(BIN)/python -m pytest -n auto -m "not slow and not spawns"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

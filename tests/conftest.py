@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -136,3 +140,26 @@ def finished_run(tmp_path_factory, tiny_teacher, tiny_teacher_b):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CTDISTILL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
         return cfg, run(cfg, tmp_path_factory.mktemp("shared") / "run")
+
+
+def run_cli(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    """``ctdistill ARGS...`` in a fresh process, as a user types it (the one helper every CLI test uses)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "ctdistill.cli.main", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+# Calls that start another process: a test whose code makes one is marked ``spawns`` (pyproject.toml), so
+# the fast tier (``make test-fast``) can leave out what costs a Python start-up and a TensorFlow import.
+SPAWNING = re.compile(r"(?<![\w.])(run_cli|_python|_run|start|cli)\(|\bsubprocess\.")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        function = getattr(item, "function", None)
+        try:
+            code = inspect.getsource(function) if function is not None else ""
+        except (OSError, TypeError):  # doctests and generated items: no source to read
+            continue
+        if SPAWNING.search(code):
+            item.add_marker(pytest.mark.spawns)

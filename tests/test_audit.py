@@ -93,10 +93,10 @@ def test_numpy_layout_and_flat_tree_are_audited(tmp_path):
 
 
 def test_cli_audit_writes_csv_and_json_and_never_overwrites(planted, tmp_path):
-    from test_cli import ctdistill
+    from conftest import run_cli
 
     out = tmp_path / "audit"
-    result = ctdistill("data", "audit", planted, "--out", out)
+    result = run_cli("data", "audit", planted, "--out", out)
     assert result.returncode == 0, result.stderr
     assert "LEAKAGE: 3 valid/test files" in result.stdout and "LABEL CONFLICT: alpha vs beta" in result.stdout
     summary = json.loads((out / "audit.json").read_text())
@@ -106,7 +106,7 @@ def test_cli_audit_writes_csv_and_json_and_never_overwrites(planted, tmp_path):
     assert list(table.columns[:6]) == ["path", "split", "label", "exact_group", "near_group", "flags"]
     assert "scans found in the pixels" in result.stdout and str(out / "crops.png") in result.stdout
     assert Image.open(out / "crops.png").size[0] > 300  # the contact sheet of the body crop
-    again = ctdistill("data", "audit", planted, "--out", out)
+    again = run_cli("data", "audit", planted, "--out", out)
     assert again.returncode == 2 and "already exists" in again.stderr
 
 

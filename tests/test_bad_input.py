@@ -1,5 +1,5 @@
 """Bad input, case by case: a one-line ``error:`` that names the file or field, a non-zero exit, no
-traceback, nothing written. The rule (README "When things go wrong"): an unreadable image among
+traceback, nothing written. The rule (docs/troubleshooting.md): an unreadable image among
 many is skipped and listed (``--strict`` stops instead); anything structural stops the run.
 
 The CLI is called in-process (``cli.main``: the same parsing and error handling as the console
@@ -12,13 +12,11 @@ import io
 import json
 import os
 import struct
-import subprocess
-import sys
 import zlib
 
 import numpy as np
 import pytest
-from conftest import make_tree, save_image
+from conftest import make_tree, run_cli, save_image
 from PIL import Image
 
 from ctdistill.cli.main import main
@@ -286,11 +284,8 @@ def test_a_keras_model_with_a_lambda_layer_is_refused(tmp_path, capsys):
 # ---- --debug shows what the one-line error hides -----------------------------------------------------------
 
 def test_debug_shows_the_traceback():
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    plain = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "run", "--alpha", "2"], capture_output=True,
-                           text=True, env=env, timeout=300)
-    debug = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "run", "--alpha", "2", "--debug"],
-                           capture_output=True, text=True, env=env, timeout=300)
+    plain = run_cli("run", "--alpha", "2", timeout=300)
+    debug = run_cli("run", "--alpha", "2", "--debug", timeout=300)
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
 

@@ -1,25 +1,16 @@
 """The command line, run as a user runs it: in a subprocess."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from ctdistill.cli.main import RUN_OPTIONS
 
 
-def ctdistill(*args, cwd=None, timeout=600):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "ctdistill.cli.main", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
-
-
 def test_help_explains_every_option():
-    top = ctdistill("--help")
+    top = run_cli("--help")
     assert top.returncode == 0 and "run" in top.stdout and "data" in top.stdout
-    run_help = ctdistill("run", "--help")
+    run_help = run_cli("run", "--help")
     assert run_help.returncode == 0
     for flag, *_ in RUN_OPTIONS:
         assert flag in run_help.stdout, flag
@@ -36,7 +27,7 @@ def test_help_explains_every_option():
 ])
 def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, fragment):
     out = tmp_path / "run"
-    result = ctdistill(*args, "--out", out)
+    result = run_cli(*args, "--out", out)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: {result.stderr.strip().splitlines()[-1][7:]}"
     assert fragment in result.stderr and "Traceback" not in result.stderr
@@ -44,15 +35,15 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, fragme
 
 
 def test_data_inspect_and_prepare(image_tree, tmp_path):
-    inspect = ctdistill("data", "inspect", image_tree)
+    inspect = run_cli("data", "inspect", image_tree)
     assert inspect.returncode == 0, inspect.stderr
     assert "train: 6 images  3 adeno, 3 normal" in inspect.stdout and "PNG (.png): 18" in inspect.stdout
     out = tmp_path / "arrays"
-    prep = ctdistill("data", "prepare", image_tree, "--out", out, "--image-size", 12)
+    prep = run_cli("data", "prepare", image_tree, "--out", out, "--image-size", 12)
     assert prep.returncode == 0, prep.stderr
     x = np.load(out / "X_train.npy")
     assert x.shape == (6, 12, 12, 3) and x.dtype == np.uint8
-    assert ctdistill("data", "inspect", out).stdout.startswith("X_train.npy: shape [6, 12, 12, 3] uint8")
+    assert run_cli("data", "inspect", out).stdout.startswith("X_train.npy: shape [6, 12, 12, 3] uint8")
 
 
 @pytest.mark.slow
@@ -61,7 +52,7 @@ def test_cli_run_end_to_end_with_a_real_teacher(tmp_path):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text("synthetic_per_class = [4, 2, 2]\nimage_size = 16\nbatch_size = 16\n")
     out = tmp_path / "run"
-    result = ctdistill("run", "--config", cfg, "--teachers", "vgg16", "--weights", "none", "--epochs", 1,
+    result = run_cli("run", "--config", cfg, "--teachers", "vgg16", "--weights", "none", "--epochs", 1,
                        "--quant-modes", "int8", "--out", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == str(out)
@@ -84,7 +75,7 @@ def test_a_reader_that_leaves_early_gets_no_error_line(monkeypatch, capsys):
 
 
 def test_a_teacher_at_its_own_size_with_the_teacher_on_every_batch_stops_before_training(tmp_path):
-    done = ctdistill("run", "--teachers", "efficientnet_lite0", "--teacher-views", "0", "--out", tmp_path / "run")
+    done = run_cli("run", "--teachers", "efficientnet_lite0", "--teacher-views", "0", "--out", tmp_path / "run")
     assert done.returncode == 2, done.stderr
     assert "teacher_views=0" in done.stderr and "(224)" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()

@@ -1,6 +1,6 @@
 """The commands the documents quote still parse: a flag renamed or removed fails here, not for a reader.
 
-Every ``ctdistill <command> ...`` in README.md and BENCHMARKS.md (code blocks line by line, inline
+Every ``ctdistill <command> ...`` in README.md, BENCHMARKS.md and docs/*.md (code blocks line by line, inline
 code spans whole; shell comments, pipes and ``&&`` cut off) is parsed by the real parser, without
 running it. Placeholders (``...``, ``[--opt]``, ``<dir>``, ``$s``) and bare mentions
 (``ctdistill quantize RUN_DIR``) are not commands to copy and are left out.
@@ -19,7 +19,7 @@ import pytest
 from ctdistill.cli.options import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ("README.md", "BENCHMARKS.md")
+DOCS = ("README.md", "BENCHMARKS.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")))
 SUB = r"(run|report|predict|quantize|bench|doctor|data)"
 
 
@@ -62,7 +62,8 @@ def parse_error(cmd: str) -> str | None:
 @pytest.mark.parametrize("doc", DOCS)
 def test_every_quoted_command_still_parses(doc):
     quoted = commands((ROOT / doc).read_text(encoding="utf-8"))
-    assert len(quoted) >= 10, f"{doc}: the extraction found only {quoted}"
+    least = {"README.md": 5, "BENCHMARKS.md": 10}.get(doc, 0)  # the extraction is not vacuous
+    assert len(quoted) >= least, f"{doc}: the extraction found only {quoted}"
     broken = [f"ctdistill {cmd}: {error}" for cmd in quoted if (error := parse_error(cmd))]
     assert not broken, f"{doc} quotes commands that no longer parse (fix them, or mark them as history):\n" + \
         "\n".join(broken)

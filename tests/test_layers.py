@@ -1,6 +1,6 @@
 """The package's layers: data flows upward, imports never point back down the flow.
 
-Each module of ``src/ctdistill`` belongs to one layer (the README's "For contributors" section
+Each module of ``src/ctdistill`` belongs to one layer (docs/development.md, "For contributors"
 describes them); a module may import from its own layer and the layers below it, never from one
 above. A back edge (training code importing the report, say) is how the old design tangled.
 """
@@ -63,7 +63,7 @@ def imports(path: Path) -> set[str]:
 
 def test_every_module_has_a_layer():
     missing = sorted(m for m in modules() if not any(_matches(m, members) for _, members in LAYERS))
-    assert not missing, f"place these modules in a layer of tests/test_layers.py (and the README): {missing}"
+    assert not missing, f"place these modules in a layer of tests/test_layers.py (and docs/development.md): {missing}"
 
 
 def _matches(module: str, members: set[str]) -> bool:
@@ -113,10 +113,10 @@ def test_no_import_circle_even_within_a_layer():
         ["run.pipeline", "run.ray_executor", "run.pipeline"]]
 
 
-def test_the_readme_names_every_module_where_its_layer_is():
-    """The contributors' list in the README is checked against this file's table: each module is named
+def test_the_contributors_list_names_every_module_where_its_layer_is():
+    """The contributors' list (docs/development.md) is checked against this file's table: each module is named
     (as its path under src/ctdistill/) in the item of its own layer."""
-    readme = (SRC.parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (SRC.parents[1] / "docs" / "development.md").read_text(encoding="utf-8")
     section = readme[readme.index("## For contributors"):]
     items: dict[int, str] = {}
     current = None
@@ -131,4 +131,5 @@ def test_the_readme_names_every_module_where_its_layer_is():
             continue
         shown = "report/" if name.startswith("report") else path.relative_to(SRC).as_posix()
         layer = layer_of(name)
-        assert f"`{shown}" in items.get(layer, ""), f"README: name `{shown}` in item {layer + 1} ({LAYERS[layer][0]})"
+        assert f"`{shown}" in items.get(layer, ""), (
+            f"docs/development.md: name `{shown}` in item {layer + 1} ({LAYERS[layer][0]})")

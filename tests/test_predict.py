@@ -2,13 +2,11 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ct_dicom, make_tree, save_image
+from conftest import ct_dicom, make_tree, run_cli, save_image
 
 from ctdistill.config import Config
 from ctdistill.data.dicom import decode_dicom, window_to_uint8
@@ -100,9 +98,8 @@ def test_predict_cli_on_folder_dicom_and_bad_files(tree_run, tmp_path):
     ct_dicom(inputs / "scan_without_extension", np.full((2, 8, 8), 500, np.uint16))  # DICOM by content, 2 frames
     (inputs / "notes.png").write_text("not an image")
     result = tmp_path / "pred.csv"
-    done = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "predict", str(out), str(inputs),
-                           str(root / "test" / "normal" / "img0.png"), "--out", str(result)],
-                          capture_output=True, text=True, timeout=300)
+    done = run_cli("predict", str(out), str(inputs),
+                   str(root / "test" / "normal" / "img0.png"), "--out", str(result), timeout=300)
     assert done.returncode == 1  # one input could not be read
     assert "notes.png: not a readable image" in done.stderr and "Traceback" not in done.stderr
     table = pd.read_csv(result)
@@ -112,8 +109,7 @@ def test_predict_cli_on_folder_dicom_and_bad_files(tree_run, tmp_path):
     counts = table["predicted"].value_counts()
     assert f"predicted: {', '.join(f'{c} {n}' for c, n in counts.items())} (4 image(s) from 3 file(s))" in done.stdout
     assert "synthetic" not in done.stderr  # trained on an image tree, not on the phantoms
-    again = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "predict", str(out), str(inputs), "--out",
-                            str(result)], capture_output=True, text=True, timeout=300)
+    again = run_cli("predict", str(out), str(inputs), "--out", str(result), timeout=300)
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
@@ -133,9 +129,7 @@ def test_predict_refuses_a_corrupt_model_and_a_model_without_card(tmp_path):
 @pytest.mark.slow
 def test_bench_cli_on_a_run_folder_writes_the_table_and_the_latency_chart(tree_run):
     _, out = tree_run
-    done = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "bench", str(out), "--calls", "5",
-                           "--threads", "1",
-                           "--batch", "16"], capture_output=True, text=True, timeout=900)
+    done = run_cli("bench", str(out), "--calls", "5", "--threads", "1", "--batch", "16", timeout=900)
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(out / "bench.csv")
     assert sorted(set(table["model"])) == ["Scratch_Student", "tiny_Student", "tiny_student_dynamic",
@@ -157,8 +151,7 @@ def test_predict_warns_when_the_model_learnt_from_synthetic_phantoms(finished_ru
     out = finished_run[1]
     image = tmp_path / "slice.png"
     save_image(image, np.full((30, 30), 100, np.uint8), "PNG")
-    done = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "predict", str(out), "slice.png"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    done = run_cli("predict", str(out), "slice.png", cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "warning: this model was trained on ctdistill's synthetic phantoms" in done.stderr
     assert "predicted: " in done.stdout and "(1 image(s) from 1 file(s))" in done.stdout

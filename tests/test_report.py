@@ -2,11 +2,10 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from ctdistill.errors import RunFolderError
 from ctdistill.report import build_report
@@ -83,8 +82,7 @@ def test_report_command_on_a_copied_run_reproduces_the_numbers(report_run, tmp_p
         (copy / name).unlink()
     for model in [*copy.glob("*.keras"), *copy.glob("*.tflite"), *copy.glob("*.h5")]:
         model.unlink()  # the report needs no model
-    done = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "report", str(copy)], capture_output=True,
-                          text=True, timeout=600)
+    done = run_cli("report", str(copy), timeout=600)
     assert done.returncode == 0, done.stderr
     first = verdict_text(json.loads((copy / "verdict.json").read_text()))[0]
     assert f"Verdict:\n  {first}" in done.stdout  # the terminal gets the verdict too, first line first
@@ -96,8 +94,7 @@ def test_report_command_on_a_copied_run_reproduces_the_numbers(report_run, tmp_p
 def test_report_on_a_folder_that_is_not_a_run_fails_clearly(tmp_path):
     with pytest.raises(RunFolderError, match="not a finished ctdistill run"):
         build_report(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "ctdistill.cli.main", "report", str(tmp_path)], capture_output=True,
-                          text=True, timeout=300)
+    done = run_cli("report", str(tmp_path), timeout=300)
     assert done.returncode == 2 and "not a finished ctdistill run" in done.stderr and "Traceback" not in done.stderr
 
 

@@ -111,6 +111,7 @@ class Config:
         'distillation temperature T > 0'
     """
 
+    # -- data: what is read, how it is framed and split
     data: str | None = option(
         None,
         help="dataset folder: split tree (train/valid|val/test), class-folder tree, or the seed's numpy layout "
@@ -119,6 +120,41 @@ class Config:
         None,
         help="TOML or JSON file mapping class folder names to class names, for folders the automatic "
              "reconciliation across splits cannot settle")
+    image_size: int = option(
+        32, must=(lambda v: 8 <= v <= 1024, "must be between 8 and 1024 pixels"),
+        help="input height and width in pixels")
+    channels: int = option(
+        3, must=(lambda v: v in (1, 3), "must be 1 or 3"),
+        help="1 (grey) or 3")
+    crop: str = option(
+        "body", must=one_of(CROPS),
+        help="body: crop every image to the body (drops the scanner table and black margins) before resizing, in"
+             " training and predict alike; none: resize the whole image (the seed's)")
+    split: str = option(
+        "auto", must=one_of(SPLIT_MODES),
+        help="given: keep the dataset's splits; grouped: re-split so that no group of exact or near copies "
+             "straddles two splits (stratified, seeded); auto: given when the data has splits, grouped otherwise")
+    validation: str = option(
+        "carved", must=one_of(VALIDATION_MODES),
+        help="carved: a validation split carved from train+valid by copy groups; given: the dataset's own valid "
+             "split")
+    valid_fraction: float = option(
+        0.2, must=(lambda v: 0.05 <= v <= 0.5, "must be within [0.05, 0.5]"),
+        help="share of train+valid carved out for validation")
+    group_by: str | None = option(
+        None, must=(_is_regex, "must be a valid regular expression"),
+        help="regular expression whose first group (or whole match) in an image's path names its patient or "
+             "scan: its images stay in one split wherever ctdistill splits (grouped splits, the carved validation)")
+    synthetic_per_class: tuple[int, int, int] = option(
+        SYNTHETIC_PER_CLASS, flag=None,
+        must=(lambda v: len(v) == 3 and min(v) >= 2, "must be three counts >= 2 (train, valid, test)"),
+        help="images per class of the built-in phantoms: train, valid, test (config file only)")
+    strict: bool = option(
+        False,
+        help="stop at the first unreadable image (otherwise it is skipped, listed at the end and in "
+             "manifest.json)")
+
+    # -- teachers: which, with what weights, at what size, for how long
     teachers: tuple[str, ...] = option(
         SEED_TEACHERS, must=(lambda v: len(v) >= 1, "must name at least one teacher"),
         help="comma-separated teachers: vgg16, vgg19, resnet50 (resnet), densenet121 (densenet), efficientnetb3 "
@@ -127,27 +163,46 @@ class Config:
     weights: str = option(
         "imagenet",
         help="teacher weights: imagenet, none, or a folder/file of Keras weight files (offline use)")
-    image_size: int = option(
-        32, must=(lambda v: 8 <= v <= 1024, "must be between 8 and 1024 pixels"),
-        help="input height and width in pixels")
     teacher_image_size: int | None = option(
         None, must=(lambda v: v is None or 8 <= v <= 1024, "must be between 8 and 1024 pixels (or unset)"),
         help="side of the teachers' input images (unset: a pretrained teacher's native size, e.g. 224 for "
              "efficientnet_lite0; the student's size when trained from scratch); the student learns from the "
              "teacher's views resized to --image-size")
-    channels: int = option(
-        3, must=(lambda v: v in (1, 3), "must be 1 or 3"),
-        help="1 (grey) or 3")
-    crop: str = option(
-        "body", must=one_of(CROPS),
-        help="body: crop every image to the body (drops the scanner table and black margins) before resizing, in"
-             " training and predict alike; none: resize the whole image (the seed's)")
+    teacher_epochs: int | None = option(
+        None, must=(lambda v: v is None or v >= 1, "must be >= 1 (or unset: same as epochs)"),
+        help=f"maximum epochs of teacher training (unset: --epochs from scratch; {PRETRAINED_TEACHER_EPOCHS} of "
+             "fine-tuning after the frozen-base phase for a pretrained teacher)")
+    frozen_epochs: int = option(
+        10, must=(lambda v: v >= 0, "must be >= 0"),
+        help="max epochs of the frozen-base teacher phase (pretrained weights only)")
+    unfreeze_layers: int = option(
+        -1, must=(lambda v: v >= -1, "must be -1 (all) or a layer count >= 0"),
+        help="base layers to unfreeze from the top; -1 = all")
+    finetune_learning_rate: float = option(
+        1e-4, flag="--finetune-lr", must=(lambda v: v > 0, "must be > 0"),
+        help="learning rate whenever the teacher base trains: after unfreezing it, or throughout with --weights "
+             "none")
+    ensemble: str = option(
+        "none", must=one_of(ENSEMBLES),
+        help="also distil one student from all teachers' mean logits: mean, weighted (by validation accuracy), "
+             "or none")
+
+    # -- distillation: the loss and what the student sees
     temperature: float = option(
         2.0, must=(lambda v: v > 0, "must be > 0 (Hinton KD divides logits by it)"),
         help="distillation temperature T > 0")
     alpha: float = option(
         0.5, must=(lambda v: 0.0 <= v <= 1.0, "must be within [0, 1]"),
         help="weight of the hard-label loss in [0, 1]; 1 - alpha weighs the soft loss")
+    teacher_views: int = option(
+        8, must=(lambda v: 0 <= v <= 1000, "must be between 0 (teacher on every batch) and 1000"),
+        help="with augmentation: compute the teacher's logits once on this many augmented copies of the training"
+             " images and sample batches from them; 0 runs the teacher on every batch")
+    student: str = option(
+        "seed", must=one_of(STUDENTS),
+        help="student head: seed (Flatten, as the seed) or gap (global average pooling)")
+
+    # -- recipe: how every model is trained (the same budget and selection rule for all)
     batch_size: int = option(
         32, must=(lambda v: v >= 1, "must be >= 1"),
         help="training batch size")
@@ -163,41 +218,6 @@ class Config:
     learning_rate: float = option(
         1e-3, flag="--lr", must=(lambda v: v > 0, "must be > 0"),
         help="peak learning rate of the students and the teacher head (AdamW, or Adam with --weight-decay 0)")
-    finetune_learning_rate: float = option(
-        1e-4, flag="--finetune-lr", must=(lambda v: v > 0, "must be > 0"),
-        help="learning rate whenever the teacher base trains: after unfreezing it, or throughout with --weights "
-             "none")
-    teacher_epochs: int | None = option(
-        None, must=(lambda v: v is None or v >= 1, "must be >= 1 (or unset: same as epochs)"),
-        help=f"maximum epochs of teacher training (unset: --epochs from scratch; {PRETRAINED_TEACHER_EPOCHS} of "
-             "fine-tuning after the frozen-base phase for a pretrained teacher)")
-    frozen_epochs: int = option(
-        10, must=(lambda v: v >= 0, "must be >= 0"),
-        help="max epochs of the frozen-base teacher phase (pretrained weights only)")
-    unfreeze_layers: int = option(
-        -1, must=(lambda v: v >= -1, "must be -1 (all) or a layer count >= 0"),
-        help="base layers to unfreeze from the top; -1 = all")
-    quant_modes: tuple[str, ...] = option(
-        ("dynamic", "float16", "int8"),
-        help=f"comma-separated PTQ modes: {', '.join(QUANT_MODES)} (16x8 = int16 activations, int8 weights)")
-    seed: int = option(
-        0,
-        help="random seed; the same seed, data and config repeat a run")
-    split: str = option(
-        "auto", must=one_of(SPLIT_MODES),
-        help="given: keep the dataset's splits; grouped: re-split so that no group of exact or near copies "
-             "straddles two splits (stratified, seeded); auto: given when the data has splits, grouped otherwise")
-    synthetic_per_class: tuple[int, int, int] = option(
-        SYNTHETIC_PER_CLASS, flag=None,
-        must=(lambda v: len(v) == 3 and min(v) >= 2, "must be three counts >= 2 (train, valid, test)"),
-        help="images per class of the built-in phantoms: train, valid, test (config file only)")
-    preset: str = option(
-        "ctdistill", must=one_of(PRESETS),
-        help="named training recipe: ctdistill (measured in BENCHMARKS.md) or seed (the seed script's: no "
-             "augmentation, constant Adam, stop on val_loss, given valid)")
-    augment: tuple[str, ...] = option(
-        ("hflip", "rotate", "translate", "zoom", "contrast"),
-        help=f"comma-separated training augmentations: {', '.join(AUGMENTATIONS)}, or none")
     lr_schedule: str = option(
         "cosine", must=(lambda v: v in ("cosine", "constant"), "must be cosine or constant"),
         help="cosine (warm-up, then cosine decay) or constant")
@@ -213,23 +233,14 @@ class Config:
     class_balance: str = option(
         "none", must=(lambda v: v in ("none", "balanced"), "must be none or balanced"),
         help="balanced: resample train to equal class counts; or none")
-    validation: str = option(
-        "carved", must=one_of(VALIDATION_MODES),
-        help="carved: a validation split carved from train+valid by copy groups; given: the dataset's own valid "
-             "split")
-    valid_fraction: float = option(
-        0.2, must=(lambda v: 0.05 <= v <= 0.5, "must be within [0.05, 0.5]"),
-        help="share of train+valid carved out for validation")
+    augment: tuple[str, ...] = option(
+        ("hflip", "rotate", "translate", "zoom", "contrast"),
+        help=f"comma-separated training augmentations: {', '.join(AUGMENTATIONS)}, or none")
     bn_momentum: float = option(
         0.9, must=FRACTION,
         help="BatchNorm moving-average momentum of every model")
-    student: str = option(
-        "seed", must=one_of(STUDENTS),
-        help="student head: seed (Flatten, as the seed) or gap (global average pooling)")
-    ensemble: str = option(
-        "none", must=one_of(ENSEMBLES),
-        help="also distil one student from all teachers' mean logits: mean, weighted (by validation accuracy), "
-             "or none")
+
+    # -- evaluation: the intervals and calibration of every metric
     ece_bins: int = option(
         10, must=(lambda v: 2 <= v <= 100, "must be between 2 and 100"),
         help="equal-width bins of the expected calibration error")
@@ -238,26 +249,28 @@ class Config:
         help="bootstrap resamples of the 95% intervals; 0 = none")
     ci_method: str = option(
         "percentile", must=one_of(CI_METHODS), help="bootstrap interval method: " + " or ".join(CI_METHODS))
-    group_by: str | None = option(
-        None, must=(_is_regex, "must be a valid regular expression"),
-        help="regular expression whose first group (or whole match) in an image's path names its patient or "
-             "scan: its images stay in one split wherever ctdistill splits (grouped splits, the carved validation)")
-    seeds: tuple[int, ...] = option(
-        (),
-        help="comma-separated seeds: also repeat the student stages (scratch, distilled, int8) with these, from "
-             "the same teachers, and report mean ± std (e.g. 0,1,2)")
+
+    # -- quantization: the modes and the safety gate
+    quant_modes: tuple[str, ...] = option(
+        ("dynamic", "float16", "int8"),
+        help=f"comma-separated PTQ modes: {', '.join(QUANT_MODES)} (16x8 = int16 activations, int8 weights)")
     max_quant_drop: float = option(
         1.0,
         help="quantization safety gate: most validation-accuracy points full int8 may lose before int8-mixed, "
              "16x8, float16 are tried (negative = off)")
-    teacher_views: int = option(
-        8, must=(lambda v: 0 <= v <= 1000, "must be between 0 (teacher on every batch) and 1000"),
-        help="with augmentation: compute the teacher's logits once on this many augmented copies of the training"
-             " images and sample batches from them; 0 runs the teacher on every batch")
-    strict: bool = option(
-        False,
-        help="stop at the first unreadable image (otherwise it is skipped, listed at the end and in "
-             "manifest.json)")
+
+    # -- run: seeds, presets, determinism
+    seed: int = option(
+        0,
+        help="random seed; the same seed, data and config repeat a run")
+    seeds: tuple[int, ...] = option(
+        (),
+        help="comma-separated seeds: also repeat the student stages (scratch, distilled, int8) with these, from "
+             "the same teachers, and report mean ± std (e.g. 0,1,2)")
+    preset: str = option(
+        "ctdistill", must=one_of(PRESETS),
+        help="named training recipe: ctdistill (measured in BENCHMARKS.md) or seed (the seed script's: no "
+             "augmentation, constant Adam, stop on val_loss, given valid)")
     deterministic: bool = option(
         True,
         help="deterministic TensorFlow ops: the same data, config and seed give identical predictions (off is "
