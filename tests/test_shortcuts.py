@@ -70,9 +70,8 @@ def test_a_dicom_tag_that_gives_the_label_away_is_named_in_the_audit_and_the_ver
     plain file, the scanner alike in both classes: the tag is named, the scanner is not."""
     from conftest import ct_dicom
 
-    from ctdistill.assess.verdict import label_tag_words
     from ctdistill.data.audit import audit_path, collect
-    from ctdistill.report.tables import audit_text
+    from ctdistill.data.audit_text import audit_text, label_tag_words
 
     rng = np.random.default_rng(0)
     agents = ["ISOVUE", "OMNIPAQUE 350", "", "APPLIED", "ISOVUE", "OPTIRAY", "ISOVUE", "&"]  # Fisher p 6.7e-4

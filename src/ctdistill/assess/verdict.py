@@ -22,6 +22,7 @@ import pandas as pd
 
 from ctdistill.assess.scoring import SHARED_ROW
 from ctdistill.choices import DEPLOY_ORDER
+from ctdistill.data.audit_text import label_tag_words
 from ctdistill.run import folder as rf
 
 SMALL_TEST_SET = 100  # fewer test images than this: every interval is wide (one image is > 1 point)
@@ -213,14 +214,6 @@ def _scan_leak(leakage: pd.DataFrame | None, deploy: dict | None) -> list[tuple[
                           "with training or validation images (DICOM ids, --group-by, or pictures chained within the "
                           f"audit's same-scan distance): the deployed model scores {100 * shared[model].iloc[0]:.1f}% "
                           f"on them{other} (report: 'Test images that share a patient or scan with training')")]
-
-
-def label_tag_words(tag: dict) -> str:
-    """One ``data.shortcuts.label_tags`` finding in words."""
-    value = "is present" if tag["value"] == "(present)" else f"is {tag['value']!r}"
-    return (f"the DICOM header tag {tag['tag']} {value} in {tag['files']} file(s), all of class {tag['class']} "
-            f"({tag['files']} of its {tag['class_files']}; Fisher's exact p = {tag['p']:.2g}): the header alone gives "
-            "their label away")
 
 
 def _majority_share(per_class: pd.DataFrame, metrics: pd.DataFrame) -> float | None:

@@ -67,8 +67,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from ctdistill.data.audit import DEFAULT_THRESHOLD, STORED_AUDIT, audit_path, write_audit
+    from ctdistill.data.audit_text import audit_text
     from ctdistill.report import CROPS, crop_sheet
-    from ctdistill.report.tables import audit_text
     from ctdistill.run.folder import refuse_existing
 
     out = Path(args.out)
