@@ -11,7 +11,6 @@ gate never looks at test). Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -31,9 +30,10 @@ def main() -> None:
     from ctdistill.models.inference import LiteRTModel, load_model, predict_keras
     from ctdistill.quantize.convert import convert_all
     from ctdistill.quantize.gate import run_gate
+    from ctdistill.run.book import saved_values
     from ctdistill.run.data_steps import audit_step, load_data
 
-    cfg = Config.from_mapping(json.loads((args.run_dir / "config.json").read_text()), "config.json")
+    cfg = Config.from_mapping(saved_values(args.run_dir), "config.json")  # with the legacy values of an older run
     out = args.out or Path(tempfile.mkdtemp(prefix="gate-"))
     data = audit_step(cfg, load_data(cfg), out)
     student = load_model(args.run_dir / f"{args.teacher}_Student.keras")

@@ -21,13 +21,14 @@ from pathlib import Path
 import ctdistill  # noqa: F401  (TensorFlow settings first)
 from ctdistill.config import Config
 from ctdistill.models.inference import load_model, predict_keras
+from ctdistill.run.book import saved_values
 from ctdistill.run.data_steps import audit_step, load_data
 from ctdistill.run.steps import seed_everything
 from ctdistill.training.distill import distill_student
 
 
 def one(run_dir: Path, views: int) -> dict:
-    cfg = Config.from_mapping(json.loads((run_dir / "config.json").read_text()))
+    cfg = Config.from_mapping(saved_values(run_dir), "config.json")  # with the legacy values of an older run
     cfg = dataclasses.replace(cfg, teacher_views=views)
     (name,) = cfg.teachers
     data = load_data(cfg)
