@@ -11,8 +11,8 @@ from ctdistill.data import tree as tree_module
 from ctdistill.data.crop import body_crop
 from ctdistill.data.decode import decode_image_crop
 from ctdistill.data.dicom import decode_dicom
+from ctdistill.data.inputs import read_input
 from ctdistill.data.synthetic import load_synthetic
-from ctdistill.predict import read_input
 
 BODY = (40, 60, 200, 300)  # top, left, bottom, right of the drawn body
 TABLE_ROW = 225  # the scanner table: a thin bright arc below the body, separated by air

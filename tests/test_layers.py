@@ -23,7 +23,7 @@ LAYERS = [
     ("training, export and metrics", {"training", "training.*", "quantize", "quantize.*", "assess.metrics",
                                       "assess.compare"}),
     ("recording a run", {"run.outputs", "run.book", "run.plan", "run.steps", "run.repeats"}),
-    ("assessing a run", {"assess", "assess.scoring", "assess.verdict", "assess.latency"}),
+    ("assessing a run", {"assess", "assess.scoring", "assess.verdict", "assess.latency", "assess.saliency"}),
     ("reporting", {"report", "report.*"}),
     ("commands", {"run", "run.pipeline", "run.data_steps", "run.environment", "run.preflight", "run.ray_executor",
                   "predict"}),

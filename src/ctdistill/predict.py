@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ctdistill.assess.verdict import best_candidate, ungated_mode
-from ctdistill.data.decode import decode_image_crop
-from ctdistill.data.dicom import LUNG_WINDOW, decode_dicom_crops, is_dicom
+from ctdistill.data.dicom import LUNG_WINDOW
+from ctdistill.data.inputs import read_input
 from ctdistill.errors import CtdistillError, DataError
 from ctdistill.models.inference import load_model, predict_keras, predict_tflite
 from ctdistill.run.folder import VERDICT, card_path, read_json
@@ -94,28 +94,15 @@ def expand_inputs(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-def read_input(path: Path, size: int, channels: int, window: tuple[float, float], crop: str = "none"
-               ) -> tuple[list[np.ndarray], list[str]]:
-    """One array per image (a multi-frame DICOM file gives one per frame), cropped as in training,
-    and for each the crop's fallback (``data.crop``: ``""`` when the body was found or no crop was
-    asked, else why the whole image was kept)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if is_dicom(data):
-        found = decode_dicom_crops(data, size, channels, str(path), window, crop)
-    else:
-        found = [decode_image_crop(data, size, channels, str(path), crop)]
-    return [a for a, _ in found], [box.fallback if box is not None else "" for _, box in found]
-
-
 def predict_paths(model: str | Path, inputs: list[str | Path], teacher: str | None = None, mode: str | None = None,
-                  window: tuple[float, float] = LUNG_WINDOW) -> tuple[pd.DataFrame, list[str]]:
+                  window: tuple[float, float] = LUNG_WINDOW, explain: Path | None = None
+                  ) -> tuple[pd.DataFrame, list[str]]:
     """Predict every input; returns the table (file, frame, crop fallback, predicted class, one
     probability per class) and the one-line errors of the inputs that could not be read (they are
     skipped). ``table.attrs["warnings"]`` lists what the user must know: synthetic training data, a
-    run whose verdict found no model fit to deploy, images whose body the crop did not find."""
+    run whose verdict found no model fit to deploy, images whose body the crop did not find. With
+    ``explain`` (a folder), each image's occlusion map of its answer (``assess.saliency``) is written
+    there as an overlay PNG, named in the table's ``explained`` column."""
     model_file, reason = resolve_model(model, teacher, mode)
     info = load_card(model_file)
     runner = load_model(model_file)
@@ -132,13 +119,31 @@ def predict_paths(model: str | Path, inputs: list[str | Path], teacher: str | No
         arrays += frames
     table = pd.DataFrame(rows, columns=["file", "frame", "crop_fallback"])
     if arrays:
-        x = np.stack(arrays).astype(np.float32)
-        proba = predict_tflite(runner, x) if isinstance(runner, Path) else predict_keras(runner, x)
+        run = lambda x: (predict_tflite(runner, x.astype(np.float32)) if isinstance(runner, Path)  # noqa: E731
+                         else predict_keras(runner, x.astype(np.float32)))
+        proba = run(np.stack(arrays))
         table["predicted"] = np.asarray(names)[proba.argmax(axis=1)]
         for i, name in enumerate(names):
             table[f"prob_{name}"] = proba[:, i]
+        if explain is not None:
+            table["explained"] = explain_images(run, arrays, table, proba, explain)
     table.attrs.update(model=str(model_file), reason=reason, warnings=_warnings(info, model_file, table))
     return table, failed
+
+
+def explain_images(run, arrays: list[np.ndarray], table: pd.DataFrame, proba: np.ndarray, folder: Path) -> list[str]:
+    """Write each image's occlusion map of its answer as ``folder/<nnnn>_<file>_f<frame>.png``; returns
+    the paths, in the table's order."""
+    from ctdistill.assess.saliency import occlusion_map
+    from ctdistill.report.plots import plot_overlay  # matplotlib: only when maps are asked for
+
+    written = []
+    for k, (row, image) in enumerate(zip(table.itertuples(), arrays, strict=True)):
+        label = int(proba[k].argmax())
+        path = Path(folder) / f"{k:04d}_{Path(row.file).stem}_f{row.frame}.png"
+        caption = f"{Path(row.file).name} (frame {row.frame}): {row.predicted} {100 * proba[k, label]:.0f}%"
+        written.append(str(plot_overlay(image, occlusion_map(run, image, label), caption, path)))
+    return written
 
 
 def _warnings(info: dict, model_file: Path, table: pd.DataFrame) -> list[str]:

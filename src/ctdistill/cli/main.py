@@ -126,8 +126,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if out.suffix not in (".csv", ".json"):
             raise CtdistillError(f"{out}: --out must end in .csv or .json")
         refuse_existing(out)
+    explain = Path(args.explain) if args.explain else None
+    if explain is not None and explain.exists() and (not explain.is_dir() or any(explain.iterdir())):
+        raise CtdistillError(f"{explain}: --explain needs a new or empty folder (nothing is overwritten)")
     table, failed = predict_paths(args.model, args.inputs, args.teacher, args.mode,
-                                  (args.window_level, args.window_width))
+                                  (args.window_level, args.window_width), explain)
     print(f"model: {shown_path(table.attrs['model'])}\n  chosen: {table.attrs['reason']}")
     for warning in table.attrs["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)

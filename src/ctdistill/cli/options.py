@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "it fell back) with the best validation accuracy")
     pred.add_argument("inputs", nargs="+", help="image files, folders, DICOM files")
     pred.add_argument("--out", help="write the table to a .csv or .json file (never overwrites)")
+    pred.add_argument("--explain", metavar="DIR", help="write each image's occlusion map (where the answer comes "
+                                                      "from) as an overlay PNG into DIR (a new or empty folder)")
     pred.add_argument("--teacher", help="run folder: the student of this teacher")
     pred.add_argument("--mode", help="run folder: this quantization mode instead of the gate's choice (float32 = the "
                                      "Keras student)")

@@ -12,12 +12,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from ctdistill.assess.saliency import explain_deployed
 from ctdistill.assess.scoring import assess_run
 from ctdistill.assess.verdict import verdict
 from ctdistill.data.audit import STORED_AUDIT
 from ctdistill.report import page, plots
 from ctdistill.report.card import write_cards
-from ctdistill.report.tables import audit_sentences, classification_report_frame, confusion_frame, verdict_text
+from ctdistill.report.tables import (
+    audit_sentences,
+    classification_report_frame,
+    confusion_frame,
+    saliency_sentence,
+    verdict_text,
+)
 from ctdistill.run import folder as rf
 from ctdistill.run.folder import write_csv, write_json
 
@@ -53,14 +60,16 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     written.append(write_json(out / rf.VERDICT, found))
     audit, crossed = tables["audit"], tables["cross_label"]
     pictured = conflict_pictures(audit, crossed, out / rf.PLOTS)
+    seen = explain_deployed(run_dir, found["deploy"], tables["class_names"]) if found["deploy"] else None
+    pictured |= saliency_pictures(seen, out / rf.PLOTS)
     stored = run_dir / STORED_AUDIT[0]
     sheet = crop_sheet(pd.read_csv(stored), out / rf.PLOTS / CROPS) if stored.is_file() else None
     if sheet is not None:
         pictured["The body crop on a sample of the data: green found, red kept whole (the audit's crops.png)"] = sheet
     figures |= pictured
     written += pictured.values()
-    written += page.write_pages(tables, figures, run_dir, out, verdict_text(found),
-                                audit_sentences(audit, crossed) if audit else [])
+    sentences = (audit_sentences(audit, crossed) if audit else []) + ([saliency_sentence(seen)] if seen else [])
+    written += page.write_pages(tables, figures, run_dir, out, verdict_text(found), sentences)
     if out == run_dir:  # the model files are here: their cards and the seed's per-student files beside them
         written += write_cards(run_dir, tables["metrics"])
         written += seed_student_files(run_dir, tables["summary"], tables["class_names"])
@@ -100,6 +109,22 @@ def crop_sheet(table: pd.DataFrame, path: Path, per_class: int = 3, missed: int 
     short = lambda text, n: text if len(text) <= n else text[:n - 1] + "…"  # noqa: E731
     return plots.plot_crops([(r.path, f"{short(r.label, 28)}\n{short(Path(r.path).name, 28)}", r.body_box, fallback[i])
                              for i, r in zip(sample.index, sample.itertuples(), strict=True)], path)
+
+
+def saliency_pictures(seen: dict | None, folder: Path) -> dict[str, Path]:
+    """The deployed model's saliency: its most confident right and wrong test image of each class with
+    their occlusion maps, and each class's mean map (``assess.saliency``)."""
+    if not seen:
+        return {}
+    figures = {}
+    if seen["examples"]:
+        figures["Where the deployed model looks: per class its most confident right and wrong test image, and "
+                "the occlusion map of the answer it gave"] = plots.plot_saliency(seen["examples"],
+                                                                                 folder / "saliency_examples.png")
+    if seen["mean"]:
+        figures["Where the deployed model looks on average, per class (the dashed box leaves out the border band)"] = (
+            plots.plot_mean_saliency(seen["mean"], folder / "saliency_mean.png"))
+    return figures
 
 
 def training_curves(run_dir: Path, summary: pd.DataFrame, folder: Path) -> dict[str, Path]:

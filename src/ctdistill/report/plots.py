@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ctdistill.assess.saliency import BORDER  # noqa: E402
 from ctdistill.data.describe import open_picture  # noqa: E402
 from ctdistill.errors import DataError  # noqa: E402
 from ctdistill.run.folder import atomic_path  # noqa: E402
@@ -207,6 +208,49 @@ def plot_crops(samples: list[tuple[str, str, str, str]], path: Path, columns: in
         ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, lw=1.5,
                                    edgecolor="tab:red" if fallback else "lime"))
         ax.set_title(f"{caption}\n{f'no body found: {fallback}' if fallback else 'body found'}", fontsize=7, loc="left")
+    return save_figure(fig, path)
+
+
+def plot_saliency(examples: list, path: Path) -> Path:
+    """Test images of the deployed model (top) and their occlusion maps over them (bottom), captioned
+    with the true class, the answer and its confidence (``assess.saliency.Example``)."""
+    fig, axes = plt.subplots(2, len(examples), figsize=(2.2 * len(examples), 4.6), squeeze=False,
+                             layout="constrained")
+    for example, (top, bottom) in zip(examples, axes.T, strict=True):
+        grey = example.image.mean(axis=-1)
+        top.imshow(grey, cmap="gray", vmin=0, vmax=255)
+        bottom.imshow(grey, cmap="gray", vmin=0, vmax=255)
+        bottom.imshow(np.clip(example.heat, 0, None), cmap="inferno", alpha=0.55)
+        top.set_title(f"{example.kind}: {example.true[:14]}\nsaid {example.predicted[:14]} "
+                      f"({100 * example.confidence:.0f}%)", fontsize=7, loc="left")
+        for ax in (top, bottom):
+            ax.set_axis_off()
+    return save_figure(fig, path)
+
+
+def plot_overlay(image: np.ndarray, heat: np.ndarray, caption: str, path: Path) -> Path:
+    """One model input beside its occlusion map laid over it (``ctdistill predict --explain``)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(4.4, 2.5), layout="constrained")
+    grey = image.mean(axis=-1)
+    for ax in (left, right):
+        ax.imshow(grey, cmap="gray", vmin=0, vmax=255)
+        ax.set_axis_off()
+    right.imshow(np.clip(heat, 0, None), cmap="inferno", alpha=0.55)
+    left.set_title(caption[:60], fontsize=7, loc="left")
+    return save_figure(fig, path)
+
+
+def plot_mean_saliency(mean: dict[str, np.ndarray], path: Path) -> Path:
+    """Each class's mean occlusion map over its test images, the outer band (``assess.saliency.BORDER``) outlined."""
+    fig, axes = plt.subplots(1, len(mean), figsize=(2.4 * len(mean), 2.6), squeeze=False, layout="constrained")
+    for (name, heat), ax in zip(mean.items(), axes[0], strict=True):
+        ax.imshow(np.clip(heat, 0, None), cmap="inferno")
+        height, width = heat.shape
+        edge_y, edge_x = max(1, round(BORDER * height)), max(1, round(BORDER * width))
+        ax.add_patch(plt.Rectangle((edge_x - 0.5, edge_y - 0.5), width - 2 * edge_x, height - 2 * edge_y, fill=False,
+                                   lw=1, ls="--", edgecolor="white"))
+        ax.set_title(name[:24], fontsize=8, loc="left")
+        ax.set_axis_off()
     return save_figure(fig, path)
 
 

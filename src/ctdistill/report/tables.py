@@ -152,3 +152,17 @@ def audit_sentences(summary: dict, crossed) -> list[str]:
                    else "the test split looks drawn like the rest")
         lines.append(f"Train/test shift: {shift_words(shift)}: {reading}.")
     return lines
+
+
+def saliency_sentence(seen: dict) -> str:
+    """Where the deployed model looks, in one sentence (``assess.saliency.explain_deployed``)."""
+    shares = seen["border"]
+    area = next(iter(shares.values()))[1] if shares else 0.0
+    heavy = [c for c, (share, band) in shares.items() if share > band]
+    words = ", ".join(f"{c} {100 * share:.0f}%" for c, (share, _) in shares.items())
+    reading = (f"above an even map's share for {', '.join(heavy)}: check on the maps below that the body, not the "
+               "table or a margin, carries the decision" if heavy else "below an even map's share for every class: "
+               "the decision rests on the image's inner part")
+    return (f"Where the deployed model looks (occlusion sensitivity, Zeiler & Fergus 2014, on {seen['read']} test "
+            f"images): the share of each class's mean saliency in the image's outer band, which holds "
+            f"{100 * area:.0f}% of the pixels: {words}; {reading}.")
