@@ -115,6 +115,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ctdistill.assess.runs import compare_runs
+    from ctdistill.report.runs import COMPARE_FILES, paired_sentence, write_compare
+    from ctdistill.run.folder import refuse_existing
+
+    if len(args.run_dirs) < 2:
+        raise CtdistillError("compare needs two or more run folders")
+    out = Path(args.out)
+    refuse_existing(*(out / name for name in COMPARE_FILES))
+    found = compare_runs([Path(r) for r in args.run_dirs], args.resamples)
+    print(found["headline"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for row in found["paired"].itertuples() if len(found["paired"]) else []:
+        print(paired_sentence(row))
+    for path in write_compare(found, out):
+        print(path)
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from ctdistill.predict import counts_text, predict_paths, shown_path  # imports Keras only for a Keras model
     from ctdistill.run.folder import atomic_path, refuse_existing
@@ -176,6 +194,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 COMMANDS = {("run", None): cmd_run, ("quantize", None): cmd_quantize, ("doctor", None): cmd_doctor,
             ("bench", None): cmd_bench, ("report", None): cmd_report, ("predict", None): cmd_predict,
+            ("compare", None): cmd_compare,
             ("data", "prepare"): cmd_prepare, ("data", "inspect"): cmd_inspect, ("data", "audit"): cmd_audit}
 
 

@@ -127,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"bootstrap interval method (default: the run's, {default_of('ci_method')})")
     _common(rep)
 
+    comp = sub.add_parser("compare", help="put finished runs side by side: the configuration keys that differ, each "
+                                          "run's chosen model with intervals, and paired differences on shared "
+                                          "test images; writes compare.csv and compare.html")
+    comp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="two or more finished run folders (the first "
+                                                                      "is the reference of the paired differences)")
+    comp.add_argument("--out", default=".", help="folder for compare.csv and compare.html (default: the current "
+                                                 "folder; existing files are not overwritten)")
+    comp.add_argument("--resamples", type=int, default=default_of("bootstrap_resamples"),
+                      help="bootstrap resamples of the paired intervals (default %(default)s)")
+    _common(comp)
+
     pred = sub.add_parser("predict", help="predict with an exported model on images, folders and DICOM files",
                           description="Predict with a .tflite or .keras model (or a run folder: its deployable "
                                       "student) on PNG/JPEG/... images, folders (recursively) and DICOM files (by "
