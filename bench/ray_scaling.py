@@ -36,7 +36,7 @@ def one(executor: str, out: Path, address: str | None) -> None:
     use_checkout()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     from ctdistill.config import Config
-    from ctdistill.console import progress
+    from ctdistill.core import progress
     from ctdistill.run.pipeline import run
 
     seen: dict[str, dict] = {}

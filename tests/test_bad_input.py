@@ -20,8 +20,8 @@ from conftest import make_tree, run_cli, save_image
 from PIL import Image
 
 from ctdistill.cli.main import main
+from ctdistill.core.errors import DataError
 from ctdistill.data import load_dataset, write_numpy
-from ctdistill.errors import DataError
 
 
 def fails(capsys, args: list, fragment: str, out=None, code: int = 2) -> str:

@@ -7,11 +7,11 @@ import pytest
 from conftest import make_tree
 
 from ctdistill.cli.main import main
+from ctdistill.core.errors import DataError
 from ctdistill.data import load_dataset
 from ctdistill.data.audit import audit_path
 from ctdistill.data.classes import resolve_classes
 from ctdistill.data.inspect import format_inspection, inspect_path
-from ctdistill.errors import DataError
 
 KAGGLE_LIKE = {
     "train": ["adenocarcinoma_left.lower.lobe_T2_N0_M0_Ib", "large.cell.carcinoma_left.hilum_T2_N2_M0_IIIa",

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from ctdistill.config import SEED_TEACHERS, Config
-from ctdistill.errors import ConfigError
+from ctdistill.core.errors import ConfigError
 
 
 def test_preset_seed_reproduces_the_seeds_values():
@@ -89,8 +89,8 @@ def test_one_weights_file_cannot_serve_several_teachers(tmp_path):
 
 
 def test_choice_lists_match_the_tables_that_implement_them():
-    """``ctdistill.choices`` lets validation skip Keras; each list must name exactly its table's rows."""
-    from ctdistill import choices
+    """``ctdistill.core.choices`` lets validation skip Keras; each list must name exactly its table's rows."""
+    from ctdistill.core import choices
     from ctdistill.models.student import STUDENT_HEADS
     from ctdistill.models.teachers import TEACHERS
     from ctdistill.quantize import convert as quantize

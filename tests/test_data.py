@@ -7,11 +7,11 @@ import pytest
 from conftest import make_tree, save_image
 from PIL import Image
 
+from ctdistill.core.errors import DataError
 from ctdistill.data import load_dataset, write_numpy
 from ctdistill.data import tree as tree_module
 from ctdistill.data.decode import decode_image
 from ctdistill.data.synthetic import CLASS_NAMES, load_synthetic
-from ctdistill.errors import DataError
 
 
 def test_tree_labels_agree_across_splits_after_normalisation(image_tree):

@@ -19,7 +19,7 @@ import pytest
 from ctdistill.cli.main import build_parser
 from ctdistill.cli.options import RUN_OPTIONS, default_of, format_default
 from ctdistill.config import Config
-from ctdistill.errors import ConfigError, RunFolderError
+from ctdistill.core.errors import ConfigError, RunFolderError
 from ctdistill.run import preflight
 from ctdistill.run.folder import atomic_path, write_json
 

@@ -16,8 +16,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ctdistill"
 
 # Bottom to top, in the order data moves through a run.
 LAYERS = [
-    ("foundations", {"ctdistill", "errors", "choices", "console", "console.*"}),
-    ("configuration and run folder", {"config", "values", "run.folder", "run.provenance"}),
+    ("foundations", {"ctdistill", "core", "core.*"}),
+    ("configuration and run folder", {"config", "run.folder", "run.provenance"}),
     ("data", {"data", "data.*"}),
     ("models", {"models", "models.*"}),
     ("training, export and metrics", {"training", "training.*", "quantize", "quantize.*", "assess.metrics",

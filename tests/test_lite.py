@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ctdistill.errors import ConfigError
+from ctdistill.core.errors import ConfigError
 from ctdistill.models import efficientnet_lite as lite
 from ctdistill.models.torch_file import UnsafeWeights, read_state_dict
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ctdistill.config import Config
-from ctdistill.errors import RunFolderError
+from ctdistill.core.errors import RunFolderError
 from ctdistill.run.pipeline import run
 
 SEED_FILES = ["{t}_teachermodel.csv", "{t}_Distiller_history.csv", "{t}_student_classification_report.csv",
@@ -143,7 +143,7 @@ def test_audited_run_reports_official_and_deduplicated_test_metrics(tmp_path, ti
 
 def test_split_lists_compare_relative_to_the_data_folder_when_the_data_moved(tmp_path):
     """Tree paths are compared relative to the data folder; a prepared layout's ids as they are."""
-    from ctdistill.errors import DataError
+    from ctdistill.core.errors import DataError
     from ctdistill.run.data_steps import write_splits
 
     path = tmp_path / "splits.json"

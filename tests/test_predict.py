@@ -9,8 +9,8 @@ import pytest
 from conftest import ct_dicom, make_tree, run_cli, save_image
 
 from ctdistill.config import Config
+from ctdistill.core.errors import CtdistillError
 from ctdistill.data.dicom import decode_dicom, window_to_uint8
-from ctdistill.errors import CtdistillError
 from ctdistill.predict import predict_paths, resolve_model
 from ctdistill.run.pipeline import run
 
@@ -79,7 +79,7 @@ def test_compressed_dicom_without_its_handler_names_the_transfer_syntax(tmp_path
     from pydicom.encaps import encapsulate
     from pydicom.uid import JPEGLSLossless
 
-    from ctdistill.errors import DataError
+    from ctdistill.core.errors import DataError
 
     path = ct_dicom(tmp_path / "jpegls.dcm", np.zeros((4, 4), np.uint16))
     ds = pydicom.dcmread(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ctdistill.console.progress import PROGRESS, EpochProgress, RunProgress, duration
+from ctdistill.core.progress import PROGRESS, EpochProgress, RunProgress, duration
 
 TESTS = Path(__file__).resolve().parent
 

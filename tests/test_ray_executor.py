@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from test_resume import start, wait_for
 
-from ctdistill.errors import ConfigError, CtdistillError
+from ctdistill.core.errors import ConfigError, CtdistillError
 from ctdistill.run.preflight import check_executor
 
 TINY = {"weights": "none", "image_size": 16, "epochs": 2, "patience": 2, "batch_size": 32,
@@ -96,7 +96,7 @@ def test_the_task_graph_follows_the_stages_and_their_upstream():
 
 def test_the_flight_board_names_the_tasks_in_flight(caplog, monkeypatch):
     """Without a terminal: one line per start and finish, with the tasks done and the ones in flight."""
-    from ctdistill.console.progress import FlightBoard
+    from ctdistill.core.progress import FlightBoard
 
     monkeypatch.setenv("CTDISTILL_PROGRESS", "plain")
     board = FlightBoard(4)

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from ctdistill.config import PRESETS, Config
+from ctdistill.core.errors import ConfigError
 from ctdistill.data.dataset import Dataset, Split
 from ctdistill.data.split import carve_validation
-from ctdistill.errors import ConfigError
 from ctdistill.training.distill import ensemble_teacher
 from ctdistill.training.recipe import (
     AUGMENTATIONS,

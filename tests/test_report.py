@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from ctdistill.errors import RunFolderError
+from ctdistill.core.errors import RunFolderError
 from ctdistill.report import build_report
 from ctdistill.report.tables import verdict_text
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctdistill.errors import ConfigError, DataError
+from ctdistill.core.errors import ConfigError, DataError
 from ctdistill.run.book import Stages, check_same_data, clear_partial_files, resumed_config, run_key
 
 # ---- completion records ------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def test_moved_data_resumes_with_the_saved_run_key(tmp_path):
 
 def test_quantize_refuses_a_run_whose_training_has_not_finished(tmp_path):
     from ctdistill.config import Config
-    from ctdistill.errors import ConfigError
+    from ctdistill.core.errors import ConfigError
     from ctdistill.run.book import Stages
     from ctdistill.run.pipeline import trained_teachers
 

@@ -16,13 +16,13 @@ from PIL import Image
 from test_audit import scene
 
 from ctdistill.assess.scoring import ModelPredictions, group_leakage
+from ctdistill.core.errors import DataError
 from ctdistill.data import load_dataset
 from ctdistill.data.audit import audit_path
 from ctdistill.data.inputs import read_input
 from ctdistill.data.neighbours import cross_label, nearest_neighbours, thumbnails
 from ctdistill.data.split import grouped_split, scan_keys, split_groups
 from ctdistill.data.synthetic import CLASS_NAMES, phantom
-from ctdistill.errors import DataError
 
 LUNG = (-600.0, 1500.0)
 

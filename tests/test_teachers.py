@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ctdistill.config import SEED_TEACHERS as ALL_TEACHERS
-from ctdistill.errors import ConfigError
+from ctdistill.core.errors import ConfigError
 from ctdistill.models import teachers as teachers_module
 from ctdistill.models.teachers import TEACHERS, build_teacher, check_weights, resolve_weights, set_base_trainable
 

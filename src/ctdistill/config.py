@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from ctdistill.choices import (
+from ctdistill.core.choices import (
     AUGMENTATIONS,
     CI_METHODS,
     CROPS,
@@ -34,10 +34,10 @@ from ctdistill.choices import (
     TEACHER_ALIASES,
     VALIDATION_MODES,
 )
-from ctdistill.choices import STUDENT_HEADS as STUDENTS
-from ctdistill.choices import TEACHERS as ALL_TEACHERS
-from ctdistill.errors import ConfigError
-from ctdistill.values import coerce, read_values
+from ctdistill.core.choices import STUDENT_HEADS as STUDENTS
+from ctdistill.core.choices import TEACHERS as ALL_TEACHERS
+from ctdistill.core.errors import ConfigError
+from ctdistill.core.values import coerce, read_values
 
 # Named recipes (``--preset``): values applied beneath a config file's keys and the flags.
 # ``ctdistill`` is the measured default recipe (the dataclass defaults); ``seed`` is the seed

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ctdistill.assess.verdict import best_candidate, ungated_mode
+from ctdistill.core.errors import CtdistillError, DataError
 from ctdistill.data.dicom import LUNG_WINDOW
 from ctdistill.data.inputs import read_input
-from ctdistill.errors import CtdistillError, DataError
 from ctdistill.models.inference import load_model, predict_keras, predict_tflite
 from ctdistill.run.folder import VERDICT, card_path, read_json
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctdistill.errors import CtdistillError
+from ctdistill.core.errors import CtdistillError
 
 BENCH_COLUMNS = ["model", "file", "format", "threads", "latency_ms_median", "latency_ms_p95", "throughput_img_s",
                  "batch", "calls", "size_mb"]
@@ -128,7 +128,7 @@ def bench_models(paths: list[str | Path], threads: tuple[int, ...] | None = None
 
 
 if __name__ == "__main__":  # the Keras worker: python -m ctdistill.assess.latency MODEL CALLS WARMUP BATCH
-    import ctdistill.console.quiet as _quiet
+    import ctdistill.core.quiet as _quiet
 
     _quiet.import_backend_quietly()
     model_path, n_calls, n_warmup, n_batch = Path(sys.argv[1]), *map(int, sys.argv[2:5])

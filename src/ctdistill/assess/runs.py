@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ctdistill.assess.compare import mcnemar_exact, paired_gain
-from ctdistill.errors import RunFolderError
+from ctdistill.core.errors import RunFolderError
 from ctdistill.run import folder as rf
 from ctdistill.run.book import saved_values
 

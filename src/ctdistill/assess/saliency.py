@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ctdistill.core.errors import DataError
 from ctdistill.data.dicom import LUNG_WINDOW
 from ctdistill.data.inputs import read_input
-from ctdistill.errors import DataError
 from ctdistill.models.inference import load_model, predict_keras, predict_tflite
 from ctdistill.run.book import saved_values
 from ctdistill.run.folder import predictions_dir, read_predictions

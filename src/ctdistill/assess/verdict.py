@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from ctdistill.assess.scoring import SHARED_ROW
-from ctdistill.choices import DEPLOY_ORDER
+from ctdistill.core.choices import DEPLOY_ORDER
 from ctdistill.data.audit_text import label_tag_words
 from ctdistill.run import folder as rf
 

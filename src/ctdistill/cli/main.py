@@ -15,15 +15,15 @@ import sys
 from pathlib import Path
 
 from ctdistill.cli.options import RUN_OPTIONS, build_parser
-from ctdistill.console.quiet import LOG_FORMAT, quiet_library_logs
-from ctdistill.errors import CtdistillError
+from ctdistill.core.errors import CtdistillError
+from ctdistill.core.quiet import LOG_FORMAT, quiet_library_logs
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     # The configuration is checked before Keras and TensorFlow load (seconds), so a typo fails at once.
     from ctdistill.config import Config
+    from ctdistill.core.values import read_values
     from ctdistill.run.preflight import check_data_path, check_executor
-    from ctdistill.values import read_values
 
     overrides = {key: getattr(args, key) for _, key, _, _ in RUN_OPTIONS if getattr(args, key) is not None}
     if args.resume:
@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_executor(args.executor, args.ray_address)
     check_data_path(cfg.data)  # the commonest mistake, also checked before any weights download
     if not args.debug:  # --debug keeps TensorFlow's start-up lines
-        from ctdistill.console.quiet import import_backend_quietly
+        from ctdistill.core.quiet import import_backend_quietly
 
         import_backend_quietly()
     from ctdistill.run.pipeline import run
@@ -82,7 +82,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from ctdistill.console.quiet import import_backend_quietly
+    from ctdistill.core.quiet import import_backend_quietly
 
     import_backend_quietly()
     from ctdistill.run.environment import environment, environment_text
@@ -93,7 +93,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     if not args.debug:
-        from ctdistill.console.quiet import import_backend_quietly
+        from ctdistill.core.quiet import import_backend_quietly
 
         import_backend_quietly()
     from ctdistill.run.pipeline import quantize_run
@@ -168,7 +168,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ctdistill.console.quiet import import_backend_quietly
+    from ctdistill.core.quiet import import_backend_quietly
 
     if not args.debug:
         import_backend_quietly()

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ctdistill.choices import CI_METHODS, CROPS, EXECUTORS
 from ctdistill.config import PRETRAINED_TEACHER_EPOCHS, Config
+from ctdistill.core.choices import CI_METHODS, CROPS, EXECUTORS
 from ctdistill.data.dicom import LUNG_WINDOW
 
 

@@ -12,11 +12,11 @@ import logging
 from pathlib import Path
 
 from ctdistill.config import SYNTHETIC_PER_CLASS
+from ctdistill.core.errors import DataError
 from ctdistill.data.dataset import SPLITS, Dataset, Split
 from ctdistill.data.numpy_layout import is_numpy_layout, load_numpy, write_numpy
 from ctdistill.data.synthetic import load_synthetic
 from ctdistill.data.tree import load_tree
-from ctdistill.errors import DataError
 
 __all__ = ["SPLITS", "Dataset", "Split", "load_dataset", "write_numpy"]
 

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import DisjointSet
 
+from ctdistill.core.errors import DataError
 from ctdistill.data import cache
 from ctdistill.data.describe import describe_array, describe_image, picture_distance
 from ctdistill.data.dicom import TAG_PREFIX
@@ -45,7 +46,6 @@ from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy
 from ctdistill.data.scans import SPLIT_ORDER, add_scan_groups, scan_findings
 from ctdistill.data.shortcuts import label_tags, shortcut_baseline, train_test_shift
 from ctdistill.data.tree import scan_tree
-from ctdistill.errors import DataError
 from ctdistill.run.folder import atomic_path, write_json
 
 log = logging.getLogger(__name__)

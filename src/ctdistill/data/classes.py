@@ -31,7 +31,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from ctdistill.errors import DataError
+from ctdistill.core.errors import DataError
 
 HINT = "settle it with --class-map FILE (TOML or JSON: folder name = class name)"
 

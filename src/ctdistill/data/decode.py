@@ -14,8 +14,8 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ctdistill.core.errors import DataError
 from ctdistill.data.crop import CROPS, Crop
-from ctdistill.errors import DataError
 
 # Largest image accepted, in pixels (a 64-megapixel image is ~5x the largest CT film scan; the
 # dataset's largest is 1200 x 1200). Checked from the header before any pixel is decoded, so a

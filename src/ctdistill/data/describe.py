@@ -26,10 +26,10 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from ctdistill.core.errors import DataError
 from ctdistill.data.crop import body_crop
 from ctdistill.data.decode import check_pixels, to_mode
 from ctdistill.data.dicom import header_tags, is_dicom, one_slice, scan_ids
-from ctdistill.errors import DataError
 
 THUMB = 8  # thumbnail side in pixels: 64 features, coarse enough that a random forest on 1000 images copes
 PICTURE_SIDE = 128  # side of the pictures compared pixel by pixel (annotated copies, adjacent slices)

@@ -19,9 +19,9 @@ import io
 import numpy as np
 from PIL import Image
 
+from ctdistill.core.errors import DataError
 from ctdistill.data.crop import CROPS, Crop, body_crop_from_mask
 from ctdistill.data.decode import decode_image_crop, prepare_pil
-from ctdistill.errors import DataError
 
 LUNG_WINDOW = (-600.0, 1500.0)  # (level, width) in Hounsfield units
 BODY_HU = -500.0  # tissue is above, air (-1000) and lung (about -850) mostly below

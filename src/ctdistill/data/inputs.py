@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ctdistill.core.errors import DataError
 from ctdistill.data.decode import decode_image_crop
 from ctdistill.data.dicom import decode_dicom_crops, is_dicom
-from ctdistill.errors import DataError
 
 
 def read_input(path: Path, size: int, channels: int, window: tuple[float, float], crop: str = "none"

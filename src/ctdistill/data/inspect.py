@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ctdistill.core.errors import DataError
 from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout
 from ctdistill.data.tree import scan_tree
-from ctdistill.errors import DataError
 
 
 def inspect_path(path: str | Path, class_map: str | Path | None = None) -> dict:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ctdistill.core.errors import DataError
 from ctdistill.data.dataset import SPLITS, Dataset, Split
 from ctdistill.data.decode import resize_array
-from ctdistill.errors import DataError
 from ctdistill.run.folder import atomic_path
 
 FILE_SPLIT = {"train": "train", "valid": "val", "test": "test"}

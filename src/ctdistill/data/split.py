@@ -20,8 +20,8 @@ import pandas as pd
 from scipy.cluster.hierarchy import DisjointSet
 from sklearn.model_selection import StratifiedGroupKFold
 
+from ctdistill.core.errors import DataError
 from ctdistill.data.dataset import SPLITS, Dataset, Split
-from ctdistill.errors import DataError
 
 
 def split_groups(paths: list[str], near: np.ndarray | None, group_by: str | None = None,

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from ctdistill.core.errors import DataError
 from ctdistill.data import cache
 from ctdistill.data.classes import ClassMapping, read_class_map, resolve_classes
 from ctdistill.data.crop import CROP_VERSION, Crop
 from ctdistill.data.dataset import SPLITS, Dataset, Split
 from ctdistill.data.decode import DECODER_VERSION
 from ctdistill.data.dicom import decode_slice
-from ctdistill.errors import DataError
 
 log = logging.getLogger(__name__)
 

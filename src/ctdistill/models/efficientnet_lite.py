@@ -29,7 +29,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from ctdistill.errors import ConfigError
+from ctdistill.core.errors import ConfigError
 from ctdistill.models.torch_file import UnsafeWeights, read_state_dict
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import softmax
 
-from ctdistill.console.quiet import quiet_stderr
-from ctdistill.errors import CtdistillError
+from ctdistill.core.errors import CtdistillError
+from ctdistill.core.quiet import quiet_stderr
 
 
 def predict_keras(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -52,7 +52,7 @@ def load_model(model_file: Path):
         except Exception as exc:  # LiteRT reports a corrupt flatbuffer as ValueError or RuntimeError
             raise CtdistillError(f"{model_file}: not a valid .tflite model ({exc})") from None
         return model_file
-    from ctdistill.console.quiet import import_backend_quietly
+    from ctdistill.core.quiet import import_backend_quietly
 
     import_backend_quietly()
     import keras

@@ -29,7 +29,7 @@ import keras
 from keras import applications as apps
 from keras import layers
 
-from ctdistill.errors import ConfigError
+from ctdistill.core.errors import ConfigError
 from ctdistill.models import efficientnet_lite as lite
 
 

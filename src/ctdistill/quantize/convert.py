@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctdistill.console.quiet import quiet_stderr
+from ctdistill.core.quiet import quiet_stderr
 from ctdistill.run.folder import atomic_path
 
 
@@ -151,7 +151,7 @@ def convert_all(model, modes: tuple[str, ...], calibration: np.ndarray,
 
 
 if __name__ == "__main__":  # python -m ctdistill.quantize.convert MODEL.keras SAVED_MODEL_DIR (see saved_model)
-    from ctdistill.console.quiet import import_backend_quietly
+    from ctdistill.core.quiet import import_backend_quietly
 
     import_backend_quietly()  # TensorFlow's start-up lines stay off the terminal
     export_keras_file(sys.argv[1], sys.argv[2])

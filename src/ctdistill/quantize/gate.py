@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctdistill.console.quiet import quiet_native_output
+from ctdistill.core.quiet import quiet_native_output
 from ctdistill.models.inference import LiteRTModel, predict_keras
 from ctdistill.quantize.convert import convert_all, representative_samples, saved_model
 from ctdistill.run.folder import atomic_path

@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ctdistill.assess.saliency import BORDER  # noqa: E402
+from ctdistill.core.errors import DataError  # noqa: E402
 from ctdistill.data.describe import open_picture  # noqa: E402
-from ctdistill.errors import DataError  # noqa: E402
 from ctdistill.run.folder import atomic_path  # noqa: E402
 
 KIND_COLOURS = {"teacher": "tab:red", "distilled": "tab:blue", "quantized": "tab:green", "scratch": "tab:grey"}

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ctdistill.console.progress import PROGRESS
-from ctdistill.errors import ConfigError, CtdistillError, DataError
+from ctdistill.core.errors import ConfigError, CtdistillError, DataError
+from ctdistill.core.progress import PROGRESS
 from ctdistill.run.folder import CONFIG, MANIFEST, STAGES, read_json, write_json
 
 log = logging.getLogger("ctdistill")

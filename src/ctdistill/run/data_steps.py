@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from ctdistill.config import Config
+from ctdistill.core.errors import DataError
 from ctdistill.data import SPLITS, Dataset, Split, load_dataset
 from ctdistill.data.audit import audit_cached, dedup_test_mask, write_audit
 from ctdistill.data.audit_text import audit_text
 from ctdistill.data.neighbours import cross_label, nearest_neighbours, thumbnails
 from ctdistill.data.split import carve_validation, grouped_split, has_scans, table_groups
-from ctdistill.errors import DataError
 from ctdistill.run import folder as rf
 from ctdistill.run.folder import write_json
 

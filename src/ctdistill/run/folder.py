@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ctdistill.errors import RunFolderError
+from ctdistill.core.errors import RunFolderError
 
 CONFIG, MANIFEST, CLASSES, SPLITS_FILE = "config.json", "manifest.json", "classes.json", "splits.json"
 SUMMARY, QUANT_TABLE, QUANT_GATE = "summary.csv", "TinyEvalRes_Quant.csv", "quant_gate.json"

@@ -19,9 +19,9 @@ from pathlib import Path
 import keras
 
 from ctdistill.config import Config
-from ctdistill.console.progress import PROGRESS, on_terminal
+from ctdistill.core.errors import ConfigError
+from ctdistill.core.progress import PROGRESS, on_terminal
 from ctdistill.data import Dataset
-from ctdistill.errors import ConfigError
 from ctdistill.models.inference import load_model
 from ctdistill.models.teachers import check_weights, teacher_size, weights_origin
 from ctdistill.quantize.convert import EXPORT_PACKAGES, can_export

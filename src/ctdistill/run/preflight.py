@@ -17,9 +17,9 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-from ctdistill.choices import EXECUTORS
 from ctdistill.config import Config
-from ctdistill.errors import ConfigError, DataError, RunFolderError
+from ctdistill.core.choices import EXECUTORS
+from ctdistill.core.errors import ConfigError, DataError, RunFolderError
 
 # Modules imported only by later stages (report, plots, audit, export), with the stage that needs them.
 LATE_IMPORTS = {"tabulate": "report.md tables", "matplotlib": "plots", "imagehash": "the data audit",
@@ -91,7 +91,7 @@ def check_executor(executor: str, address: str | None) -> None:
     Example:
         >>> check_executor("local", "auto")
         Traceback (most recent call last):
-        ctdistill.errors.ConfigError: --ray-address needs --executor ray
+        ctdistill.core.errors.ConfigError: --ray-address needs --executor ray
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"executor {executor!r}: choose from {', '.join(EXECUTORS)}")

@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 
 from ctdistill.config import Config
-from ctdistill.console.progress import PROGRESS, FlightBoard
-from ctdistill.console.quiet import LOG_FORMAT, quiet_library_logs
+from ctdistill.core.errors import CtdistillError
+from ctdistill.core.progress import PROGRESS, FlightBoard
+from ctdistill.core.quiet import LOG_FORMAT, quiet_library_logs
 from ctdistill.data import Dataset
-from ctdistill.errors import CtdistillError
 from ctdistill.models.inference import load_model
 from ctdistill.run.folder import watch_writes
 from ctdistill.run.plan import planned_stages, upstream
@@ -80,7 +80,7 @@ def ray_stages(cfg: Config, data: Dataset, run_dir: Path, book, names: list[str]
     if connected_here:
         # Each new worker imports Keras first with TensorFlow's start-up banner hidden, as the CLI does.
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, configure_logging=False,
-                 runtime_env={"worker_process_setup_hook": "ctdistill.console.quiet.import_backend_quietly"})
+                 runtime_env={"worker_process_setup_hook": "ctdistill.core.quiet.import_backend_quietly"})
     flight = Flight(cfg, data, run_dir.resolve(), book, names)
     try:
         flight.drive()
@@ -276,7 +276,7 @@ def where() -> str:
 def worker_setup(cfg: Config) -> dict:
     """What a worker must share with the driver: the log level, TensorFlow's thread count (the
     predictions depend on it) and teachers registered here beyond the built-in ones (plug-ins, tests)."""
-    from ctdistill.choices import TEACHERS as BUILT_IN
+    from ctdistill.core.choices import TEACHERS as BUILT_IN
     from ctdistill.models.teachers import TEACHERS
 
     return {"level": log.getEffectiveLevel(), "threads": len(os.sched_getaffinity(0)),

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ctdistill.config import Config
+from ctdistill.core.errors import ConfigError
 from ctdistill.data import Dataset
-from ctdistill.errors import ConfigError
 from ctdistill.models.inference import keras_logits
 from ctdistill.training.fit import as_float, fit, new_student
 from ctdistill.training.recipe import (

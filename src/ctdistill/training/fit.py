@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ctdistill.config import Config
-from ctdistill.console.progress import EpochProgress
+from ctdistill.core.progress import EpochProgress
 from ctdistill.data import Dataset
 from ctdistill.models.student import build_student
 from ctdistill.training.recipe import (

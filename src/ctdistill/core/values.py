@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ctdistill.errors import ConfigError
+from ctdistill.core.errors import ConfigError
 
 
 def read_values(path: str | Path) -> dict[str, Any]:

@@ -1,2 +1,0 @@
-"""What the terminal shows: quiet library logs and progress bars.
-"""
