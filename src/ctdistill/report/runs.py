@@ -28,8 +28,7 @@ def compare_table(found: dict) -> pd.DataFrame:
     """``compare.csv``: one row per run: its model and headline numbers, the differing keys' values, and
     its paired difference against the first run (empty for the first run and where no image is shared)."""
     table = found["headline"].copy()
-    for row in found["differs"].itertuples(index=False):
-        values = row._asdict()
+    for values in found["differs"].to_dict("records"):  # run names need not be identifiers
         table[f"config.{values.pop('key')}"] = [values.get(r, "") for r in table["run"]]
     if len(found["paired"]):
         table = table.merge(found["paired"], on="run", how="left")
