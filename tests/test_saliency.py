@@ -72,3 +72,12 @@ def test_the_report_shows_where_the_deployed_model_looks_and_predict_explains(tr
     assert len(list(explained.glob("*.png"))) == 8 and "explained" in done.stdout
     again = run_cli("predict", out, root / "test", "--explain", explained, timeout=300)
     assert again.returncode == 2 and "--explain needs a new or empty folder" in again.stderr
+
+
+def test_a_run_on_the_phantoms_has_no_files_to_explain_and_its_report_says_nothing_of_it(finished_run):
+    """The phantoms were never files: no saliency, and no crash (the plain user install's smoke run)."""
+    _, out = finished_run
+    deploy = json.loads((out / "verdict.json").read_text())["deploy"]
+    assert deploy is not None and explain_deployed(out, deploy, ["cavity", "mass", "nodule", "normal"]) is None
+    assert "Where the deployed model looks" not in (out / "report.md").read_text()
+

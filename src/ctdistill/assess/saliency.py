@@ -134,6 +134,8 @@ def explain_deployed(run_dir: Path, deploy: dict, class_names: list[str], per_cl
     predict = (lambda x: predict_tflite(path, x)) if path.suffix == ".tflite" else (
         lambda x: predict_keras(runner, x.astype(np.float32)))
     table = read_predictions(predictions_dir(run_dir), model_id)
+    if "file" not in table:  # images that were never files (the synthetic phantoms): nothing to read again
+        return None
     test = table[table["split"] == "test"].reset_index(drop=True)
     proba = test[[f"prob_{c}" for c in class_names]].to_numpy()
     test = test.assign(confidence=proba.max(axis=1))
