@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 
 from ctdistill.assess.compare import mcnemar_exact, paired_gain, quantization_impact
-from ctdistill.assess.metrics import binary_auc, bootstrap_ci, calibration_bins, clinical_metrics, macro_f1
+from ctdistill.assess.metrics import bootstrap_ci, calibration_bins, clinical_metrics, macro_f1
+from ctdistill.core.stats import balanced_accuracy, binary_auc
 
 
 def _random_predictions(n, k=4, seed=0, skill=2.0):
@@ -26,6 +27,10 @@ def test_fast_auc_and_f1_equal_sklearn_including_ties():
     yp[yp == 3] = 0  # a class never predicted
     assert macro_f1(y, yp, 4) == pytest.approx(f1_score(y, yp, labels=range(4), average="macro", zero_division=0))
     assert np.isnan(binary_auc(np.ones(5, bool), np.arange(5.0)))
+    names = np.array(["a", "b", "c", "d"])  # string labels, a class predicted but never true
+    assert balanced_accuracy(names[y], names[yp]) == pytest.approx(balanced_accuracy_score(names[y], names[yp]))
+    assert balanced_accuracy(names[y[y != 2]], names[yp[y != 2]]) == pytest.approx(
+        balanced_accuracy_score(names[y[y != 2]], names[yp[y != 2]]))
 
 
 def test_ece_worked_example():

@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import fisher_exact
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
+from ctdistill.core.stats import balanced_accuracy, binary_auc
 from ctdistill.data.describe import thumbnail_pixels
 from ctdistill.data.dicom import HEADER_TAGS, TAG_PREFIX
 
@@ -141,10 +141,10 @@ def shortcut_baseline(table: pd.DataFrame, seed: int = 0) -> dict | None:
     x = features(table)
     proba, importance = _out_of_fold(x, y, _groups(table), seed)
     predicted = np.unique(y)[proba.argmax(axis=1)]
-    score = float(balanced_accuracy_score(y, predicted))
+    score = float(balanced_accuracy(y, predicted))
 
     def stat(i):
-        return balanced_accuracy_score(y[i], predicted[i]) if len(np.unique(y[i])) > 1 else np.nan
+        return balanced_accuracy(y[i], predicted[i]) if len(np.unique(y[i])) > 1 else np.nan
 
     lo, hi = _interval(stat, len(y), seed)
     chance = 1.0 / len(np.unique(y))
@@ -170,10 +170,10 @@ def train_test_shift(table: pd.DataFrame, seed: int = 0) -> dict | None:
 def _shift_auc(x: pd.DataFrame, is_test: np.ndarray, groups: np.ndarray, seed: int) -> dict:
     proba, importance = _out_of_fold(x, is_test.astype(int), groups, seed)
     score = proba[:, -1]
-    auc = float(roc_auc_score(is_test, score))
+    auc = float(binary_auc(is_test, score))
 
     def stat(i):
-        return roc_auc_score(is_test[i], score[i]) if 0 < is_test[i].sum() < len(i) else np.nan
+        return binary_auc(is_test[i], score[i]) if 0 < is_test[i].sum() < len(i) else np.nan
 
     lo, hi = _interval(stat, len(score), seed)
     return {"auc": round(auc, 4), "lo": round(lo, 4), "hi": round(hi, 4), "shifted": lo > SHIFT_WARNING_AUC,
