@@ -13,7 +13,8 @@ from ctdistill.report.tables import verdict_text
 
 REPORT_FILES = ["metrics.csv", "per_class.csv", "quantization_impact.csv", "distillation_gain.csv", "report.html",
                 "report.md", "Plots/accuracy_vs_size.png", "Plots/tiny_roc.png", "Plots/tiny_reliability.png",
-                "Plots/tiny_student_confusion.png", "Plots/scratch_student_confusion.png"]
+                "Plots/tiny_student_confusion.png", "Plots/scratch_student_confusion.png", "Plots/per_class.png",
+                "Plots/quantization.png"]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,9 @@ def test_metrics_have_intervals_auc_and_ece_for_every_model(report_run):
     assert metrics["accuracy"].tolist() == pytest.approx(summary["accuracy"].tolist())
     per_class = pd.read_csv(report_run / "per_class.csv")
     assert len(per_class) == 4 * len(metrics) and {"sensitivity", "specificity", "auc"} <= set(per_class)
+    for name in ("sensitivity", "specificity"):  # Wilson intervals hold their estimate, and are not degenerate
+        assert (per_class[f"{name}_lo"] <= per_class[name]).all() and (per_class[name] <= per_class[f"{name}_hi"]).all()
+        assert (per_class[f"{name}_hi"] - per_class[f"{name}_lo"] > 0.05).all()
 
 
 def test_quantization_impact_and_distillation_gain_rows(report_run):
@@ -146,3 +150,50 @@ def test_the_page_shows_the_decisive_quantization_columns_and_embeds_the_trainin
     table = page.split('id="quantization_impact"')[1].split("</table>")[0]
     assert "predictions flipped" in table and "sensitivity_change" not in table
     assert "training curves: student trained from scratch" in page
+
+
+def page_table(page: str, table_id: str) -> pd.DataFrame:
+    """A table of report.html as text cells (the standard library's parser: no lxml needed)."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        rows: list = []
+        inside = False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            self.inside = tag in ("td", "th")
+            if self.inside:
+                self.rows[-1].append("")
+
+        def handle_endtag(self, tag):
+            self.inside = self.inside and tag not in ("td", "th")
+
+        def handle_data(self, data):
+            if self.inside:
+                self.rows[-1][-1] += data
+
+    parser = Cells()
+    parser.rows = []
+    parser.feed(page.split(f'id="{table_id}"')[1].split("</table>")[0])
+    return pd.DataFrame(parser.rows[1:], columns=parser.rows[0])
+
+
+def test_the_page_tabulates_the_deployed_models_classes_plots_every_model_and_shows_percent(report_run):
+    """Per class: the plot has every model, the table the deployed one, the folded table the rest; every
+    proportion in percent with one decimal (issue #29 item 4)."""
+    page = (report_run / "report.html").read_text()
+    deployed = json.loads((report_run / "verdict.json").read_text())["deploy"]["model"]
+    per_class = pd.read_csv(report_run / "per_class.csv")
+    shown = page_table(page, "per_class")
+    assert set(shown["model"]) == {deployed} and len(shown) == 4
+    assert set(page_table(page, "per_class_all")["model"]) == set(per_class["model"])
+    row = per_class[per_class["model"] == deployed].iloc[0]
+    assert shown["sensitivity [95% CI]"].iloc[0] == (f"{100 * row.sensitivity:.1f} [{100 * row.sensitivity_lo:.1f}, "
+                                                     f"{100 * row.sensitivity_hi:.1f}]")
+    metrics = pd.read_csv(report_run / "metrics.csv")
+    models = page_table(page, "metrics")
+    assert models["accuracy [95% CI]"].iloc[0].startswith(f"{100 * metrics['accuracy'].iloc[0]:.1f} [")
+    section = page.split("What quantization changed")[1].split("<h2>")[0]
+    assert "What quantization cost: accuracy change against file size" in section and "<details>" in section

@@ -135,7 +135,7 @@ def explain_images(run, arrays: list[np.ndarray], table: pd.DataFrame, proba: np
     """Write each image's occlusion map of its answer as ``folder/<nnnn>_<file>_f<frame>.png``; returns
     the paths, in the table's order."""
     from ctdistill.assess.saliency import occlusion_map
-    from ctdistill.report.plots import plot_overlay  # matplotlib: only when maps are asked for
+    from ctdistill.report.pictures import plot_overlay  # matplotlib: only when maps are asked for
 
     written = []
     for k, (row, image) in enumerate(zip(table.itertuples(), arrays, strict=True)):

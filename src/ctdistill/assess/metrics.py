@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy.stats import bootstrap, rankdata
+from scipy.stats import bootstrap
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -18,6 +18,8 @@ from sklearn.metrics import (
     confusion_matrix,
     precision_recall_fscore_support,
 )
+
+from ctdistill.core.stats import binary_auc, wilson
 
 
 @dataclasses.dataclass
@@ -62,17 +64,6 @@ def classification_metrics(pred: Predictions, class_names: list[str]) -> dict:
 
 
 CI_METRICS = ("accuracy", "f1", "auc")  # the metrics that get bootstrap confidence intervals
-
-
-def binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
-    """ROC-AUC as the Mann-Whitney U statistic (ties count one half), equal to sklearn's
-    ``roc_auc_score`` (tested) and fast enough to run inside a bootstrap; NaN without both classes."""
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def macro_auc(y: np.ndarray, proba: np.ndarray, n_classes: int) -> float:
@@ -163,9 +154,12 @@ def clinical_metrics(y: np.ndarray, proba: np.ndarray, class_names: list[str], n
         tp, fn = confusion[c, c], confusion[c].sum() - confusion[c, c]
         fp = confusion[:, c].sum() - tp
         tn = confusion.sum() - tp - fn - fp
+        (sens_lo, sens_hi), (spec_lo, spec_hi) = wilson(tp, tp + fn), wilson(tn, tn + fp)
         per_class.append({"class": name, "sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp),
                           "precision": _ratio(tp, tp + fp), "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-                          "auc": binary_auc(y == c, proba[:, c]), "support": int(tp + fn)})
+                          "auc": binary_auc(y == c, proba[:, c]), "support": int(tp + fn),
+                          "sensitivity_lo": sens_lo, "sensitivity_hi": sens_hi,
+                          "specificity_lo": spec_lo, "specificity_hi": spec_hi})
     return {"overall": overall, "per_class": per_class, "calibration": calibration, "confusion": base["confusion"]}
 
 
@@ -178,6 +172,11 @@ def scoring_options(config: dict) -> dict:
     ``config.json``): calibration bins, bootstrap resamples and method, and the seed."""
     return {"n_bins": config["ece_bins"], "n_resamples": config["bootstrap_resamples"],
             "ci_method": config["ci_method"], "seed": config["seed"]}
+
+
+# Bumped when model_metrics returns more: metrics stored by an older version are computed again (2: the
+# Wilson intervals of per-class sensitivity and specificity).
+METRICS_VERSION = 2
 
 
 def model_metrics(y: np.ndarray, proba: np.ndarray, class_names: list[str], dedup: np.ndarray | None,
@@ -205,5 +204,5 @@ def model_metrics(y: np.ndarray, proba: np.ndarray, class_names: list[str], dedu
     result["report"] = classification_metrics(Predictions(y, proba), class_names)["report"]
     result["dedup"] = (None if dedup is None else
                        clinical_metrics(y[dedup], proba[dedup], class_names, options["n_bins"], 0)["overall"])
-    result["options"] = dict(options)
+    result["options"], result["version"] = dict(options), METRICS_VERSION
     return result

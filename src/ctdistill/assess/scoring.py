@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 from sklearn.metrics import roc_curve
 
 from ctdistill.assess.compare import paired_gain, quantization_impact
-from ctdistill.assess.metrics import model_metrics, scoring_options
+from ctdistill.assess.metrics import METRICS_VERSION, model_metrics, scoring_options
 from ctdistill.config import Config
+from ctdistill.core.stats import wilson
 from ctdistill.data.audit import STORED_AUDIT
 from ctdistill.data.neighbours import cross_label
 from ctdistill.run import folder as runfolder
@@ -58,7 +58,8 @@ def load_model_scores(run_dir: Path, model: str, class_names: list[str], options
     frame = read_predictions(folder, model)
     y, proba, dedup = split_arrays(frame, "test", class_names)
     stored = read_metrics(folder, model)
-    if stored is None or stored.get("options") != options:  # older runs, or `report --resamples` etc.
+    if stored is None or stored.get("options") != options or stored.get("version") != METRICS_VERSION:
+        # older runs, or `report --resamples` etc.
         stored = model_metrics(y, proba, class_names, dedup, options)
     files = frame.loc[frame["split"] == "test", "file"].tolist() if "file" in frame else []  # phantoms: no files
     return ModelPredictions(y, proba, dedup, stored, files, int((frame["split"] == "valid").sum()))
@@ -202,10 +203,10 @@ def valid_vs_test(summary: pd.DataFrame, metrics: pd.DataFrame, n_valid: int) ->
         metrics = metrics.assign(accuracy_lo=np.nan, accuracy_hi=np.nan)
     rows = []
     for row, m in zip(summary.itertuples(), metrics.itertuples(), strict=True):
-        ci = binomtest(round(row.valid_accuracy * n_valid), n_valid).proportion_ci(method="wilson")
-        rows.append({"model": row.model, "valid_accuracy": row.valid_accuracy, "valid_lo": ci.low, "valid_hi": ci.high,
+        low, high = wilson(round(row.valid_accuracy * n_valid), n_valid)
+        rows.append({"model": row.model, "valid_accuracy": row.valid_accuracy, "valid_lo": low, "valid_hi": high,
                      "n_valid": n_valid, "test_accuracy": m.accuracy, "test_lo": m.accuracy_lo,
-                     "test_hi": m.accuracy_hi, "beyond_intervals": bool(ci.low > m.accuracy_hi)})
+                     "test_hi": m.accuracy_hi, "beyond_intervals": bool(low > m.accuracy_hi)})
     return pd.DataFrame(rows)
 
 

@@ -1,6 +1,7 @@
 """Presentation: the run report and the files in the seed's names. Computes nothing, only formats
-numbers (``scoring`` computes them from the run folder; ``tables`` formats, ``plots`` draws, ``page``
-lays out report.html / report.md, ``card`` writes the model cards).
+numbers (``scoring`` computes them from the run folder; ``tables`` formats, ``plots`` draws charts,
+``pictures`` draws the data's images, ``page`` lays out report.html / report.md, ``card`` writes the
+model cards).
 
 Every writer goes through ``run.folder.atomic_path`` so a file is either complete or absent.
 """
@@ -16,7 +17,7 @@ from ctdistill.assess.saliency import explain_deployed
 from ctdistill.assess.scoring import assess_run
 from ctdistill.assess.verdict import verdict
 from ctdistill.data.audit import STORED_AUDIT
-from ctdistill.report import page, plots
+from ctdistill.report import page, pictures, plots
 from ctdistill.report.card import write_cards
 from ctdistill.report.tables import (
     audit_sentences,
@@ -69,7 +70,8 @@ def build_report(run_dir: Path, out: Path | None = None, **options) -> list[Path
     figures |= pictured
     written += pictured.values()
     sentences = (audit_sentences(audit, crossed) if audit else []) + ([saliency_sentence(seen)] if seen else [])
-    written += page.write_pages(tables, figures, run_dir, out, verdict_text(found), sentences)
+    written += page.write_pages(tables, figures, run_dir, out, verdict_text(found), sentences,
+                                (found.get("deploy") or {}).get("model"))
     if out == run_dir:  # the model files are here: their cards and the seed's per-student files beside them
         written += write_cards(run_dir, tables["metrics"])
         written += seed_student_files(run_dir, tables["summary"], tables["class_names"])
@@ -82,11 +84,11 @@ def conflict_pictures(audit: dict | None, crossed: pd.DataFrame | None, folder: 
     figures = {}
     if crossed is not None and len(crossed):
         figures["Cross-label copies: test image (left) and the training image of another class it repeats"] = (
-            plots.plot_pairs([(r.path, r.nearest_thumb, f"{r.label} / {r.nearest_thumb.split('/')[-2]}")
+            pictures.plot_pairs([(r.path, r.nearest_thumb, f"{r.label} / {r.nearest_thumb.split('/')[-2]}")
                               for r in crossed.itertuples()], folder / "cross_label_copies.png"))
     groups = (audit or {}).get("label_conflict_groups") or []
     if groups:
-        figures["Label conflicts in the data: the same picture filed under two classes"] = plots.plot_pairs(
+        figures["Label conflicts in the data: the same picture filed under two classes"] = pictures.plot_pairs(
             [(g["files"][0], g["files"][1], " / ".join(g["labels"])) for g in groups if len(g["files"]) > 1],
             folder / "label_conflicts.png")
     return figures
@@ -97,18 +99,18 @@ CROPS = "crops.png"  # the audit's contact sheet of the body crop (ctdistill dat
 
 def crop_sheet(table: pd.DataFrame, path: Path, per_class: int = 3, missed: int = 4, seed: int = 0) -> Path | None:
     """Draw ``per_class`` images of every class (drawn at random, ``seed``) and up to ``missed`` images
-    where no body was found, with their crop boxes (:func:`plots.plot_crops`), so the crop can be checked
+    where no body was found, with their crop boxes (:func:`pictures.plot_crops`), so the crop can be checked
     by eye on any data; None when the audit table has no boxes (a numpy layout, an older audit)."""
     if table is None or "body_box" not in table or table.empty or not table["path"].map(
             lambda p: Path(p).is_file()).any():
         return None
-    fallback = table["body_fallback"].fillna("").astype(str)
+    fallback = table["body_fallback"].map(lambda v: v if isinstance(v, str) else "")
     chosen = [g.sample(min(per_class, len(g)), random_state=seed) for _, g in table[fallback == ""].groupby("label")]
     chosen.append(table[fallback != ""].head(missed))
     sample = pd.concat(chosen)
     short = lambda text, n: text if len(text) <= n else text[:n - 1] + "…"  # noqa: E731
-    return plots.plot_crops([(r.path, f"{short(r.label, 28)}\n{short(Path(r.path).name, 28)}", r.body_box, fallback[i])
-                             for i, r in zip(sample.index, sample.itertuples(), strict=True)], path)
+    return pictures.plot_crops([(r.path, f"{short(r.label, 28)}\n{short(Path(r.path).name, 28)}", r.body_box,
+                                 fallback[i]) for i, r in zip(sample.index, sample.itertuples(), strict=True)], path)
 
 
 def saliency_pictures(seen: dict | None, folder: Path) -> dict[str, Path]:
@@ -119,11 +121,11 @@ def saliency_pictures(seen: dict | None, folder: Path) -> dict[str, Path]:
     figures = {}
     if seen["examples"]:
         figures["Where the deployed model looks: per class its most confident right and wrong test image, and "
-                "the occlusion map of the answer it gave"] = plots.plot_saliency(seen["examples"],
+                "the occlusion map of the answer it gave"] = pictures.plot_saliency(seen["examples"],
                                                                                  folder / "saliency_examples.png")
     if seen["mean"]:
         figures["Where the deployed model looks on average, per class (the dashed box leaves out the border band)"] = (
-            plots.plot_mean_saliency(seen["mean"], folder / "saliency_mean.png"))
+            pictures.plot_mean_saliency(seen["mean"], folder / "saliency_mean.png"))
     return figures
 
 
@@ -171,6 +173,13 @@ def report_figures(tables: dict, folder: Path, bench_file: Path) -> dict[str, Pa
             bench["model"] = bench["file"].map(model_of).fillna(bench["model"])
         figures["Accuracy against batch-1 latency"] = plots.plot_accuracy_vs_latency(
             metrics, bench, folder / "accuracy_vs_latency.png")
+    if len(tables["per_class"]):
+        figures[page.SECTION_FIGURES["per_class"]] = plots.plot_per_class(
+            tables["per_class"], dict(zip(metrics["model"], metrics["kind"], strict=True)), folder / "per_class.png")
+    impact = tables["quantization_impact"]
+    if len(impact):
+        figures[page.SECTION_FIGURES["quantization_impact"]] = plots.plot_quantization(
+            impact.merge(metrics[["model", "size_mb"]], on="model"), folder / "quantization.png")
     if len(tables["leakage_curve"]):
         figures["Accuracy on test images farther from every training image"] = plots.plot_leakage_curve(
             tables["leakage_curve"], metrics, folder / "leakage_curve.png")

@@ -23,13 +23,16 @@ th{background:#f0f3f7}td:first-child,th:first-child{text-align:left}img{max-widt
 
 SECTIONS = (
     ("metrics", "Models",
-     "Every model on {test_split}: accuracy, balanced accuracy, macro F1, macro one-vs-rest ROC-AUC, "
+     "Every model on {test_split}, in percent: accuracy, balanced accuracy, macro F1, macro one-vs-rest ROC-AUC, "
      "expected calibration error (ECE), 95% bootstrap intervals in brackets (metrics.csv has every column, the "
      "intervals as `<metric>_lo` / `<metric>_hi`), and the de-duplicated test view (test images with no copy in "
      "train or valid)."),
-    ("per_class", "Per class", "Sensitivity (recall), specificity, precision, F1, one-vs-rest AUC and support."),
+    ("per_class", "Per class",
+     "Sensitivity (recall) and specificity with Wilson 95% intervals, precision, F1, one-vs-rest AUC and support: "
+     "the plot shows every model, the table the deployed one ({deployed}); per_class.csv has every model's rows."),
     ("quantization_impact", "What quantization changed",
-     "Each quantized student against its float student on the same test images: share of predictions that "
+     "Each quantized student against its float student on the same test images (the plot: accuracy change against "
+     "file size): share of predictions that "
      "flipped, McNemar's exact p-value, mean absolute probability drift; collapsed = True marks a model that "
      "predicts one class for everything (broken, whatever its accuracy). quantization_impact.csv adds the change "
      "in each class's sensitivity and the discordant counts."),
@@ -56,20 +59,33 @@ SECTIONS = (
 # The leakage curve as shown: these distances (of 64 bits), where present.
 SHOWN_DISTANCES = (-1, 0, 1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32)
 
-# The models table as shown: point estimate [95% interval]; metrics.csv keeps every column raw.
+# The models table as shown: point estimate [95% interval], proportions in percent with one decimal (the
+# report's one rule, :func:`_in_percent`); metrics.csv keeps every column raw.
 SHOWN_METRICS = {"accuracy": "accuracy [95% CI]", "balanced_accuracy": "balanced accuracy",
                  "f1": "macro F1 [95% CI]", "auc": "macro AUC [95% CI]", "ece": "ECE",
                  "accuracy_dedup": "accuracy, de-duplicated", "f1_dedup": "macro F1, de-duplicated"}
 
 
+# Figures shown inside a table's section (above the table, which then folds away in report.html), by
+# the caption ``report.report_figures`` gives them; every other figure goes under "Plots".
+SECTION_FIGURES = {"per_class": "Per class: every model's sensitivity and specificity (Wilson 95% intervals)",
+                   "quantization_impact": "What quantization cost: accuracy change against file size"}
+
+
 def write_pages(tables: dict, figures: dict[str, Path], run_dir: Path, out: Path, verdict: list[str],
-                audit: list[str]) -> list[Path]:
+                audit: list[str], deployed: str | None = None) -> list[Path]:
     """Write ``report.html`` and ``report.md`` into ``out``: the verdict's sentences first, then the run,
-    the audit's sentences, the tables and the figures; returns their paths."""
-    frames = {name: _shown(name, tables[name]) for name, _, _ in SECTIONS}
+    the audit's sentences, the tables (each with its figure, :data:`SECTION_FIGURES`) and the other
+    figures; returns their paths. ``deployed``: the verdict's deployed model, whose per-class rows the
+    per-class table shows (every model's without one)."""
+    frames = {name: _shown(name, tables[name], deployed) for name, _, _ in SECTIONS}
+    folded = {"quantization_impact": frames["quantization_impact"]}  # the plot says it; the table folds away
+    if deployed in set(tables["per_class"].get("model", ())):
+        folded["per_class"] = _shown("per_class", tables["per_class"])  # every model's rows
     header = _header(tables, run_dir)
-    sections = [(name, title, note.format(test_split=dict(header)["test split"])) for name, title, note in SECTIONS]
-    return [_write(out / REPORT_HTML, _html(header, frames, figures, sections, verdict, audit)),
+    sections = [(name, title, note.format(test_split=dict(header)["test split"], deployed=deployed or "none: every "
+                                          "model's rows")) for name, title, note in SECTIONS]
+    return [_write(out / REPORT_HTML, _html(header, frames, folded, figures, sections, verdict, audit)),
             _write(out / REPORT_MD, _markdown(header, frames, figures, out, sections, verdict, audit))]
 
 
@@ -109,25 +125,55 @@ def _crop_text(crop: dict | None) -> str:
 
 # The quantization table as shown: what decides whether a quantized model can stand in for its float
 # model; quantization_impact.csv keeps every column (per-class sensitivity changes, discordant counts).
-SHOWN_IMPACT = {"model": "model", "accuracy_change": "accuracy change", "flip_rate": "predictions flipped",
+SHOWN_IMPACT = {"model": "model", "accuracy_change": "accuracy change (points)", "flip_rate": "predictions flipped",
                 "mcnemar_p": "McNemar p", "prob_drift": "probability drift", "collapsed": "collapsed"}
+# Per class as shown (the deployed model's rows): estimate [Wilson 95% interval] in percent.
+SHOWN_CLASS = {"sensitivity": "sensitivity [95% CI]", "specificity": "specificity [95% CI]", "precision": "precision",
+               "f1": "F1", "auc": "AUC"}
+# Float columns that are not proportions: kept as they are (p-values to two significant digits).
+NOT_PROPORTIONS = {"size_mb", "mcnemar_p", "d", "n_images", "n_valid", "n", "n_dedup", "params", "support", "seeds"}
 
 
-def _shown(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    if name == "leakage_curve" and not frame.empty:
-        return frame[frame["d"].isin(SHOWN_DISTANCES)].round(4)
-    if name == "quantization_impact" and not frame.empty:
-        return frame[[c for c in SHOWN_IMPACT if c in frame]].rename(columns=SHOWN_IMPACT).round(4)
-    if name != "metrics" or frame.empty:
-        return frame.round(4)
+def _in_percent(values: pd.Series, lo: pd.Series | None = None, hi: pd.Series | None = None) -> pd.Series:
+    """Proportions as percent with one decimal, ``[lo, hi]`` appended where an interval is given."""
+    text = values.map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}")
+    if lo is not None and hi is not None:
+        text += [("" if pd.isna(a) else f" [{100 * a:.1f}, {100 * b:.1f}]") for a, b in zip(lo, hi, strict=True)]
+    return text
+
+
+def _percent_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every float column of a table in percent with one decimal, but counts, sizes and p-values."""
+    shown = frame.copy()
+    for column in shown.columns:
+        if column == "mcnemar_p" or column == "McNemar p":
+            shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.2g}")
+        elif shown[column].dtype.kind == "f" and column not in NOT_PROPORTIONS:
+            shown[column] = _in_percent(shown[column])
+    return shown
+
+
+def _shown(name: str, frame: pd.DataFrame, deployed: str | None = None) -> pd.DataFrame:
+    """A table as the report shows it: proportions in percent with one decimal (:func:`_in_percent`)."""
+    if frame.empty:
+        return frame
+    if name == "leakage_curve":
+        return _percent_frame(frame[frame["d"].isin(SHOWN_DISTANCES)])
+    if name == "quantization_impact":
+        return _percent_frame(frame[[c for c in SHOWN_IMPACT if c in frame]]).rename(columns=SHOWN_IMPACT)
+    if name == "per_class":
+        rows = frame[frame["model"] == deployed] if deployed in set(frame["model"]) else frame
+        shown = rows[["model", "class"]].copy()
+        for column, title in SHOWN_CLASS.items():
+            shown[title] = _in_percent(rows[column], rows.get(f"{column}_lo"), rows.get(f"{column}_hi"))
+        shown["support"] = rows["support"]
+        return shown
+    if name != "metrics":
+        return _percent_frame(frame)
     shown = frame[["model", "kind"]].copy()
     for column, title in SHOWN_METRICS.items():
-        if column not in frame:
-            continue
-        text = frame[column].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-        if f"{column}_lo" in frame:
-            text += frame[column + "_lo"].map(lambda v: f" [{v:.3f}, ") + frame[column + "_hi"].map("{:.3f}]".format)
-        shown[title] = text
+        if column in frame:
+            shown[title] = _in_percent(frame[column], frame.get(f"{column}_lo"), frame.get(f"{column}_hi"))
     shown["test images"] = frame["n"].astype(str) + (" / " + frame["n_dedup"].astype(int).astype(str)
                                                      if "n_dedup" in frame else "")
     shown["size MB"] = frame["size_mb"].round(3)
@@ -135,7 +181,19 @@ def _shown(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _html(header, frames: dict, figures: dict[str, Path], sections, verdict: list[str], audit: list[str]) -> str:
+def _figure(caption: str, path: Path) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return (f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _table(frame: pd.DataFrame, table_id: str) -> str:
+    return f"<div class='scroll'>{frame.to_html(index=False, table_id=table_id, na_rep='', border=0)}</div>"
+
+
+def _html(header, frames: dict, folded: dict, figures: dict[str, Path], sections, verdict: list[str],
+          audit: list[str]) -> str:
+    """``folded``: tables shown collapsed (``<details>``) after their section's figure."""
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>ctdistill report</title>"
              f"<style>{CSS}</style></head><body><h1>ctdistill report</h1>",
              "<section id='verdict'><h2>Verdict</h2><ul>"
@@ -147,14 +205,23 @@ def _html(header, frames: dict, figures: dict[str, Path], sections, verdict: lis
         parts.append("<section id='audit'><h2>Audit and data shift</h2><ul>"
                      + "".join(f"<li>{html.escape(s)}</li>" for s in audit) + "</ul></section>")
     for name, title, note in sections:
-        table = (f"<div class='scroll'>{frames[name].to_html(index=False, table_id=name, na_rep='', border=0)}</div>"
-                 if len(frames[name]) else "<p>none in this run</p>")
-        parts.append(f"<h2>{html.escape(title)}</h2><p class='note'>{html.escape(note)}</p>{table}")
+        parts.append(f"<h2>{html.escape(title)}</h2><p class='note'>{html.escape(note)}</p>")
+        caption = SECTION_FIGURES.get(name)
+        if caption in figures:
+            parts.append(_figure(caption, figures[caption]))
+        if not len(frames[name]):
+            parts.append("<p>none in this run</p>")
+        elif name in folded and (name != "quantization_impact" or caption in figures):
+            if name == "per_class":
+                parts.append(_table(frames[name], name))
+            every = name == "per_class"  # the deployed model's rows above, every model's folded
+            parts.append(f"<details><summary>{'every model' if every else 'the table'}</summary>"
+                         f"{_table(folded[name], name + '_all' if every else name)}</details>")
+        else:
+            parts.append(_table(frames[name], name))
     parts.append("<h2>Plots</h2>")
-    for caption, path in figures.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
-                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    shown = set(SECTION_FIGURES.values())
+    parts += [_figure(caption, path) for caption, path in figures.items() if caption not in shown]
     return "\n".join(parts + ["</body></html>"])
 
 
@@ -164,11 +231,14 @@ def _markdown(header, frames: dict, figures: dict[str, Path], out: Path, section
     lines += ["", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in header]
     if audit:
         lines += ["", "## Audit and data shift", ""] + [f"- {s}" for s in audit]
+    link = lambda caption: f"![{caption}]({Path(figures[caption]).relative_to(out).as_posix()})"  # noqa: E731
     for name, title, note in sections:
         lines += ["", f"## {title}", "", note, ""]
+        if SECTION_FIGURES.get(name) in figures:
+            lines += [link(SECTION_FIGURES[name]), ""]
         lines.append(frames[name].to_markdown(index=False) if len(frames[name]) else "none in this run")
     lines += ["", "## Plots", ""]
-    lines += [f"![{caption}]({Path(path).relative_to(out).as_posix()})" for caption, path in figures.items()]
+    lines += [link(caption) for caption in figures if caption not in set(SECTION_FIGURES.values())]
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,7 @@
-"""Figures (PNG under ``Plots/``): training curves, confusion matrices, ROC curves, reliability
-diagrams and the accuracy-vs-size trade-off. They draw numbers computed elsewhere; nothing here
-computes a metric.
+"""Charts (PNG under ``Plots/``): training curves, confusion matrices, ROC curves, reliability
+diagrams, per-class sensitivity and specificity, the accuracy-vs-size and quantization trade-offs.
+They draw numbers computed elsewhere; nothing here computes a metric. Figures made of the data's
+images (pairs, crops, saliency) are in ``pictures``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ctdistill.assess.saliency import BORDER  # noqa: E402
-from ctdistill.core.errors import DataError  # noqa: E402
-from ctdistill.data.describe import open_picture  # noqa: E402
 from ctdistill.run.folder import atomic_path  # noqa: E402
 
 KIND_COLOURS = {"teacher": "tab:red", "distilled": "tab:blue", "quantized": "tab:green", "scratch": "tab:grey"}
@@ -175,82 +173,68 @@ def plot_leakage_curve(curve: pd.DataFrame, metrics: pd.DataFrame, path: Path) -
     return save_figure(fig, path)
 
 
-def plot_pairs(pairs: list[tuple[str, str, str]], path: Path, limit: int = 8) -> Path:
-    """Image pairs side by side (left: the test image, right: what it repeats), one row per pair,
-    captioned; a file that cannot be read any more (the data moved) is left blank."""
-    rows = pairs[:limit]
-    fig, axes = plt.subplots(len(rows), 2, figsize=(6, 3 * len(rows)), squeeze=False, layout="constrained")
-    for (left, right, caption), ax_row in zip(rows, axes, strict=True):
-        for file, ax in ((left, ax_row[0]), (right, ax_row[1])):
-            ax.set_axis_off()
-            try:
-                ax.imshow(open_picture(file), cmap="gray")
-            except (OSError, DataError):
-                ax.text(0.5, 0.5, "not readable here", ha="center", transform=ax.transAxes)
-        ax_row[0].set_title(caption, fontsize=8, loc="left")
+def plot_per_class(per_class: pd.DataFrame, kinds: dict[str, str], path: Path) -> Path:
+    """Per class (one panel each): every model's sensitivity (circle) and specificity (triangle) with
+    their Wilson 95% intervals, models as rows coloured by kind (``kinds``: model -> kind)."""
+    classes, models = list(dict.fromkeys(per_class["class"])), list(dict.fromkeys(per_class["model"]))
+    fig, axes = plt.subplots(1, len(classes), figsize=(2.6 * len(classes) + 2.5, 0.32 * len(models) + 1.6),
+                             sharey=True, squeeze=False, layout="constrained")
+    rows = {m: i for i, m in enumerate(models)}
+    for name, ax in zip(classes, axes[0], strict=True):
+        mine = per_class[per_class["class"] == name]
+        for measure, marker, shift in (("sensitivity", "o", -0.15), ("specificity", "^", 0.15)):
+            for row in mine.itertuples():
+                value = 100 * getattr(row, measure)
+                lo, hi = (100 * getattr(row, f"{measure}_{end}", np.nan) for end in ("lo", "hi"))
+                err = None if np.isnan(lo) else [[value - lo], [hi - value]]
+                ax.errorbar(value, rows[row.model] + shift, xerr=err, fmt=marker, ms=4, capsize=2, lw=1,
+                            color=KIND_COLOURS.get(kinds.get(row.model), "black"))
+        ax.set_title(str(name)[:24], fontsize=8, loc="left")
+        ax.set_xlabel("%", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(labelsize=7)
+    lowest = per_class[[c for c in ("sensitivity", "specificity", "sensitivity_lo", "specificity_lo")
+                        if c in per_class]].min().min()
+    for ax in axes[0]:  # one scale for every panel, from a round number below the lowest value
+        ax.set_xlim(max(0.0, 10 * np.floor(10 * lowest) - 2) if np.isfinite(lowest) else -2, 102)
+    axes[0][0].set_yticks(range(len(models)), [m[:36] for m in models])
+    axes[0][0].invert_yaxis()
+    handles = [plt.Line2D([], [], ls="", marker=m, color="black", label=t) for m, t in
+               (("o", "sensitivity"), ("^", "specificity"))]
+    handles += [plt.Line2D([], [], ls="", marker="s", color=c, label=k) for k, c in KIND_COLOURS.items()
+                if k in set(kinds.values())]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7)
+    fig.suptitle("per class: sensitivity and specificity, Wilson 95% intervals", fontsize=9)
     return save_figure(fig, path)
 
 
-def plot_crops(samples: list[tuple[str, str, str, str]], path: Path, columns: int = 4) -> Path:
-    """A contact sheet of the body crop: each original with its box (``data.crop``; the audit's
-    ``body_box``: top, left, bottom, right), green where the body was found, red where the whole image
-    was kept (captioned with why). ``samples``: ``(file, caption, body_box, body_fallback)``."""
-    rows = -(-len(samples) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False, layout="constrained")
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    for (file, caption, box, fallback), ax in zip(samples, axes.ravel(), strict=False):
-        try:
-            ax.imshow(open_picture(file), cmap="gray")
-        except (OSError, DataError):
-            ax.text(0.5, 0.5, "not readable here", ha="center", transform=ax.transAxes)
-        top, left, bottom, right = (int(v) for v in str(box).split(","))
-        ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, lw=1.5,
-                                   edgecolor="tab:red" if fallback else "lime"))
-        ax.set_title(f"{caption}\n{f'no body found: {fallback}' if fallback else 'body found'}", fontsize=7, loc="left")
-    return save_figure(fig, path)
-
-
-def plot_saliency(examples: list, path: Path) -> Path:
-    """Test images of the deployed model (top) and their occlusion maps over them (bottom), captioned
-    with the true class, the answer and its confidence (``assess.saliency.Example``)."""
-    fig, axes = plt.subplots(2, len(examples), figsize=(2.2 * len(examples), 4.6), squeeze=False,
-                             layout="constrained")
-    for example, (top, bottom) in zip(examples, axes.T, strict=True):
-        grey = example.image.mean(axis=-1)
-        top.imshow(grey, cmap="gray", vmin=0, vmax=255)
-        bottom.imshow(grey, cmap="gray", vmin=0, vmax=255)
-        bottom.imshow(np.clip(example.heat, 0, None), cmap="inferno", alpha=0.55)
-        top.set_title(f"{example.kind}: {example.true[:14]}\nsaid {example.predicted[:14]} "
-                      f"({100 * example.confidence:.0f}%)", fontsize=7, loc="left")
-        for ax in (top, bottom):
-            ax.set_axis_off()
-    return save_figure(fig, path)
-
-
-def plot_overlay(image: np.ndarray, heat: np.ndarray, caption: str, path: Path) -> Path:
-    """One model input beside its occlusion map laid over it (``ctdistill predict --explain``)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(4.4, 2.5), layout="constrained")
-    grey = image.mean(axis=-1)
-    for ax in (left, right):
-        ax.imshow(grey, cmap="gray", vmin=0, vmax=255)
-        ax.set_axis_off()
-    right.imshow(np.clip(heat, 0, None), cmap="inferno", alpha=0.55)
-    left.set_title(caption[:60], fontsize=7, loc="left")
-    return save_figure(fig, path)
-
-
-def plot_mean_saliency(mean: dict[str, np.ndarray], path: Path) -> Path:
-    """Each class's mean occlusion map over its test images, the outer band (``assess.saliency.BORDER``) outlined."""
-    fig, axes = plt.subplots(1, len(mean), figsize=(2.4 * len(mean), 2.6), squeeze=False, layout="constrained")
-    for (name, heat), ax in zip(mean.items(), axes[0], strict=True):
-        ax.imshow(np.clip(heat, 0, None), cmap="inferno")
-        height, width = heat.shape
-        edge_y, edge_x = max(1, round(BORDER * height)), max(1, round(BORDER * width))
-        ax.add_patch(plt.Rectangle((edge_x - 0.5, edge_y - 0.5), width - 2 * edge_x, height - 2 * edge_y, fill=False,
-                                   lw=1, ls="--", edgecolor="white"))
-        ax.set_title(name[:24], fontsize=8, loc="left")
-        ax.set_axis_off()
+def plot_quantization(impact: pd.DataFrame, path: Path) -> Path:
+    """Each quantized student: its accuracy change against its float student (points) and its file
+    size (MB, log axis), coloured by teacher, one marker per mode; collapsed models crossed out."""
+    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+    colours = dict(zip(dict.fromkeys(impact["teacher"]), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 9,
+                       strict=False))
+    markers = dict(zip(dict.fromkeys(impact["mode"]), "os^Dvp*hX", strict=False))
+    dodge = {t: 1.0 + 0.025 * (i - (len(colours) - 1) / 2) for i, t in enumerate(colours)}  # students of one size
+    for row in impact.itertuples():
+        x, y = row.size_mb * dodge[row.teacher], 100 * row.accuracy_change
+        ax.scatter(x, y, color=colours[row.teacher], marker=markers[row.mode], s=40, zorder=3)
+        if row.collapsed:
+            ax.scatter(x, y, color="tab:red", marker="x", s=120, zorder=4)
+    ax.axhline(0, color="grey", lw=1, ls="--")
+    if impact["size_mb"].max() > 3 * impact["size_mb"].min():  # sizes far apart: a log axis
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("quantized file size (MB)")
+    ax.set_ylabel("accuracy change against\nthe float student (points)")
+    ax.set_title("what quantization cost, per student and mode (test split; students of one size set side by side)",
+                 fontsize=9)
+    handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=str(t)[:28]) for t, c in colours.items()]
+    handles += [plt.Line2D([], [], ls="", marker=m, color="black", label=str(mode)) for mode, m in markers.items()]
+    if impact["collapsed"].any():
+        handles.append(plt.Line2D([], [], ls="", marker="x", color="tab:red", label="collapsed (one class)"))
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7)
     return save_figure(fig, path)
 
 
