@@ -24,11 +24,11 @@ demo: $(STAMP)
 ## report test opens is installed as CI installs it, and that test may not skip.
 test: $(STAMP)
 	.ci/browser
-	CTDISTILL_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -n auto
+	CTDISTILL_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -n auto --dist loadgroup
 
 ## The fast tests only (synthetic data, a tiny teacher, no subprocess), for the edit-test loop.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n auto -m "not slow and not spawns"
+	$(BIN)/python -m pytest -n auto --dist loadgroup -m "not slow and not spawns"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

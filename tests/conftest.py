@@ -154,8 +154,16 @@ def run_cli(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
 SPAWNING = re.compile(r"(?<![\w.])(run_cli|_python|_run|start|cli)\(|\bsubprocess\.")
 
 
+# Session fixtures that train a run: every test using one goes to the same pytest-xdist worker
+# (``--dist loadgroup``, set in the Makefile), so the run is trained once, not once per worker.
+SHARED_RUNS = ("finished_run", "tree_run")
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
+        shared = [name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
         function = getattr(item, "function", None)
         try:
             code = inspect.getsource(function) if function is not None else ""

@@ -147,6 +147,7 @@ def test_grouped_split_keeps_every_copy_group_in_one_split(planted):
     assert again.test.paths == regrouped.test.paths  # seeded
 
 
+@pytest.mark.slow  # a whole pipeline of its own: the full suite runs it, the fast tier does not
 def test_run_on_a_folder_without_splits_splits_by_copy_groups(tmp_path, tiny_teacher):
     from ctdistill.config import Config
     from ctdistill.run.pipeline import run

@@ -57,6 +57,7 @@ def test_names_that_only_share_letters_do_not_match():
         resolve_classes({"train": ["adenocarcinoma", "normal"], "test": ["adeno", "normal"]})
 
 
+@pytest.mark.slow  # a whole pipeline of its own: the full suite runs it, the fast tier does not
 def test_a_class_map_settles_folders_the_rule_cannot_match(tmp_path, capsys):
     names = {"train": ["adeno_left", "adeno_right", "normal"], "valid": ["adeno_left", "adeno_right", "normal"],
              "test": ["adeno_l", "adeno_r", "normal"]}

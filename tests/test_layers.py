@@ -27,7 +27,7 @@ LAYERS = [
                          "assess.runs"}),
     ("reporting", {"report", "report.*"}),
     ("commands", {"run", "run.pipeline", "run.data_steps", "run.environment", "run.preflight", "run.ray_executor",
-                  "predict"}),
+                  "run.tracking", "predict"}),
     ("command line", {"cli", "cli.*"}),
 ]
 

@@ -89,6 +89,7 @@ def test_an_existing_run_is_never_overwritten(tiny_run, tiny_teacher):
     assert (out / "summary.csv").read_bytes() == before
 
 
+@pytest.mark.slow  # a whole pipeline of its own: the full suite runs it, the fast tier does not
 def test_same_config_and_seed_give_byte_identical_predictions(tmp_path, tiny_teacher):
     """Determinism (``deterministic=True``, the default): a second run of the same config repeats the
     first one's predictions, every model and both splits, byte for byte."""
@@ -103,6 +104,7 @@ def test_same_config_and_seed_give_byte_identical_predictions(tmp_path, tiny_tea
     assert record["key"] == json.loads((second / "stages" / "teacher-tiny.json").read_text())["key"]
 
 
+@pytest.mark.slow  # a whole pipeline of its own: the full suite runs it, the fast tier does not
 def test_audited_run_reports_official_and_deduplicated_test_metrics(tmp_path, tiny_teacher):
     import shutil
 
@@ -153,6 +155,7 @@ def test_split_lists_compare_relative_to_the_data_folder_when_the_data_moved(tmp
         write_splits(path, {"train": ["/b/moved/train/z.png", "train/y.png"]}, True, ("/a/data", "/b/moved"))
 
 
+@pytest.mark.slow  # a whole pipeline of its own: the full suite runs it, the fast tier does not
 def test_a_teacher_at_its_own_size_teaches_and_resumes(tmp_path, tiny_teacher, tiny_teacher_b):
     """Two teachers at 24 px teach a 16 px student (their ensemble too); the teachers are scored on
     their own images, the students on theirs; a run cut after the teachers resumes with them."""

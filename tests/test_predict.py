@@ -182,6 +182,7 @@ def test_predict_warns_when_the_runs_verdict_refuses_every_model(tree_run, tmp_p
            "50.0%; see verdict.json)" in warnings
 
 
+@pytest.mark.slow  # a whole pipeline of its own: the full suite runs it, the fast tier does not
 def test_a_run_without_int8_deploys_and_predicts_with_its_most_compressed_mode(tree_run, tmp_path):
     """No int8, so no gate: the verdict and `predict RUN_DIR` agree on dynamic (DEPLOY_ORDER), and nobody
     claims that a gate failed."""

@@ -67,6 +67,7 @@ def test_gate_accepts_int8_when_it_keeps_accuracy(tmp_path):
     assert attempts[0].passed and not attempts[0].collapsed and attempts[0].drop_points <= 1.0
 
 
+@pytest.mark.slow  # a whole pipeline of its own: the full suite runs it, the fast tier does not
 def test_run_records_the_gate_and_predict_uses_its_choice(tmp_path, tiny_teacher):
     from ctdistill.config import Config
     from ctdistill.predict import resolve_model

@@ -23,7 +23,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The configuration is checked before Keras and TensorFlow load (seconds), so a typo fails at once.
     from ctdistill.config import Config
     from ctdistill.core.values import read_values
-    from ctdistill.run.preflight import check_data_path, check_executor
+    from ctdistill.run.preflight import check_data_path, check_executor, check_tracker
 
     overrides = {key: getattr(args, key) for _, key, _, _ in RUN_OPTIONS if getattr(args, key) is not None}
     if args.resume:
@@ -35,6 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         cfg = Config.from_file(args.config, overrides) if args.config else Config.from_mapping(overrides, "flags")
     check_executor(args.executor, args.ray_address)
+    check_tracker(args.track)
     check_data_path(cfg.data)  # the commonest mistake, also checked before any weights download
     if not args.debug:  # --debug keeps TensorFlow's start-up lines
         from ctdistill.core.quiet import import_backend_quietly
@@ -43,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ctdistill.run.pipeline import run
 
     print(run(cfg, args.resume or args.out, resume=bool(args.resume), executor=args.executor,
-              ray_address=args.ray_address))
+              ray_address=args.ray_address, track=args.track))
     return 0
 
 

@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 
 from ctdistill.config import PRETRAINED_TEACHER_EPOCHS, Config
-from ctdistill.core.choices import CI_METHODS, CROPS, EXECUTORS
+from ctdistill.core.choices import CI_METHODS, CROPS, EXECUTORS, TRACKERS
 from ctdistill.data.dicom import LUNG_WINDOW
 
 
@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "cluster, side by side; needs ctdistill[ray]); the results are the same (default: local)")
     run.add_argument("--ray-address", help="with --executor ray: the cluster to join (auto, HOST:PORT or "
                                            "ray://HOST:PORT); default: start a Ray instance on this machine")
+    run.add_argument("--track", choices=TRACKERS, default="none",
+                     help="also send the finished run to an experiment tracker: mlflow (needs ctdistill[mlflow]; "
+                          "the store is MLFLOW_TRACKING_URI, else MLflow's default in the working directory); "
+                          "the run folder stays the source of truth (default: none)")
     run.add_argument("--out", help="new run folder (must not exist or be empty). Default: runs/run-<timestamp>")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR with its own "
                                                          "configuration: finished stages are kept, the rest run "

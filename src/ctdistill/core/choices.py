@@ -30,4 +30,5 @@ SPLIT_MODES = ("auto", "given", "grouped")
 VALIDATION_MODES = ("carved", "given")
 CROPS = ("body", "none")
 EXECUTORS = ("local", "ray")  # where a run's stages run: this process, or tasks on a Ray cluster (ray_executor)
+TRACKERS = ("none", "mlflow")  # where --track sends a finished run (run.tracking.TRACKERS; none: nowhere)
 CI_METHODS = ("percentile", "BCa")  # scipy.stats.bootstrap methods for the 95% intervals

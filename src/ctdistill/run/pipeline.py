@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 
 from ctdistill.config import Config
-from ctdistill.core.errors import ConfigError
+from ctdistill.core.errors import ConfigError, CtdistillError
 from ctdistill.core.progress import PROGRESS, on_terminal
 from ctdistill.data import Dataset
 from ctdistill.models.inference import load_model
@@ -42,7 +42,7 @@ from ctdistill.run.data_steps import audit_step, load_data
 from ctdistill.run.environment import environment
 from ctdistill.run.folder import create_run_dir, plan_run_dir, write_json
 from ctdistill.run.plan import builds_ensemble, distilled_names, planned_stages, upstream
-from ctdistill.run.preflight import check_executor, check_run
+from ctdistill.run.preflight import check_executor, check_run, check_tracker
 from ctdistill.run.provenance import manifest
 from ctdistill.run.repeats import quantize_repeats, repeat_students
 from ctdistill.run.steps import (
@@ -55,13 +55,14 @@ from ctdistill.run.steps import (
     teacher_step,
     write_tables,
 )
+from ctdistill.run.tracking import TRACKERS
 from ctdistill.training.distill import check_teacher_views
 
 log = logging.getLogger("ctdistill")
 
 
 def run(cfg: Config, out: str | Path | None = None, resume: bool = False, executor: str = "local",
-        ray_address: str | None = None) -> Path:
+        ray_address: str | None = None, track: str = "none") -> Path:
     """Run the whole pipeline for ``cfg`` into a new run folder (or continue ``out`` with ``resume``).
 
     Args:
@@ -72,6 +73,7 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False, execut
         executor: ``local`` (this process, stage after stage) or ``ray`` (the stages as tasks on a
             Ray cluster, ``ray_executor``); the same results either way, and either may resume the other's run.
         ray_address: the Ray cluster to join (``auto``, ``ray://HOST:PORT``); None starts a local one.
+        track: also send the finished run to this tracker (``run.tracking.TRACKERS``; ``none``: nowhere).
 
     Returns:
         The run folder.
@@ -81,6 +83,7 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False, execut
     """
     started = time.perf_counter()
     check_executor(executor, ray_address)
+    check_tracker(track)
     seed_everything(cfg)
     run_dir = Path(out) if resume else plan_run_dir(out)
     check_run(cfg, run_dir, resume)
@@ -98,7 +101,22 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False, execut
     except KeyboardInterrupt:
         raise RunInterrupted(run_dir) from None
     finish(run_dir, book, cfg, names, data, started, resume)
+    track_step(run_dir, track)
     return run_dir
+
+
+def track_step(run_dir: Path, track: str) -> None:
+    """Send the finished run to the tracker ``--track`` names (the run folder stays the source of truth)."""
+    if track == "none":
+        return
+    log.info("== track: the configuration, metrics, stage timings, report and deployable model to %s", track)
+    try:
+        TRACKERS[track](run_dir)
+    except CtdistillError:
+        raise
+    except Exception as error:  # the tracker's own failure (unreachable server, refused store): one line
+        raise CtdistillError(f"{run_dir}: the run finished and its folder is complete, but --track {track} failed: "
+                             f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
 
 
 def local_stages(cfg: Config, data: Dataset, run_dir: Path, book: Stages, ray_address: None = None) -> list[str]:

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from ctdistill.config import Config
-from ctdistill.core.choices import EXECUTORS
+from ctdistill.core.choices import EXECUTORS, TRACKERS
 from ctdistill.core.errors import ConfigError, DataError, RunFolderError
 
 # Modules imported only by later stages (report, plots, audit, export), with the stage that needs them.
@@ -83,6 +83,21 @@ def check_disk_space(run_dir: Path, needed_mb: float) -> None:
     if free_mb < needed_mb * 1.1:
         raise RunFolderError(f"{run_dir}: {free_mb:.0f} MB free on its disk, the run writes about "
                              f"{needed_mb:.0f} MB; free space or choose another --out")
+
+
+def check_tracker(track: str) -> None:
+    """Refuse an unknown tracker, and one whose package is not installed, before the run starts.
+
+    Example:
+        >>> check_tracker("none")
+        >>> check_tracker("wandb")
+        Traceback (most recent call last):
+        ctdistill.core.errors.ConfigError: --track 'wandb': choose from none, mlflow
+    """
+    if track not in TRACKERS:
+        raise ConfigError(f"--track {track!r}: choose from {', '.join(TRACKERS)}")
+    if track != "none" and importlib.util.find_spec(track) is None:
+        raise ConfigError(f"--track {track} needs {track}: pip install 'ctdistill[{track}]'")
 
 
 def check_executor(executor: str, address: str | None) -> None:
