@@ -264,7 +264,7 @@ def _card(model_file):
 def test_corrupt_models_given_to_predict(tmp_path, capsys):
     save_image(tmp_path / "in" / "x.png", np.zeros((8, 8), np.uint8), "PNG")
     for name, payload, fragment in (("broken.tflite", b"\x00" * 64, "broken.tflite: not a valid .tflite model"),
-                                    ("broken.keras", b"PK\x03\x04 not really", "broken.keras: cannot load")):
+                                    ("broken.keras", b"PK\x03\x04 not really", "broken.keras: not a valid .keras")):
         (tmp_path / name).write_bytes(payload)
         _card(tmp_path / name)
         fails(capsys, ["predict", tmp_path / name, tmp_path / "in"], fragment)

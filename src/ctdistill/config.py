@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -52,6 +53,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+SEED_LIMIT = 2**32  # NumPy's and TensorFlow's seeds are unsigned 32-bit integers
 SYNTHETIC_PER_CLASS = (80, 20, 40)  # the built-in phantoms per class: train, valid, test (the demo's data)
 
 # A pretrained teacher's fine-tuning length when ``teacher_epochs`` is unset: ImageNet weights converge in
@@ -261,10 +263,11 @@ class Config:
 
     # -- run: seeds, presets, determinism
     seed: int = option(
-        0,
+        0, must=(lambda v: 0 <= v < SEED_LIMIT, f"must be between 0 and {SEED_LIMIT - 1}"),
         help="random seed; the same seed, data and config repeat a run")
     seeds: tuple[int, ...] = option(
-        (),
+        (), must=(lambda v: all(0 <= s < SEED_LIMIT for s in v) and len(set(v)) == len(v),
+                  f"must be distinct seeds between 0 and {SEED_LIMIT - 1}"),
         help="comma-separated seeds: also repeat the student stages (scratch, distilled, int8) with these, from "
              "the same teachers, and report mean ± std (e.g. 0,1,2)")
     preset: str = option(
@@ -296,15 +299,23 @@ class Config:
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; "
                               f"known keys are {', '.join(hints)}")
-        coerced = {k: coerce(k, v, hints[k], source) for k, v in values.items()}
+        named = (lambda k: cls.flag(k) or k) if source == "flags" else (lambda k: source)  # noqa: E731
+        coerced = {k: coerce(k, v, hints[k], named(k)) for k, v in values.items()}
         if "teachers" in coerced:
-            coerced["teachers"] = canonical_teachers(coerced["teachers"], source)  # names the source
+            coerced["teachers"] = canonical_teachers(coerced["teachers"], named("teachers"))  # names the source
         return cls(**coerced)
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
         """Read a ``.toml`` or ``.json`` file, then apply ``overrides`` (e.g. command-line flags)."""
-        return cls.from_mapping({**read_values(path), **(overrides or {})}, source=str(path))
+        overrides = overrides or {}
+        hints = get_type_hints(cls)
+        for key, value in overrides.items():  # a bad flag is blamed on the flag, not on the file
+            if key in hints:
+                checked = coerce(key, value, hints[key], cls.flag(key) or key)
+                if key == "teachers":
+                    canonical_teachers(checked, cls.flag(key))
+        return cls.from_mapping({**read_values(path), **overrides}, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (tuples become lists)."""
@@ -349,7 +360,16 @@ def _rules() -> list[tuple[str, Any, str]]:
     return [(f.name, *f.metadata["must"]) for f in dataclasses.fields(Config) if f.metadata.get("must")]
 
 
+def _finite(value: Any) -> bool:
+    """A number (or every number of a tuple) that is neither NaN nor infinite; other values pass."""
+    values = value if isinstance(value, tuple) else (value,)
+    return all(math.isfinite(v) for v in values if isinstance(v, float))
+
+
 def _validate(cfg: Config) -> None:
+    for field in dataclasses.fields(cfg):  # one rule for every number: NaN and infinity are never a setting
+        if not _finite(getattr(cfg, field.name)):
+            raise ConfigError(f"{field.name}={getattr(cfg, field.name)!r} must be a finite number")
     for key, ok, message in _rules():
         if not ok(getattr(cfg, key)):
             raise ConfigError(f"{key}={getattr(cfg, key)!r} {message}")

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -22,11 +23,12 @@ import pandas as pd
 from ctdistill.assess.verdict import best_candidate, ungated_mode
 from ctdistill.core.errors import CtdistillError, DataError
 from ctdistill.data.dicom import LUNG_WINDOW
-from ctdistill.data.inputs import read_input
+from ctdistill.data.inputs import read_input, source_size
 from ctdistill.models.inference import load_model, predict_keras, predict_tflite
 from ctdistill.run.folder import VERDICT, card_path, read_json
 
 MODEL_SUFFIXES = (".tflite", ".keras", ".h5")
+log = logging.getLogger("ctdistill")
 
 
 def resolve_model(path: str | Path, teacher: str | None = None, mode: str | None = None) -> tuple[Path, str]:
@@ -40,8 +42,12 @@ def resolve_model(path: str | Path, teacher: str | None = None, mode: str | None
         return path, "the model file given"
     if not path.is_dir():
         raise CtdistillError(f"{path}: no such model file or run folder")
-    cards = [json.loads(p.read_text()) for p in sorted(path.glob("*.json")) if p.name.endswith(
-        tuple(s + ".json" for s in MODEL_SUFFIXES))]
+    cards = []
+    for card in sorted(p for p in path.glob("*.json") if p.name.endswith(tuple(s + ".json" for s in MODEL_SUFFIXES))):
+        try:
+            cards.append(read_card(card, RUN_KEYS + CHOICE_KEYS))
+        except CtdistillError as exc:  # another model's broken card must not stop the choice
+            log.warning("skipped %s", exc)
 
     made: dict[str, list[str]] = {}
     for c in cards:
@@ -79,7 +85,25 @@ def load_card(model_file: Path) -> dict:
     if not sidecar.is_file():
         raise CtdistillError(f"{model_file}: its model card {sidecar.name} is missing (it holds the input size, "
                              "channels and class names); export models with ctdistill run or ctdistill report")
-    return json.loads(sidecar.read_text())
+    return read_card(sidecar)
+
+
+# What a model card (report.card) must hold for its model to run, and to be chosen from a run folder.
+RUN_KEYS = ("input", "class_names")
+CHOICE_KEYS = ("model", "file", "kind", "teacher", "mode", "metrics", "size_mb")
+
+
+def read_card(path: Path, required: tuple[str, ...] = RUN_KEYS) -> dict:
+    """A model card, checked for the ``required`` keys: a one-line ``CtdistillError`` naming the file
+    when it is not valid JSON or lacks one."""
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CtdistillError(f"{path}: model card is not valid JSON ({exc})") from None
+    missing = [k for k in required if not isinstance(card, dict) or k not in card]
+    if missing:
+        raise CtdistillError(f"{path}: not a ctdistill model card (missing {', '.join(missing)})")
+    return card
 
 
 def expand_inputs(paths: list[str | Path]) -> list[Path]:
@@ -88,7 +112,10 @@ def expand_inputs(paths: list[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not found:
+                raise DataError(f"{path}: no files in this folder (nothing to predict)")
+            files += found
         else:
             files.append(path)
     return files
@@ -108,7 +135,7 @@ def predict_paths(model: str | Path, inputs: list[str | Path], teacher: str | No
     runner = load_model(model_file)
     size, channels, names = info["input"]["height"], info["input"]["channels"], info["class_names"]
     crop = info.get("preprocessing", {}).get("crop", "none")  # cards before the crop existed: none
-    rows, arrays, failed = [], [], []
+    rows, arrays, failed, small = [], [], [], []
     for path in expand_inputs(inputs):
         try:
             frames, fallbacks = read_input(path, size, channels, window, crop)
@@ -117,6 +144,7 @@ def predict_paths(model: str | Path, inputs: list[str | Path], teacher: str | No
             continue
         rows += [{"file": str(path), "frame": i, "crop_fallback": why} for i, why in enumerate(fallbacks)]
         arrays += frames
+        small += [str(path)] * len(frames) if min(source_size(path)) < size else []
     table = pd.DataFrame(rows, columns=["file", "frame", "crop_fallback"])
     if arrays:
         run = lambda x: (predict_tflite(runner, x.astype(np.float32)) if isinstance(runner, Path)  # noqa: E731
@@ -127,7 +155,11 @@ def predict_paths(model: str | Path, inputs: list[str | Path], teacher: str | No
             table[f"prob_{name}"] = proba[:, i]
         if explain is not None:
             table["explained"] = explain_images(run, arrays, table, proba, explain)
-    table.attrs.update(model=str(model_file), reason=reason, warnings=_warnings(info, model_file, table))
+    warnings = _warnings(info, model_file, table)
+    if small:  # upscaled from fewer pixels than the model takes: the answer says little about the image
+        warnings.append(f"{len(small)} image(s) are smaller than the model's {size}x{size} input and were enlarged "
+                        f"to it (e.g. {small[0]}): their predictions rest on less than the model was trained on")
+    table.attrs.update(model=str(model_file), reason=reason, warnings=warnings)
     return table, failed
 
 

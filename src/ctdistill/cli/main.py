@@ -108,6 +108,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ctdistill.report.tables import verdict_text
     from ctdistill.run import folder as rf
 
+    changed = [flag for flag, value in (("--resamples", args.resamples), ("--bins", args.bins),
+                                        ("--ci-method", args.ci_method)) if value is not None]
+    if changed and not args.out:  # a run folder's results change only through --resume, never in place
+        raise CtdistillError(f"{args.run_dir}: {', '.join(changed)} change the run's numbers; write that report "
+                             "elsewhere with --out DIR (the run folder keeps the run's own)")
     out = Path(args.out) if args.out else Path(args.run_dir)
     for path in build_report(Path(args.run_dir), args.out, n_bins=args.bins, n_resamples=args.resamples,
                              ci_method=args.ci_method):
@@ -138,8 +143,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ctdistill.predict import counts_text, predict_paths, shown_path  # imports Keras only for a Keras model
     from ctdistill.run.folder import atomic_path, refuse_existing
 
-    if args.window_width <= 0:
-        raise CtdistillError(f"--window-width must be > 0, got {args.window_width:g}")
     out = Path(args.out) if args.out else None
     if out is not None:
         if out.suffix not in (".csv", ".json"):
@@ -165,7 +168,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"error: {len(failed)} of {len(failed) + table['file'].nunique()} inputs could not be read",
               file=sys.stderr)
-    return 1 if failed else 0
+    return 2 if not len(table) else 1 if failed else 0  # nothing predicted at all: refused input
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -180,8 +183,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     run_dir = Path(args.models[0]) if len(args.models) == 1 and Path(args.models[0]).is_dir() else None
     out = Path(args.out) if args.out else (run_dir or Path(".")) / rf.BENCH
     refuse_existing(out)
-    threads = tuple(int(t) for t in args.threads.split(",")) if args.threads else None
-    table = bench_models(args.models, threads, args.calls, batch=args.batch,
+    table = bench_models(args.models, args.threads, args.calls, batch=args.batch,
                          progress=lambda m: logging.getLogger("ctdistill").info("bench: %s", m))
     print(table.round(3).to_string(index=False))
     print(rf.write_csv(table, out))
@@ -212,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         quiet_library_logs()
     handler = COMMANDS[(args.command, getattr(args, "data_command", None))]
     try:
+        from ctdistill.run.preflight import check_backend
+
+        check_backend(os.environ.get("KERAS_BACKEND"))
         return handler(args)
     except CtdistillError as exc:
         if args.debug:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 
 from ctdistill.config import PRETRAINED_TEACHER_EPOCHS, Config
 from ctdistill.core.choices import CI_METHODS, CROPS, EXECUTORS, TRACKERS
@@ -74,6 +75,69 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+def ruled(key: str):
+    """An argparse type for a flag that sets config key ``key`` outside ``ctdistill run`` (report's
+    ``--resamples``, prepare's ``--image-size``): the field's type and rule, declared once in ``Config``.
+
+    Example:
+        >>> ruled("ece_bins")("12")
+        12
+        >>> ruled("bootstrap_resamples")("-1")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: -1 must be 0 (no intervals) or >= 100
+    """
+    field = Config.__dataclass_fields__[key]
+    kind = _flag_type(field)
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number" if kind is int else
+                                             f"{text!r} is not a number") from None
+        rule = field.metadata.get("must")
+        if rule and not rule[0](value):
+            raise argparse.ArgumentTypeError(f"{text} {rule[1]}")
+        return value
+
+    parse.__name__ = key  # argparse names the type in its messages
+    return parse
+
+
+def number(kind: type = float, low: float | None = None, high: float | None = None, words: str = ""):
+    """An argparse type for a finite number within ``[low, high]`` (either end open when None).
+
+    Example:
+        >>> number(int, 1)("0")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: 0 must be >= 1
+        >>> number(float)("nan")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: nan must be a finite number
+    """
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") \
+                from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} must be a finite number")
+        if (low is not None and value < low) or (high is not None and value > high):
+            rule = words or (f"must be between {low:g} and {high:g}" if low is not None and high is not None else
+                             f"must be >= {low:g}" if low is not None else f"must be <= {high:g}")
+            raise argparse.ArgumentTypeError(f"{text} {rule}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def thread_counts(text: str) -> tuple[int, ...]:
+    """``--threads 1,2``: positive whole numbers, comma-separated."""
+    return tuple(number(int, 1)(part.strip()) for part in text.split(","))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ctdistill", description=(
         "Distil ImageNet teachers into a tiny chest-CT student CNN, quantize it with LiteRT, and report "
@@ -123,9 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "saved predictions (no retraining; works on a copied run folder)")
     rep.add_argument("run_dir", help="a finished run folder")
     rep.add_argument("--out", help="folder for the report files (default: the run folder)")
-    rep.add_argument("--resamples", type=int, default=None,
+    rep.add_argument("--resamples", type=ruled("bootstrap_resamples"), default=None,
                      help=f"bootstrap resamples (default: the run's, {default_of('bootstrap_resamples')})")
-    rep.add_argument("--bins", type=int, default=None,
+    rep.add_argument("--bins", type=ruled("ece_bins"), default=None,
                      help=f"calibration bins (default: the run's, {default_of('ece_bins')})")
     rep.add_argument("--ci-method", choices=CI_METHODS, default=None,
                      help=f"bootstrap interval method (default: the run's, {default_of('ci_method')})")
@@ -138,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                       "is the reference of the paired differences)")
     comp.add_argument("--out", default=".", help="folder for compare.csv and compare.html (default: the current "
                                                  "folder; existing files are not overwritten)")
-    comp.add_argument("--resamples", type=int, default=default_of("bootstrap_resamples"),
+    comp.add_argument("--resamples", type=ruled("bootstrap_resamples"), default=default_of("bootstrap_resamples"),
                       help="bootstrap resamples of the paired intervals (default %(default)s)")
     _common(comp)
 
@@ -157,8 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--mode", help="run folder: this quantization mode instead of the gate's choice (float32 = the "
                                      "Keras student)")
     level, width = LUNG_WINDOW
-    pred.add_argument("--window-level", type=float, default=level, help=f"DICOM window level in HU (default {level:g})")
-    pred.add_argument("--window-width", type=float, default=width, help=f"DICOM window width in HU (default {width:g})")
+    pred.add_argument("--window-level", type=number(float), default=level,
+                      help=f"DICOM window level in HU (default {level:g})")
+    pred.add_argument("--window-width", type=number(float, 1.0), default=width,
+                      help=f"DICOM window width in HU, at least 1 (default {width:g})")
     _common(pred)
 
     bench = sub.add_parser("bench", help="latency and throughput of exported models (Keras and LiteRT), 1 thread "
@@ -166,9 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("models", nargs="+", help=".tflite / .keras files, or a run folder (all its student models)")
     bench.add_argument("--out", help="CSV file (default: bench.csv in the run folder, or ./bench.csv; never "
                                      "overwrites)")
-    bench.add_argument("--calls", type=int, default=200, help="timed batch-1 calls after warm-up (default 200)")
-    bench.add_argument("--batch", type=int, default=256, help="batch size for throughput (default 256)")
-    bench.add_argument("--threads", help="comma-separated thread counts (default: 1 and all cores)")
+    bench.add_argument("--calls", type=number(int, 1), default=200,
+                       help="timed batch-1 calls after warm-up (default 200)")
+    bench.add_argument("--batch", type=number(int, 1), default=256, help="batch size for throughput (default 256)")
+    bench.add_argument("--threads", type=thread_counts, help="comma-separated thread counts (default: 1 and all cores)")
     _common(bench)
 
     data = sub.add_parser("data", help="dataset tools: prepare, inspect, audit").add_subparsers(
@@ -176,9 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     prep = data.add_parser("prepare", help="write the seed's numpy layout (X_/y_ train, val, test) from an image tree")
     prep.add_argument("tree", help="image folder tree (train/valid/test/<class>/...)")
     prep.add_argument("--out", required=True, help="output folder for the .npy files")
-    prep.add_argument("--image-size", type=int, default=default_of("image_size"),
+    prep.add_argument("--image-size", type=ruled("image_size"), default=default_of("image_size"),
                       help=help_text("image_size", "image height and width"))
-    prep.add_argument("--channels", type=int, default=default_of("channels"), help=help_text("channels", "1 or 3"))
+    prep.add_argument("--channels", type=ruled("channels"), default=default_of("channels"),
+                      help=help_text("channels", "1 or 3"))
     prep.add_argument("--crop", choices=CROPS, default=default_of("crop"),
                       help=help_text("crop", RUN_HELP["crop"]))
     _class_map(prep)
@@ -194,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("path", help="dataset folder (split tree, class-folder tree or numpy layout)")
     audit.add_argument("--out", default=".", help="folder for audit.csv, audit.json and crops.png (default: current "
                                                   "folder; existing audit files are not overwritten)")
-    audit.add_argument("--threshold", type=int, default=None,
+    audit.add_argument("--threshold", type=number(int, 0, 64), default=None,
                        help="largest perceptual-hash Hamming distance (of 64 bits) that counts as a near copy "
                             "(default 1: CT slices look alike, larger values group different slices)")
     _class_map(audit)

@@ -66,4 +66,6 @@ def quiet_library_logs() -> None:
     except ImportError:  # a JAX-only machine without TensorFlow
         pass
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # pydicom logs a traceback for a file it cannot parse; ctdistill reports that file in one line itself.
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "Unable to initialize backend 'tpu'"

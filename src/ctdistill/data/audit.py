@@ -42,7 +42,7 @@ from ctdistill.core.errors import DataError
 from ctdistill.data import cache
 from ctdistill.data.describe import describe_array, describe_image, picture_distance
 from ctdistill.data.dicom import TAG_PREFIX
-from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy
+from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, load_numpy, read_array
 from ctdistill.data.scans import SPLIT_ORDER, add_scan_groups, scan_findings
 from ctdistill.data.shortcuts import label_tags, shortcut_baseline, train_test_shift
 from ctdistill.data.tree import scan_tree
@@ -111,7 +111,7 @@ def _collect_numpy(path: Path) -> pd.DataFrame:
 
 def _load_numpy_native(path: Path) -> dict:
     """The numpy layout at its stored size (checked by the loader), as ``{split: (x, y, names)}``."""
-    probe = np.load(path / "X_train.npy", mmap_mode="r", allow_pickle=False)
+    probe = read_array(path / "X_train.npy", mmap_mode="r")
     size = probe.shape[1] if probe.ndim >= 3 else 0
     ds = load_numpy(path, size, 3)
     return {s: (ds.split(s).x, ds.split(s).y, ds.class_names) for s in ("train", "valid", "test")}

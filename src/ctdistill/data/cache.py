@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ctdistill.run.folder import atomic_path
+
+log = logging.getLogger("ctdistill")
 
 
 def cache_dir() -> Path:
@@ -28,10 +33,13 @@ def cache_key(*parts: object) -> str:
 def load(key: str) -> dict[str, np.ndarray] | None:
     """The arrays stored under ``key``, or None when absent or unreadable (then rebuilt)."""
     path = cache_dir() / f"{key}.npz"
+    if not path.is_file():
+        return None
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError):
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # half-written, corrupt
+        log.warning("cache entry %s is unreadable (%s): decoding again", path, type(exc).__name__)
         return None
 
 

@@ -15,13 +15,14 @@ the PatientID and StudyInstanceUID the splits keep together (``data.split``).
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from ctdistill.core.errors import DataError
 from ctdistill.data.crop import CROPS, Crop, body_crop_from_mask
-from ctdistill.data.decode import decode_image_crop, prepare_pil
+from ctdistill.data.decode import check_pixels, decode_image_crop, prepare_pil
 
 LUNG_WINDOW = (-600.0, 1500.0)  # (level, width) in Hounsfield units
 BODY_HU = -500.0  # tissue is above, air (-1000) and lung (about -850) mostly below
@@ -180,3 +181,32 @@ def decode_slice(data: bytes, size: int, channels: int, name: str, crop: str = "
         return decode_image_crop(data, size, channels, name, crop)
     _, img, box = one_slice(data, name, crop=crop)
     return prepare_pil(img, size, channels, crop, box)
+
+
+def read_header(path: str | Path) -> dict:
+    """Format, colour mode and size of one file of either kind, from its header (nothing decoded), with
+    the same refusals as decoding it: ``data inspect`` reports a file unreadable exactly when
+    ``prepare``, ``run`` and ``predict`` would skip it for what its header says.
+
+    Returns:
+        ``{"format", "mode", "width", "height"}``; a one-line ``DataError`` naming the file otherwise.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:
+        head = handle.read(132)
+    if not head:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    if is_dicom(head):
+        ds = read_dicom(path.read_bytes(), str(path))
+        return {"format": "DICOM", "mode": str(getattr(ds, "PhotometricInterpretation", "")),
+                "width": int(ds.Columns), "height": int(ds.Rows)}
+    try:
+        with Image.open(path) as img:  # reads the header only
+            check_pixels(img, str(path))
+            return {"format": img.format, "mode": img.mode, "width": img.width, "height": img.height}
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not a readable image (unknown or unsupported format)") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: image too large to decode safely ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: corrupt or truncated image ({exc})") from None

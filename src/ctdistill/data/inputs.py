@@ -12,7 +12,7 @@ import numpy as np
 
 from ctdistill.core.errors import DataError
 from ctdistill.data.decode import decode_image_crop
-from ctdistill.data.dicom import decode_dicom_crops, is_dicom
+from ctdistill.data.dicom import decode_dicom_crops, is_dicom, read_header
 
 
 def read_input(path: Path, size: int, channels: int, window: tuple[float, float], crop: str = "none"
@@ -29,3 +29,13 @@ def read_input(path: Path, size: int, channels: int, window: tuple[float, float]
     else:
         found = [decode_image_crop(data, size, channels, str(path), crop)]
     return [a for a, _ in found], [box.fallback if box is not None else "" for _, box in found]
+
+
+def source_size(path: Path) -> tuple[int, int]:
+    """The stored image's (width, height) from its header (a DICOM file's columns and rows), or (0, 0)
+    when the header says nothing readable (the file was decoded already, so this is only for warnings)."""
+    try:
+        header = read_header(path)
+    except (DataError, OSError):
+        return 0, 0
+    return header["width"], header["height"]

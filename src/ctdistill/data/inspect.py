@@ -6,10 +6,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ctdistill.core.errors import DataError
-from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout
+from ctdistill.data.dicom import read_header
+from ctdistill.data.numpy_layout import FILE_SPLIT, is_numpy_layout, read_array
 from ctdistill.data.tree import scan_tree
 
 
@@ -35,13 +35,14 @@ def inspect_path(path: str | Path, class_map: str | Path | None = None) -> dict:
         splits[split] = dict(sorted(Counter(label for label, _ in items).items()))
         for _, file in items:
             try:
-                with Image.open(file) as img:  # reads the header only
-                    formats[f"{img.format} ({file.suffix.lower() or 'no extension'})"] += 1
-                    modes[img.mode] += 1
-                    widths.append(img.width)
-                    heights.append(img.height)
-            except (UnidentifiedImageError, OSError):
-                unreadable.append(str(file))
+                header = read_header(file)  # the decoders' own refusals, from the header only
+            except (DataError, OSError) as exc:
+                unreadable.append(str(exc) if isinstance(exc, DataError) else f"{file}: {exc.strerror or exc}")
+                continue
+            formats[f"{header['format']} ({file.suffix.lower() or 'no extension'})"] += 1
+            modes[header["mode"]] += 1
+            widths.append(header["width"])
+            heights.append(header["height"])
     return {"layout": "folder tree", "classes": mapping.to_dict(), "class_text": mapping.describe(), "splits": splits,
             "formats": dict(formats), "modes": dict(modes),
             "width": _range(widths), "height": _range(heights), "unreadable": unreadable}
@@ -57,7 +58,7 @@ def _inspect_numpy(root: Path) -> dict:
         for kind in ("X", "y"):
             file = root / f"{kind}_{stem}.npy"
             if file.is_file():
-                arr = np.load(file, mmap_mode="r", allow_pickle=False)
+                arr = read_array(file)
                 out["arrays"][file.name] = {"shape": list(arr.shape), "dtype": str(arr.dtype)}
     return out
 
@@ -75,5 +76,6 @@ def format_inspection(info: dict) -> str:
         lines.append(f"width {info['width']['min']}-{info['width']['max']} px (median {info['width']['median']:g}), "
                      f"height {info['height']['min']}-{info['height']['max']} px (median {info['height']['median']:g})")
     if info["unreadable"]:
-        lines.append(f"unreadable: {len(info['unreadable'])} file(s): " + ", ".join(info["unreadable"][:10]))
+        lines.append(f"unreadable: {len(info['unreadable'])} file(s), skipped by prepare, run and predict:\n  "
+                     + "\n  ".join(info["unreadable"][:10]))
     return "\n".join(lines)

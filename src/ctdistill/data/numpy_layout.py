@@ -30,13 +30,18 @@ def is_numpy_layout(root: Path) -> bool:
 
 def load_numpy(root: Path, size: int, channels: int) -> Dataset:
     """Load and check the arrays; images are resized/converted to ``size``/``channels`` if needed."""
-    raw = {s: (_load(root / f"X_{FILE_SPLIT[s]}.npy"), _load(root / f"y_{FILE_SPLIT[s]}.npy")) for s in SPLITS}
+    raw = {s: (read_array(root / f"X_{FILE_SPLIT[s]}.npy"), read_array(root / f"y_{FILE_SPLIT[s]}.npy"))
+           for s in SPLITS}
     n_classes = max(_n_classes(y, root / f"y_{FILE_SPLIT[s]}.npy") for s, (_, y) in raw.items())
     names = _class_names(root, n_classes)
     ids = _ids(root, {s: len(x) for s, (x, _) in raw.items()})
     splits = {s: Split(_images(x, root / f"X_{FILE_SPLIT[s]}.npy", size, channels),
                        _labels(y, len(x), len(names), root / f"y_{FILE_SPLIT[s]}.npy"), ids[s])
               for s, (x, y) in raw.items()}
+    empty = sorted(set(range(len(names))) - set(np.unique(splits["train"].y).tolist()))
+    if empty:  # labels that skip a number would train classes no image teaches
+        raise DataError(f"{root / 'y_train.npy'}: class(es) {', '.join(names[i] for i in empty)} have no training "
+                        f"image (labels run 0..{len(names) - 1}); number the classes 0..K-1 without gaps")
     digest = hashlib.sha256()
     for s in SPLITS:
         digest.update(raw[s][0].tobytes())
@@ -64,13 +69,20 @@ def _json(path: Path):
         raise DataError(f"{path}: not valid JSON ({exc})") from None
 
 
-def _load(path: Path) -> np.ndarray:
+def read_array(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """One ``.npy`` file of the layout, never unpickled (a ``.npy`` can carry code); a one-line
+    ``DataError`` naming the file when it is missing, holds objects, or is truncated. ``mmap_mode="r"``
+    reads only its header (``data inspect``, the audit's probe)."""
     if not path.is_file():
         raise DataError(f"{path}: missing (numpy layout needs X_/y_ train, val and test files)")
     try:
-        return np.load(path, allow_pickle=False)  # never unpickle: a .npy can carry code
+        probe = np.load(path, mmap_mode="r", allow_pickle=False)  # the header and the file's length, checked
+        return probe if mmap_mode else np.load(path, allow_pickle=False)
     except ValueError as exc:
-        raise DataError(f"{path}: refused to load ({exc}); object arrays are not accepted") from None
+        if "object" in str(exc).lower():
+            raise DataError(f"{path}: refused to load an array of Python objects; only numeric arrays are "
+                            "accepted (never unpickled)") from None
+        raise DataError(f"{path}: not a readable .npy file, truncated or corrupt ({exc})") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npy file ({exc})") from None
 

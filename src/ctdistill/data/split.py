@@ -95,8 +95,8 @@ def grouped_split(data: Dataset, audit_table: pd.DataFrame, seed: int, group_by:
     y = np.concatenate([data.split(s).y for s in SPLITS])
     paths = [p for s in SPLITS for p in data.split(s).paths]
     groups = table_groups(audit_table, paths, group_by)
-    rest, test = _one_fold(y, groups, 5, seed)
-    train, valid = _one_fold(y[rest], groups[rest], 8, seed)
+    rest, test = _one_fold(y, groups, 5, seed, data.class_names)
+    train, valid = _one_fold(y[rest], groups[rest], 8, seed, data.class_names)
     train, valid = rest[train], rest[valid]
 
     def take(ix: np.ndarray) -> Split:
@@ -126,7 +126,7 @@ def carve_validation(data: Dataset, audit_table: pd.DataFrame | None, fraction: 
     y = np.concatenate([data.train.y, data.valid.y])
     paths = (data.train.paths or []) + (data.valid.paths or [])
     groups = table_groups(audit_table, paths, group_by) if len(paths) == len(y) else -np.arange(1, len(y) + 1)
-    train, valid = _one_fold(y, groups, max(2, round(1 / fraction)), seed)
+    train, valid = _one_fold(y, groups, max(2, round(1 / fraction)), seed, data.class_names)
 
     def take(ix: np.ndarray) -> Split:
         return Split(x[ix], y[ix], [paths[i] for i in ix] if paths else None)
@@ -135,7 +135,14 @@ def carve_validation(data: Dataset, audit_table: pd.DataFrame | None, fraction: 
                                source=f"{data.source}, valid carved from train+valid by copy groups (seed {seed})")
 
 
-def _one_fold(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _one_fold(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int,
+              class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    few = {class_names[c]: len(np.unique(groups[y == c])) for c in np.unique(y)
+           if len(np.unique(groups[y == c])) < 2}
+    if few:  # one image (or one copy group) cannot sit on both sides of a split
+        raise DataError("too few images to split: " + ", ".join(f"class {n!r} has {k} image(s) or copy group(s)"
+                                                               for n, k in few.items())
+                        + "; every class needs at least 3 (train, valid and test) to be split, more to be learnt")
     if len(np.unique(groups)) < n_splits:  # e.g. anonymised DICOM: one PatientID for every slice
         raise DataError(f"only {len(np.unique(groups))} patient/scan/copy group(s) among {len(y)} images (DICOM "
                         "PatientID, --group-by, copies, and scans the audit chained from their pictures): too few to "

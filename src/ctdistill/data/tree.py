@@ -31,7 +31,14 @@ SPLIT_FOLDERS = {"train": ("train",), "valid": ("valid", "val", "validation"), "
 
 def find_split_dirs(root: Path) -> dict[str, Path] | None:
     """``{split: folder}`` when ``root`` holds split folders, None for a plain class-folder tree."""
-    found = {s: root / n for s, names in SPLIT_FOLDERS.items() for n in names if (root / n).is_dir()}
+    found: dict[str, Path] = {}
+    for split, names in SPLIT_FOLDERS.items():
+        present = [root / n for n in names if (root / n).is_dir()]
+        if len(present) > 1:  # which one is the split? reading one and ignoring the other would hide images
+            raise DataError(f"{root}: {' and '.join(p.name + '/' for p in present)} are both a {split} split; keep one "
+                            f"(or merge them)")
+        if present:
+            found[split] = present[0]
     return found if "train" in found else None
 
 
@@ -42,6 +49,11 @@ def list_images(split_dir: Path) -> list[tuple[str, Path]]:
         files = sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
         if not files:
             raise DataError(f"{class_dir}: empty class folder (no image files)")
+        nested = sorted({str(f.parent.relative_to(class_dir)) for f in files if f.parent != class_dir})
+        if nested:  # patient folders are common; a `rejected/` folder is not: say so, never silently
+            log.warning("%s: %d file(s) in subfolders (%s) are counted as class %s", class_dir,
+                        sum(f.parent != class_dir for f in files), ", ".join(nested[:5]) +
+                        (f", ... ({len(nested)} folders)" if len(nested) > 5 else ""), class_dir.name)
         items += [(class_dir.name, f) for f in files]
     if not items:
         raise DataError(f"{split_dir}: no class folders with images")
@@ -126,7 +138,7 @@ def load_tree(root: Path, size: int, channels: int, seed: int = 0, strict: bool 
     crop_stats = crop_summary(crop, per_split, arrays)
     given = "all" not in splits
     if not given:  # provisional; the pipeline re-splits by duplicate groups once the audit has run
-        splits = _stratified_split(splits["all"], seed)
+        splits = _stratified_split(splits["all"], seed, names)
     return Dataset(**splits, class_names=names, fingerprint=fingerprint, source=f"image folder tree {root}",
                    given_splits=given, skipped=skipped, classes=mapping.to_dict(), crop=crop_stats)
 
@@ -199,10 +211,16 @@ def _decode_all(items: list[tuple[str, Path]], size: int, channels: int, crop: s
         return list(pool.map(one, items))
 
 
-def _stratified_split(split: Split, seed: int) -> dict[str, Split]:
+def _stratified_split(split: Split, seed: int, names: list[str]) -> dict[str, Split]:
     idx = np.arange(len(split))
-    rest, test = train_test_split(idx, test_size=0.2, stratify=split.y, random_state=seed)
-    train, valid = train_test_split(rest, test_size=0.125, stratify=split.y[rest], random_state=seed)
+    counts = np.bincount(split.y, minlength=len(names))
+    try:
+        rest, test = train_test_split(idx, test_size=0.2, stratify=split.y, random_state=seed)
+        train, valid = train_test_split(rest, test_size=0.125, stratify=split.y[rest], random_state=seed)
+    except ValueError as exc:  # a class too small to reach every split: name it, not scikit-learn's internals
+        raise DataError("too few images to split into train, valid and test (" + ", ".join(
+            f"{n}: {k}" for n, k in zip(names, counts, strict=True)) + f"; {exc}); every class needs images in "
+            "each split: add images, or give train/valid/test folders") from None
 
     def take(ix: np.ndarray) -> Split:
         return Split(split.x[ix], split.y[ix], [split.paths[i] for i in ix] if split.paths else None)

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,9 @@ def load_model(model_file: Path):
 
     import ctdistill.models.teachers  # noqa: F401  (registers the teachers' preprocessing layer)
 
+    if model_file.suffix == ".keras" and not zipfile.is_zipfile(model_file):  # Keras would say "File not found"
+        raise CtdistillError(f"{model_file}: not a valid .keras file (a .keras file is a zip archive; this one is "
+                             "truncated or something else)")
     try:
         return keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as exc:

@@ -109,15 +109,14 @@ class Stages:
 
     def seconds(self, stage: str) -> float | None:
         """How long the stage took when it ran (None without a record)."""
-        path = self.folder / f"{stage}.json"
-        return json.loads(path.read_text(encoding="utf-8"))["seconds"] if path.is_file() else None
+        record = self._record(stage)
+        return None if record is None else record.get("seconds")
 
     def finished(self, stage: str, key: str | None = None, verify_files: bool = True) -> dict | None:
         """The stage's record when it is complete and still valid (its files unchanged), else None."""
-        path = self.folder / f"{stage}.json"
-        if not path.is_file():
+        record = self._record(stage)
+        if record is None:
             return None
-        record = json.loads(path.read_text(encoding="utf-8"))
         if record.get("key") != (key or self.key):
             log.warning("resume: stage %s was made from other inputs; running it again", stage)
             return None
@@ -126,6 +125,21 @@ class Stages:
             if not file.is_file() or _digest(file.read_bytes()) != digest:
                 log.warning("resume: %s of stage %s is missing or changed; running the stage again", name, stage)
                 return None
+        return record
+
+    def _record(self, stage: str) -> dict | None:
+        """The stage's completion record as written, or None when absent; a record that cannot be read
+        (cut short, edited) counts as absent, with a warning, so the stage runs again."""
+        path = self.folder / f"{stage}.json"
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("files"), dict) or "result" not in record:
+            log.warning("resume: the completion record %s is unreadable; running stage %s again", path, stage)
+            return None
         return record
 
     def key_for(self, after: tuple[str, ...]) -> str:
@@ -149,7 +163,14 @@ def saved_values(run_dir: Path) -> dict[str, Any]:
     saved_file = Path(run_dir) / CONFIG
     if not saved_file.is_file():
         raise ConfigError(f"{run_dir}: not a ctdistill run folder (no config.json); nothing to resume")
-    return {**LEGACY_VALUES, **json.loads(saved_file.read_text(encoding="utf-8"))}
+    try:
+        saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        saved = exc
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{saved_file}: not a readable run configuration ({saved}); the run's settings are lost, "
+                          "so it cannot be resumed or re-quantized: start a new run") from None
+    return {**LEGACY_VALUES, **saved}
 
 
 def resumed_config(run_dir: Path, values: dict[str, Any], moved: dict[str, Any] | None = None):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import tempfile
 from pathlib import Path
 
 from ctdistill.config import Config
@@ -79,10 +80,39 @@ def check_disk_space(run_dir: Path, needed_mb: float) -> None:
     existing = run_dir
     while not existing.exists():
         existing = existing.parent
+    try:  # a folder that cannot be written (read-only, /proc, permissions) reports 0 MB free: say why instead
+        with tempfile.TemporaryFile(dir=existing if existing.is_dir() else existing.parent):
+            pass
+    except OSError as exc:
+        raise RunFolderError(f"{run_dir}: cannot write there ({exc.strerror or exc})") from None
     free_mb = shutil.disk_usage(existing).free / 1e6
     if free_mb < needed_mb * 1.1:
         raise RunFolderError(f"{run_dir}: {free_mb:.0f} MB free on its disk, the run writes about "
                              f"{needed_mb:.0f} MB; free space or choose another --out")
+
+
+# Keras 3's backends and the package each one needs (KERAS_BACKEND or --backend names one).
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy",
+                    "openvino": "openvino"}
+
+
+def check_backend(name: str | None) -> None:
+    """Refuse a Keras backend that does not exist or whose package is not installed, in one line
+    (Keras itself fails at import with a traceback). ``name``: ``--backend`` or ``$KERAS_BACKEND``; None: default.
+
+    Example:
+        >>> check_backend("bogus")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ctdistill.core.errors.ConfigError: Keras backend 'bogus' (--backend or $KERAS_BACKEND): choose from ...
+    """
+    if name is None:
+        return
+    if name not in BACKEND_PACKAGES:
+        raise ConfigError(f"Keras backend {name!r} (--backend or $KERAS_BACKEND): choose from "
+                          f"{', '.join(BACKEND_PACKAGES)}")
+    if importlib.util.find_spec(BACKEND_PACKAGES[name]) is None:
+        raise ConfigError(f"the Keras backend {name} needs {BACKEND_PACKAGES[name]} installed "
+                          f"(pip install {BACKEND_PACKAGES[name]}), or choose another with --backend")
 
 
 def check_tracker(track: str) -> None:
