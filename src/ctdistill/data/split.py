@@ -137,16 +137,16 @@ def carve_validation(data: Dataset, audit_table: pd.DataFrame | None, fraction: 
 
 def _one_fold(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int,
               class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    if len(np.unique(groups)) < n_splits:  # e.g. anonymised DICOM: one PatientID for every slice
+        raise DataError(f"only {len(np.unique(groups))} patient/scan/copy group(s) among {len(y)} images (DICOM "
+                        "PatientID, --group-by, copies, and scans the audit chained from their pictures): too few to "
+                        f"split into {n_splits} folds by group, so no test image would come from an unseen patient or "
+                        "scan (check --group-by, or the files' PatientID)")
     few = {class_names[c]: len(np.unique(groups[y == c])) for c in np.unique(y)
            if len(np.unique(groups[y == c])) < 2}
     if few:  # one image (or one copy group) cannot sit on both sides of a split
         raise DataError("too few images to split: " + ", ".join(f"class {n!r} has {k} image(s) or copy group(s)"
                                                                for n, k in few.items())
                         + "; every class needs at least 3 (train, valid and test) to be split, more to be learnt")
-    if len(np.unique(groups)) < n_splits:  # e.g. anonymised DICOM: one PatientID for every slice
-        raise DataError(f"only {len(np.unique(groups))} patient/scan/copy group(s) among {len(y)} images (DICOM "
-                        "PatientID, --group-by, copies, and scans the audit chained from their pictures): too few to "
-                        f"split into {n_splits} folds by group, so no test image would come from an unseen patient or "
-                        "scan (check --group-by, or the files' PatientID)")
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return next(folds.split(np.zeros(len(y)), y, groups))
