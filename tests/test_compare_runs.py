@@ -22,14 +22,14 @@ def test_two_runs_that_differ_in_one_key_are_compared_on_their_shared_test_image
                   batch_size=8, quant_modes=("int8",), bootstrap_resamples=0)
     body = run(Config(**common), tmp_path / "crop-body")  # names that are not identifiers
     whole = run(Config(**common, crop="none"), tmp_path / "whole-image")
-    found = compare_runs([body, whole], n_resamples=50)
+    found = compare_runs([body, whole], n_resamples=100)
     assert found["differs"]["key"].tolist() == ["crop"]
     [paired] = found["paired"].to_dict("records")
     assert paired["run"] == "whole-image" and paired["against"] == "crop-body" and paired["n_shared"] == 8
     assert -1 <= paired["accuracy_gain_lo"] <= paired["accuracy_gain"] <= paired["accuracy_gain_hi"] <= 1
     assert 0 <= paired["p_value"] <= 1
     out = tmp_path / "compared"
-    done = run_cli("compare", body, whole, "--out", out, "--resamples", "50", timeout=300)
+    done = run_cli("compare", body, whole, "--out", out, "--resamples", "100", timeout=300)
     assert done.returncode == 0, done.stderr
     assert "whole-image against crop-body, on the 8 test images both scored" in done.stdout
     table = pd.read_csv(out / "compare.csv")
