@@ -112,9 +112,14 @@ def model_files(paths: list[str | Path]) -> list[Path]:
 def bench_models(paths: list[str | Path], threads: tuple[int, ...] | None = None, calls: int = 200, warmup: int = 20,
                  batch: int = 256, progress=None) -> pd.DataFrame:
     """One row per (model, thread count): latency and throughput (see ``BENCH_COLUMNS``)."""
+    from ctdistill.models.inference import check_model_file
+
     threads = threads or tuple(sorted({1, os.cpu_count() or 1}))
+    files = model_files(paths)
+    for path in files:  # every file checked before any is timed: a broken one is named at once
+        check_model_file(path)
     rows = []
-    for path in model_files(paths):
+    for path in files:
         fmt = f"litert {path.stem.rsplit('_', 1)[-1]}"
         for n in threads:
             if progress:

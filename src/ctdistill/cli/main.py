@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ctdistill.cli.options import RUN_OPTIONS, build_parser
 from ctdistill.core.errors import CtdistillError
+from ctdistill.core.interrupt import pressed, watching
 from ctdistill.core.quiet import LOG_FORMAT, quiet_library_logs
 
 
@@ -213,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:
         quiet_library_logs()
     handler = COMMANDS[(args.command, getattr(args, "data_command", None))]
+    with watching():
+        return _call(handler, args)
+
+
+def _call(handler, args: argparse.Namespace) -> int:
+    """``handler(args)``'s exit code; every failure becomes one ``error:`` line (the traceback with --debug)."""
     try:
         from ctdistill.run.preflight import check_backend
 
@@ -237,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: one line here, the traceback with --debug
+        if pressed() and not args.debug:  # Ctrl-C that a library turned into its own error
+            print("interrupted", file=sys.stderr)
+            return 130
         if args.debug:
             raise
         print(f"error: internal error {type(exc).__name__}: {one_line(exc)} (rerun with --debug for the "

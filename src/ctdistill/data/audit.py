@@ -94,6 +94,8 @@ def collect(path: Path, class_map: str | Path | None = None) -> pd.DataFrame:
         unreadable = table["unreadable"].dropna().tolist()
         table = table[table["unreadable"].isna()].drop(columns="unreadable").reset_index(drop=True)
         table.attrs["unreadable"] = unreadable
+        if table.empty:  # nothing left to compare
+            raise DataError(f"{path}: none of its {len(unreadable)} images can be read ({unreadable[0]})")
     table.attrs["classes"] = mapping.to_dict()
     table.attrs["class_text"] = mapping.describe()
     return table

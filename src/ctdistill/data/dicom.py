@@ -183,10 +183,14 @@ def decode_slice(data: bytes, size: int, channels: int, name: str, crop: str = "
     return prepare_pil(img, size, channels, crop, box)
 
 
-def read_header(path: str | Path) -> dict:
-    """Format, colour mode and size of one file of either kind, from its header (nothing decoded), with
-    the same refusals as decoding it: ``data inspect`` reports a file unreadable exactly when
-    ``prepare``, ``run`` and ``predict`` would skip it for what its header says.
+def read_header(path: str | Path, decode: bool = False) -> dict:
+    """Format, colour mode and size of one file of either kind, from its header.
+
+    Args:
+        path: an image or DICOM file.
+        decode: also decode the pixels (not resized), with the same refusals as decoding for training,
+            so ``data inspect`` reports a file unreadable exactly when ``prepare``, ``run`` and ``audit``
+            skip it: a file whose header is intact but whose pixel data is truncated (issue #31).
 
     Returns:
         ``{"format", "mode", "width", "height"}``; a one-line ``DataError`` naming the file otherwise.
@@ -197,12 +201,14 @@ def read_header(path: str | Path) -> dict:
     if not head:
         raise DataError(f"{path}: empty file (0 bytes)")
     if is_dicom(head):
-        ds = read_dicom(path.read_bytes(), str(path))
+        ds = one_slice(path.read_bytes(), str(path))[0] if decode else read_dicom(path.read_bytes(), str(path))
         return {"format": "DICOM", "mode": str(getattr(ds, "PhotometricInterpretation", "")),
                 "width": int(ds.Columns), "height": int(ds.Rows)}
     try:
-        with Image.open(path) as img:  # reads the header only
-            check_pixels(img, str(path))
+        with Image.open(path) as img:
+            check_pixels(img, str(path))  # the size from the header, before any pixel is decoded
+            if decode:
+                img.load()
             return {"format": img.format, "mode": img.mode, "width": img.width, "height": img.height}
     except UnidentifiedImageError:
         raise DataError(f"{path}: not a readable image (unknown or unsupported format)") from None

@@ -1,4 +1,5 @@
-"""``ctdistill data inspect``: what is in a dataset folder, read from file headers (nothing decoded)."""
+"""``ctdistill data inspect``: what is in a dataset folder; each file decoded as training decodes it,
+so the unreadable ones listed are exactly those ``prepare``, ``run`` and ``audit`` skip."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def inspect_path(path: str | Path, class_map: str | Path | None = None) -> dict:
         splits[split] = dict(sorted(Counter(label for label, _ in items).items()))
         for _, file in items:
             try:
-                header = read_header(file)  # the decoders' own refusals, from the header only
+                header = read_header(file, decode=True)  # the decoders' own refusals
             except (DataError, OSError) as exc:
                 unreadable.append(str(exc) if isinstance(exc, DataError) else f"{file}: {exc.strerror or exc}")
                 continue

@@ -45,13 +45,23 @@ def predict_tflite(path, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return LiteRTModel(path).predict_proba(x, batch_size)
 
 
-def load_model(model_file: Path):
-    """A ``.tflite`` path (run by LiteRT), or a Keras model loaded in safe mode (no Lambda code)."""
+def check_model_file(model_file: Path) -> None:
+    """Refuse, in one line naming the file, a ``.tflite`` LiteRT cannot open or a ``.keras`` that is not
+    a zip archive (what ``predict`` and ``bench`` check before any work; Keras is not imported)."""
     if model_file.suffix == ".tflite":
         try:
             LiteRTModel(model_file)
         except Exception as exc:  # LiteRT reports a corrupt flatbuffer as ValueError or RuntimeError
-            raise CtdistillError(f"{model_file}: not a valid .tflite model ({exc})") from None
+            raise CtdistillError(f"{model_file}: not a valid .tflite model ({' '.join(str(exc).split())})") from None
+    elif model_file.suffix == ".keras" and not zipfile.is_zipfile(model_file):  # Keras would say "File not found"
+        raise CtdistillError(f"{model_file}: not a valid .keras file (a .keras file is a zip archive; this one is "
+                             "truncated or something else)")
+
+
+def load_model(model_file: Path):
+    """A ``.tflite`` path (run by LiteRT), or a Keras model loaded in safe mode (no Lambda code)."""
+    check_model_file(model_file)
+    if model_file.suffix == ".tflite":
         return model_file
     from ctdistill.core.quiet import import_backend_quietly
 
@@ -60,9 +70,6 @@ def load_model(model_file: Path):
 
     import ctdistill.models.teachers  # noqa: F401  (registers the teachers' preprocessing layer)
 
-    if model_file.suffix == ".keras" and not zipfile.is_zipfile(model_file):  # Keras would say "File not found"
-        raise CtdistillError(f"{model_file}: not a valid .keras file (a .keras file is a zip archive; this one is "
-                             "truncated or something else)")
     try:
         return keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as exc:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ctdistill.core.errors import ConfigError, CtdistillError, DataError
+from ctdistill.core.interrupt import stop_if_pressed
 from ctdistill.core.progress import PROGRESS
 from ctdistill.run.folder import CONFIG, MANIFEST, STAGES, read_json, write_json
 
@@ -67,12 +68,14 @@ class Stages:
             ``(object, result)``, computed or restored.
         """
         key = self.key_for(after)
+        stop_if_pressed()  # a Ctrl-C a library swallowed stops here, at the stage boundary
         PROGRESS.start(stage)
         record = self.kept(stage, key)
         if record is not None:
             return (restore(record["result"]) if restore else None), record["result"]
         before, clock = self._snapshot(), time.perf_counter()
         obj, result = compute()
+        stop_if_pressed()  # computed while Ctrl-C was pending: maybe cut short, so never recorded as done
         PROGRESS.finish(stage, time.perf_counter() - clock)
         written = [p for p, stat in self._snapshot().items() if before.get(p) != stat]
         return obj, self.save(stage, key, time.perf_counter() - clock, written, result)

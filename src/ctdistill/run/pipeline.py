@@ -20,6 +20,7 @@ import keras
 
 from ctdistill.config import Config
 from ctdistill.core.errors import ConfigError, CtdistillError
+from ctdistill.core.interrupt import pressed, watching
 from ctdistill.core.progress import PROGRESS, on_terminal
 from ctdistill.data import Dataset
 from ctdistill.models.inference import load_model
@@ -95,13 +96,18 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False, execut
     book = Stages(run_dir, resumed_key(cfg, run_dir, data.fingerprint) if resume else
                   run_key(cfg.to_dict(), data.fingerprint))
     PROGRESS.plan(planned_stages(cfg))
-    try:
-        with on_terminal():
-            names = EXECUTORS[executor](cfg, data, run_dir, book, ray_address)
-    except KeyboardInterrupt:
-        raise RunInterrupted(run_dir) from None
-    finish(run_dir, book, cfg, names, data, started, resume)
-    track_step(run_dir, track)
+    with watching():
+        try:
+            with on_terminal():
+                names = EXECUTORS[executor](cfg, data, run_dir, book, ray_address)
+            finish(run_dir, book, cfg, names, data, started, resume)  # --resume rewrites the tables and report
+            track_step(run_dir, track)
+        except KeyboardInterrupt:
+            raise RunInterrupted(run_dir) from None
+        except Exception:
+            if pressed():  # Ctrl-C inside a library can surface as its own error (a half-traced layer's TypeError)
+                raise RunInterrupted(run_dir) from None
+            raise
     return run_dir
 
 
