@@ -66,23 +66,40 @@ def test_balanced_indices_equalise_class_counts_and_keep_every_example():
     assert steps_per_epoch(y, Config(batch_size=8)) == 2
 
 
-def test_training_batches_are_one_hot_and_hold_every_example_once_per_epoch():
+def test_training_batches_are_full_one_hot_and_hold_every_example_once_per_pass():
+    """Every training batch is full (one input shape, one compilation: issue #30); the batches form one
+    stream in which each pass of 10 rows is a new seeded permutation, so nothing is lost or favoured."""
     x = np.arange(10, dtype="float32").reshape(10, 1, 1, 1) * np.ones((1, 4, 4, 3), "float32")
     y = np.array([0, 1] * 5)
     stream = training_batches(x, y, 2, Config(augment=(), batch_size=4))
-    epochs = []
-    for _ in range(2):
+    assert len(stream) == 3  # the optimiser's steps per epoch: one pass's worth, as before
+    rows = []
+    for _ in range(5):  # 5 epochs of 3 full batches = 60 rows = 6 passes
         batches = [stream[i] for i in range(len(stream))]
         stream.on_epoch_end()
-        images = np.concatenate([b[0] for b in batches])
-        labels = np.concatenate([b[1] for b in batches])
-        assert [len(b[1]) for b in batches] == [4, 4, 2]
-        assert sorted(images[:, 0, 0, 0].tolist()) == list(range(10))  # shuffled, nothing lost
+        assert [len(b[1]) for b in batches] == [4, 4, 4]
+        images, labels = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
         np.testing.assert_array_equal(labels.argmax(1), images[:, 0, 0, 0].astype(int) % 2)
-        epochs.append(images[:, 0, 0, 0].tolist())
-    assert epochs[0] != epochs[1]  # a new order every epoch
+        rows += images[:, 0, 0, 0].astype(int).tolist()
+    passes = [rows[k:k + 10] for k in range(0, 60, 10)]
+    assert all(sorted(p) == list(range(10)) for p in passes)  # shuffled, nothing lost
+    assert len({tuple(p) for p in passes}) == 6  # a new order every pass
     again = training_batches(x, y, 2, Config(augment=(), batch_size=4))
-    assert np.concatenate([again[i][0] for i in range(3)])[:, 0, 0, 0].tolist() == epochs[0]  # seeded
+    assert np.concatenate([again[i][0] for i in range(3)])[:, 0, 0, 0].astype(int).tolist() == rows[:12]  # seeded
+
+
+def test_validation_batches_keep_every_row_once_in_order():
+    from ctdistill.training.recipe import validation_batches
+
+    v = validation_batches(np.arange(10, dtype="float32")[:, None], np.array([0, 1] * 5), 2, 4)
+    for _ in range(2):
+        assert np.concatenate([v[i][0] for i in range(len(v))]).ravel().tolist() == list(range(10))
+        v.on_epoch_end()
+
+
+def test_a_set_smaller_than_a_batch_is_one_batch_of_every_row():
+    stream = training_batches(np.arange(3, dtype="float32")[:, None], np.array([0, 1, 0]), 2, Config(batch_size=32))
+    assert len(stream) == 1 and sorted(stream[0][0].ravel().tolist()) == [0, 1, 2]
 
 
 def test_a_continuous_stream_runs_across_epochs_without_losing_or_repeating_rows():
@@ -90,15 +107,15 @@ def test_a_continuous_stream_runs_across_epochs_without_losing_or_repeating_rows
     x, y = np.arange(10, dtype="float32")[:, None], np.eye(2, dtype="float32")[[0, 1] * 5]
     from ctdistill.training.recipe import Batches
 
-    stream = Batches(x, y, 4, seed=0, steps=2)
+    stream = Batches(x, y, 5, seed=0, steps=2)
     seen = []
-    for _ in range(3):  # 6 batches = two passes of 3 batches (4, 4, 2)
+    for _ in range(3):  # 6 batches of 5 = three passes
         seen += [stream[i][0].ravel().tolist() for i in range(len(stream))]
         stream.on_epoch_end()
-    assert [len(b) for b in seen] == [4, 4, 2, 4, 4, 2]
-    assert sorted(sum(seen[:3], [])) == sorted(sum(seen[3:], [])) == list(range(10))
+    assert [len(b) for b in seen] == [5] * 6
+    assert sorted(seen[0] + seen[1]) == sorted(seen[2] + seen[3]) == list(range(10))
     # read in any order (as fit does with shuffle=True), each pass is still a permutation of the rows
-    again = Batches(x, y, 4, seed=0, steps=2)
+    again = Batches(x, y, 5, seed=0, steps=2)
     mixed = {}
     for _ in range(3):
         for i in np.random.default_rng(1).permutation(len(again)):

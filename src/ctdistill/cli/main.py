@@ -38,6 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_executor(args.executor, args.ray_address)
     check_tracker(args.track)
     check_data_path(cfg.data)  # the commonest mistake, also checked before any weights download
+    use_caches(args.cache_dir, args.compile_cache)
     if not args.debug:  # --debug keeps TensorFlow's start-up lines
         from ctdistill.core.quiet import import_backend_quietly
 
@@ -47,6 +48,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(run(cfg, args.resume or args.out, resume=bool(args.resume), executor=args.executor,
               ray_address=args.ray_address, track=args.track))
     return 0
+
+
+def use_caches(folder: str | None, compile_cache: bool) -> None:
+    """``--cache-dir`` and ``--no-compile-cache``, said to the library through its environment variables
+    (``core.caches``), and TensorFlow's XLA cache flag set before TensorFlow loads."""
+    from ctdistill.core import caches
+
+    if folder:
+        os.environ[caches.CACHE_ENV] = str(Path(folder).expanduser().resolve())
+    if not compile_cache:
+        os.environ[caches.SWITCH_ENV] = "off"
+    caches.tensorflow_flags()
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -87,9 +100,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from ctdistill.core.quiet import import_backend_quietly
 
     import_backend_quietly()
-    from ctdistill.run.environment import environment, environment_text
+    from ctdistill.run.environment import caches_text, environment, environment_text
 
-    print(environment_text(environment()))
+    info = environment()
+    print(environment_text(info))
+    print(caches_text(info["backend"]))
     return 0
 
 

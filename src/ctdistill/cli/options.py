@@ -164,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also send the finished run to an experiment tracker: mlflow (needs ctdistill[mlflow]; "
                           "the store is MLFLOW_TRACKING_URI, else MLflow's default in the working directory); "
                           "the run folder stays the source of truth (default: none)")
+    run.add_argument("--cache-dir", help="ctdistill's cache folder: decoded images and compiled training steps "
+                                         "(default: $CTDISTILL_CACHE, else ~/.cache/ctdistill)")
+    run.add_argument("--compile-cache", action=argparse.BooleanOptionalAction, default=True,
+                     help="keep compiled training steps on disk, so the next run of the same model, shapes and "
+                          "versions skips compiling (JAX; TensorFlow where it compiles with XLA, on a GPU); "
+                          "the results are the same either way (default: on)")
     run.add_argument("--out", help="new run folder (must not exist or be empty). Default: runs/run-<timestamp>")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR with its own "
                                                          "configuration: finished stages are kept, the rest run "

@@ -10,20 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ctdistill.core.caches import cache_root
 from ctdistill.run.folder import atomic_path
 
 log = logging.getLogger("ctdistill")
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("CTDISTILL_CACHE") or Path.home() / ".cache" / "ctdistill")
+    return cache_root()
 
 
 def cache_key(*parts: object) -> str:

@@ -62,3 +62,22 @@ def environment_text(info: dict) -> str:
              f"python {info['python']} on {info['platform']}, {info['cpus']} CPU(s)"]
     lines += [f"  {name} {version}" for name, version in info["versions"].items()]
     return "\n".join(lines)
+
+
+def caches_text(backend: str) -> str:
+    """``ctdistill doctor``'s lines on the cache folders: where they are and how much they hold."""
+    from ctdistill.core.caches import cache_root, compile_cache_dir, folder_size
+
+    root = cache_root()
+    images = folder_size(root) if root.is_dir() else (0, 0)
+    compiled = compile_cache_dir(backend)
+    lines = [f"cache: {root} ({images[0]} files, {images[1] / 1e6:.1f} MB in all; $CTDISTILL_CACHE or --cache-dir)"]
+    if compiled is None:
+        lines.append("  compiled training steps: off (CTDISTILL_COMPILE_CACHE=off)")
+    else:
+        files, size = folder_size(compiled)
+        note = "" if backend == "jax" else " (used only where Keras compiles with XLA: a GPU)" \
+            if backend == "tensorflow" else " (not used: this backend does not compile)"
+        lines.append(f"  compiled training steps ({backend}): {compiled}, {files} files, {size / 1e6:.1f} MB{note}")
+    return "\n".join(lines)
+

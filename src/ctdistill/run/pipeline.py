@@ -19,6 +19,7 @@ from pathlib import Path
 import keras
 
 from ctdistill.config import Config
+from ctdistill.core.caches import enable_compile_cache
 from ctdistill.core.errors import ConfigError, CtdistillError
 from ctdistill.core.interrupt import pressed, watching
 from ctdistill.core.progress import PROGRESS, on_terminal
@@ -86,6 +87,7 @@ def run(cfg: Config, out: str | Path | None = None, resume: bool = False, execut
     check_executor(executor, ray_address)
     check_tracker(track)
     seed_everything(cfg)
+    enable_compile_cache(keras.backend.backend())
     run_dir = Path(out) if resume else plan_run_dir(out)
     check_run(cfg, run_dir, resume)
     for name in cfg.teachers:  # a missing weights file must stop the run before it starts (may download)

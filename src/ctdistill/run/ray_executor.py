@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from ctdistill.config import Config
+from ctdistill.core import caches
 from ctdistill.core.errors import CtdistillError
 from ctdistill.core.progress import PROGRESS, FlightBoard
 from ctdistill.core.quiet import LOG_FORMAT, quiet_library_logs
@@ -280,7 +281,8 @@ def worker_setup(cfg: Config) -> dict:
     from ctdistill.models.teachers import TEACHERS
 
     return {"level": log.getEffectiveLevel(), "threads": len(os.sched_getaffinity(0)),
-            "teachers": {n: spec for n, spec in TEACHERS.items() if n not in BUILT_IN}}
+            "teachers": {n: spec for n, spec in TEACHERS.items() if n not in BUILT_IN},
+            "caches": {k: os.environ[k] for k in (caches.CACHE_ENV, caches.SWITCH_ENV) if k in os.environ}}
 
 
 def prepare_worker(setup: dict) -> None:
@@ -303,3 +305,5 @@ def prepare_worker(setup: dict) -> None:
             pass
     for name, spec in setup["teachers"].items():
         TEACHERS.setdefault(name, spec)
+    os.environ.update(setup["caches"])  # --cache-dir / --no-compile-cache, as the driver was told
+    caches.enable_compile_cache(keras.backend.backend())

@@ -103,22 +103,28 @@ def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
 class Batches(keras.utils.PyDataset):
     """Shuffled batches of NumPy arrays for ``Model.fit`` on any Keras backend (TensorFlow, JAX, CPU or GPU).
 
-    Pass ``k`` over the rows is the permutation seeded by ``(seed, k)``, whatever order the batches
-    are read in, so a run repeats exactly and every pass holds each row once. With ``steps`` the
-    batches continue through pass after pass across epoch boundaries (``steps`` batches an epoch), as
-    a pool larger than an epoch needs; without, an epoch is one pass. ``fit`` must not reorder the
-    batches (``shuffle=False``): the rows are shuffled here.
+    With a seed (training) the rows form one stream, pass after pass, pass ``k`` being the permutation
+    seeded by ``(seed, k)``, cut into batches of exactly ``batch_size`` rows (the whole set when it is
+    smaller): the batch that ends a pass takes its last rows from the next one. A short last batch
+    would be a second input shape, and a second compilation of the training step (as long as the
+    first: issue #30); an epoch is ``steps`` batches, by default as many as one pass needs, so the
+    optimiser's step count and schedule are those of one pass an epoch. Without a seed (validation)
+    the rows stay in order, one pass an epoch, the last batch shorter. A run repeats exactly whatever
+    order the batches are read in; ``fit`` must not reorder them (``shuffle=False``).
 
     Args:
         x: images (N, H, W, C), or a dict of arrays of N rows (e.g. images with cached teacher logits).
         y: one-hot targets (N, classes).
-        batch_size: rows per batch (the last batch of a pass may be smaller).
+        batch_size: rows per batch.
         seed: seeds the permutations; None keeps the order (validation).
-        steps: batches per epoch for a continuous stream; None = one pass per epoch.
+        steps: batches per epoch (a pool of views larger than an epoch); None = one pass's worth.
 
     Example:
         >>> b = Batches(np.zeros((10, 4, 4, 1)), np.eye(2)[[0, 1] * 5], 4, seed=0)
-        >>> len(b), b[2][0].shape
+        >>> len(b), b[2][0].shape  # training: every batch full
+        (3, (4, 4, 4, 1))
+        >>> v = Batches(np.zeros((10, 4, 4, 1)), np.eye(2)[[0, 1] * 5], 4, seed=None)
+        >>> len(v), v[2][0].shape  # validation: every row once, in order
         (3, (2, 4, 4, 1))
     """
 
@@ -139,10 +145,22 @@ class Batches(keras.utils.PyDataset):
         return self._order[1]
 
     def __getitem__(self, i: int):
-        one_pass, within = divmod(self.epoch * len(self) + i, self.passes)
-        rows = self.order(one_pass)[within * self.batch_size:(within + 1) * self.batch_size]
+        rows = self.stream_rows(i) if self.seed is not None else self.in_order(i)
         x = {k: v[rows] for k, v in self.x.items()} if isinstance(self.x, dict) else self.x[rows]
         return x, self.y[rows]
+
+    def stream_rows(self, i: int) -> np.ndarray:
+        """Rows of training batch ``i`` of this epoch: positions in the stream of passes, always full."""
+        n = len(self.y)
+        size = min(self.batch_size, n)
+        start = (self.epoch * len(self) + i) * size
+        passes, within = np.divmod(np.arange(start, start + size), n)
+        return np.concatenate([self.order(p)[within[passes == p]] for p in np.unique(passes)])
+
+    def in_order(self, i: int) -> np.ndarray:
+        """Rows of validation batch ``i``: in order, the last batch of the pass shorter."""
+        within = (self.epoch * len(self) + i) % self.passes
+        return np.arange(len(self.y))[within * self.batch_size:(within + 1) * self.batch_size]
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
