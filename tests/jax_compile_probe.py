@@ -4,6 +4,8 @@ evaluation step with its epoch, and the persistent cache's hits and misses.
 
 Run in a fresh process by ``tests/test_caches.py`` (the backend is fixed at import, and a compiled
 step lives in its process); ``CTDISTILL_CACHE`` / ``CTDISTILL_COMPILE_CACHE`` come from the environment.
+Everything happens in :func:`main`: pytest's doctest collection imports this file, and importing it
+must not choose the test process's Keras backend.
 """
 
 import json
@@ -11,49 +13,43 @@ import os
 import re
 import sys
 
-os.environ["KERAS_BACKEND"] = "jax"
 
-import jax  # noqa: E402
-import keras  # noqa: E402
+def main(size: int) -> dict:
+    os.environ["KERAS_BACKEND"] = "jax"
+    import jax
+    import keras
 
-from ctdistill.config import Config  # noqa: E402
-from ctdistill.core.caches import enable_compile_cache  # noqa: E402
-from ctdistill.data.synthetic import load_synthetic  # noqa: E402
-from ctdistill.models.student import build_student  # noqa: E402
-from ctdistill.training import fit as fitting  # noqa: E402
+    from ctdistill.config import Config
+    from ctdistill.core.caches import enable_compile_cache
+    from ctdistill.data.synthetic import load_synthetic
+    from ctdistill.models.student import build_student
+    from ctdistill.training import fit as fitting
 
-events = {"compiles": 0, "hits": 0, "misses": 0}
-steps: list[tuple[int, str]] = []  # (epoch, train_step / test_step) of every compilation of a step
-per_epoch = []
+    events = {"compiles": 0, "hits": 0, "misses": 0}
+    steps: list[tuple[int, str]] = []  # (epoch, train_step / test_step) of every compilation of a step
+    per_epoch: list[int] = []
 
+    def compiled(name, secs, fun_name="", **kw):
+        if name == "/jax/core/compile/backend_compile_duration":
+            events["compiles"] += 1
+            step = re.search(r"(train|test)_step", str(fun_name))  # the rest: scalar ops in callbacks
+            if step:
+                steps.append((len(per_epoch) + 1, step.group(0)))
 
-def compiled(name, secs, fun_name="", **kw):
-    if name == "/jax/core/compile/backend_compile_duration":
-        events["compiles"] += 1
-        step = re.search(r"(train|test)_step", str(fun_name))  # the rest: scalar ops in callbacks
-        if step:
-            steps.append((len(per_epoch) + 1, step.group(0)))
+    def cached(name, **kw):
+        if name in ("/jax/compilation_cache/cache_hits", "/jax/compilation_cache/cache_misses"):
+            events[name.rsplit("_", 1)[-1]] += 1
 
+    jax.monitoring.register_event_duration_secs_listener(compiled)
+    jax.monitoring.register_event_listener(cached)
 
-def cached(name, **kw):
-    if name in ("/jax/compilation_cache/cache_hits", "/jax/compilation_cache/cache_misses"):
-        events[name.rsplit("_", 1)[-1]] += 1
+    class Counting(fitting.EpochLog):
+        """The run's own epoch log, also counting the compilations each epoch made."""
 
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            per_epoch.append(events["compiles"] - sum(per_epoch))
 
-jax.monitoring.register_event_duration_secs_listener(compiled)
-jax.monitoring.register_event_listener(cached)
-
-
-class Counting(fitting.EpochLog):
-    """The run's own epoch log, also counting the compilations each epoch made."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        per_epoch.append(events["compiles"] - sum(per_epoch))
-
-
-if __name__ == "__main__":
-    size = int(sys.argv[1])
     folder = enable_compile_cache("jax")
     cfg = Config(weights="none", image_size=size, epochs=3, patience=3, batch_size=32, warmup_epochs=0)
     data = load_synthetic(size, 1, (25, 10, 4))  # 100 training, 40 validation images: partial batches at 32
@@ -62,4 +58,8 @@ if __name__ == "__main__":
     fitting.EpochLog = Counting
     fitting.fit(trainer, data, cfg, "probe", epochs=3)
     files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder else []
-    print(json.dumps({**events, "per_epoch": per_epoch, "steps": steps, "files": len(files)}))
+    return {**events, "per_epoch": per_epoch, "steps": steps, "files": len(files)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]))))

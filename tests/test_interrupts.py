@@ -14,6 +14,15 @@ from ctdistill.run import pipeline
 from ctdistill.run.book import RunInterrupted, Stages
 
 
+@pytest.fixture(autouse=True)
+def pythons_own_handler():
+    """Ctrl-C as a command typed at a terminal gets it: a test run started in the background (CI under
+    nohup, a job in a non-interactive shell) inherits SIGINT ignored, and then nothing is watched."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def press_and_swallow():
     """Ctrl-C arriving inside a library that catches it (what the lost press during quantization did)."""
     with contextlib.suppress(KeyboardInterrupt):

@@ -46,6 +46,7 @@ def watching() -> Iterator[None]:
     runs unwatched. Nested blocks share the record; the outermost one clears it on leaving.
 
     Example:
+        >>> _ = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal (not SIG_IGN)
         >>> with watching():
         ...     try:
         ...         signal.raise_signal(signal.SIGINT)
