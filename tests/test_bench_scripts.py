@@ -102,7 +102,8 @@ def test_ray_scaling_plan_turns_measured_stages_into_a_table(tmp_path):
     assert float(rows[1][1]) == pytest.approx(80 + 20 + 5, abs=1)
 
 
-@pytest.mark.parametrize("script", ["lite_probe.py", "teacher_finetune.py", "distill_gain.py", "resolution_ceiling.py"])
+@pytest.mark.parametrize("script", ["lite_probe.py", "teacher_finetune.py", "distill_gain.py", "resolution_ceiling.py",
+                                    "compile_time.py", "interrupt_probe.py"])
 def test_new_bench_scripts_parse_their_flags(script):
     assert "usage:" in _run(script, "--help")
 

@@ -2,8 +2,10 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_tree
 
 from ctdistill.config import Config
 from ctdistill.core.errors import RunFolderError
@@ -171,8 +173,29 @@ def test_a_teacher_at_its_own_size_teaches_and_resumes(tmp_path, tiny_teacher, t
     assert manifest["config"]["teacher_image_size"] == 24 and manifest["teacher_weights"]["tiny"] is None
     student, teacher = (pd.read_csv(out / "predictions" / f"{m}.csv") for m in ("ensemble_student", "ensemble_teacher"))
     assert student["true_label"].tolist() == teacher["true_label"].tolist()  # the same images, row for row
+    teachers = pd.read_csv(out / "summary.csv").set_index("model").loc[["tiny_teacher", "tiny_b_teacher"]]
+    assert teachers["accuracy_student_view"].between(0, 1).all()  # scored on the 16 px images enlarged to 24
+    assert "resolution" in [kind for kind, _ in json.loads((out / "verdict.json").read_text())["warnings"]]
     (out / "stages" / "distill-tiny.json").unlink()  # as if the run died after the teachers
     before = (out / "stages" / "teacher-tiny.json").read_bytes()
     run(cfg, out, resume=True)
     assert (out / "stages" / "distill-tiny.json").is_file()
     assert (out / "stages" / "teacher-tiny.json").read_bytes() == before  # the teacher was not retrained
+
+
+@pytest.mark.parametrize("view", ["decoded", "enlarged"])
+def test_a_larger_teacher_sees_the_files_decoded_at_its_side_or_the_students_images_enlarged(tmp_path, tiny_teacher,
+                                                                                            view):
+    """``--teacher-view`` (issue #26): decoded from the files at the teacher's side, or the student's own
+    images enlarged, so the teacher learns only what the student can see."""
+    from ctdistill.data import load_dataset
+    from ctdistill.run.data_steps import enlarged, resplit, teacher_sizes
+
+    tree = make_tree(tmp_path / "tree", per_class=6, size=40)
+    cfg = Config(data=str(tree), teachers=(tiny_teacher,), weights="none", image_size=16, teacher_image_size=24,
+                 teacher_view=view, crop="none")
+    data = resplit(cfg, load_dataset(str(tree), 16, 3, crop="none"), None, say=False)
+    big = teacher_sizes(cfg, data, None)[24]
+    same = np.array_equal(big.train.x, enlarged(data.train, 24).x)
+    assert big.train.x.shape[1:3] == (24, 24) and same == (view == "enlarged")
+    assert big.train.y.tolist() == data.train.y.tolist()

@@ -154,3 +154,15 @@ def test_a_run_without_int8_deploys_its_most_compressed_mode_and_says_no_gate_ra
     text = "\n".join(verdict_text(found))
     assert "the dynamic student distilled from t, chosen as the student among the dynamic students" in text
     assert "No quantization safety gate ran (it judges int8, which --quant-modes did not make)" in text
+
+
+def test_a_teacher_larger_than_the_student_says_what_it_knows_on_the_students_view(tmp_path):
+    """Issue #26: the verdict says why a good 224 px teacher may teach a 32 px student nothing."""
+    found = tables(0.94, (0.0, -0.1, 0.1))
+    found["summary"]["accuracy_student_view"] = [None, 0.524, None, None]
+    warned = dict(verdict(found, run_dir(tmp_path))["warnings"])
+    assert warned["resolution"] == ("teacher t works on larger images than the student: 94.0% on its own test "
+                                    "images, 52.4% on the student's, enlarged to its size; it can pass on only "
+                                    "what survives the student's resolution")
+    del found["summary"]["accuracy_student_view"]  # a run made before the column: nothing said
+    assert "resolution" not in dict(verdict(found, run_dir(tmp_path / "old"))["warnings"])

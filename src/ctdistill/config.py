@@ -33,6 +33,7 @@ from ctdistill.core.choices import (
     SEED_TEACHERS,
     SPLIT_MODES,
     TEACHER_ALIASES,
+    TEACHER_VIEWS,
     VALIDATION_MODES,
 )
 from ctdistill.core.choices import STUDENT_HEADS as STUDENTS
@@ -170,6 +171,11 @@ class Config:
         help="side of the teachers' input images (unset: a pretrained teacher's native size, e.g. 224 for "
              "efficientnet_lite0; the student's size when trained from scratch); the student learns from the "
              "teacher's views resized to --image-size")
+    teacher_view: str = option(
+        "decoded", must=one_of(TEACHER_VIEWS),
+        help="what a teacher larger than the student trains and is scored on: decoded (the image files decoded "
+             "at its side) or enlarged (the student's images enlarged to its side: it learns only what the "
+             "student can see)")
     teacher_epochs: int | None = option(
         None, must=(lambda v: v is None or v >= 1, "must be >= 1 (or unset: same as epochs)"),
         help=f"maximum epochs of teacher training (unset: --epochs from scratch; {PRETRAINED_TEACHER_EPOCHS} of "

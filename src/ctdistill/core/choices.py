@@ -29,6 +29,9 @@ MONITORS = ("val_accuracy", "val_loss")
 SPLIT_MODES = ("auto", "given", "grouped")
 VALIDATION_MODES = ("carved", "given")
 CROPS = ("body", "none")
+# What a teacher larger than the student is trained on: the files decoded at its side, or the student's
+# images enlarged to it (only what the student can see; issue #26).
+TEACHER_VIEWS = ("decoded", "enlarged")
 EXECUTORS = ("local", "ray")  # where a run's stages run: this process, or tasks on a Ray cluster (ray_executor)
 TRACKERS = ("none", "mlflow")  # where --track sends a finished run (run.tracking.TRACKERS; none: nowhere)
 CI_METHODS = ("percentile", "BCa")  # scipy.stats.bootstrap methods for the 95% intervals

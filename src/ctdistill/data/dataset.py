@@ -102,3 +102,14 @@ class Dataset:
             "test_split": TEST_SPLITS[self.test_split],
             "crop": self.crop,
         }
+
+
+def enlarged(split: Split, side: int) -> Split:
+    """``split`` with its images resized to ``side`` (PIL bilinear, as the loader resizes)."""
+    from PIL import Image
+
+    grey = split.x.shape[-1] == 1
+    x = np.stack([np.asarray(Image.fromarray(a.squeeze(-1) if grey else a).resize((side, side),
+                                                                                  Image.Resampling.BILINEAR))
+                  for a in split.x]) if len(split) else np.zeros((0, side, side, split.x.shape[-1]), np.uint8)
+    return dataclasses.replace(split, x=x.reshape(len(split), side, side, split.x.shape[-1]))

@@ -14,9 +14,10 @@ import numpy as np
 
 from ctdistill.config import Config
 from ctdistill.core.errors import DataError
-from ctdistill.data import SPLITS, Dataset, Split, load_dataset
+from ctdistill.data import SPLITS, Dataset, load_dataset
 from ctdistill.data.audit import audit_cached, dedup_test_mask, write_audit
 from ctdistill.data.audit_text import audit_text
+from ctdistill.data.dataset import enlarged
 from ctdistill.data.neighbours import cross_label, nearest_neighbours, thumbnails
 from ctdistill.data.split import carve_validation, grouped_split, has_scans, table_groups
 from ctdistill.run import folder as rf
@@ -61,17 +62,6 @@ def audit_step(cfg: Config, data: Dataset, run_dir: Path, resume: bool = False, 
     return data
 
 
-def enlarged(split: Split, side: int) -> Split:
-    """``split`` with its images resized to ``side`` (PIL bilinear, as the loader resizes)."""
-    from PIL import Image
-
-    grey = split.x.shape[-1] == 1
-    x = np.stack([np.asarray(Image.fromarray(a.squeeze(-1) if grey else a).resize((side, side),
-                                                                                  Image.Resampling.BILINEAR))
-                  for a in split.x]) if len(split) else np.zeros((0, side, side, split.x.shape[-1]), np.uint8)
-    return dataclasses.replace(split, x=x.reshape(len(split), side, side, split.x.shape[-1]))
-
-
 def resplit(cfg: Config, data: Dataset, table, say: bool = True) -> Dataset:
     """Re-split ``data`` as configured (``split``, ``validation``) by the audit's copy groups (``table``)."""
     if table is not None and (cfg.split == "grouped" or (cfg.split == "auto" and not data.given_splits)):
@@ -89,15 +79,17 @@ def resplit(cfg: Config, data: Dataset, table, say: bool = True) -> Dataset:
 def teacher_sizes(cfg: Config, data: Dataset, table) -> dict[int, Dataset]:
     """The run's images at each teacher's own side (``--teacher-image-size``, or a pretrained teacher's
     native size), decoded from the files as the student's are (cached the same way) and split
-    exactly as ``data``: the same rows in the same order, checked label for label and path for path."""
+    exactly as ``data``: the same rows in the same order, checked label for label and path for path.
+    With ``--teacher-view enlarged`` (and for phantoms or arrays, which have no files) the student's
+    images enlarged instead."""
     from ctdistill.models.teachers import teacher_size  # the teacher table imports Keras
 
     sides = {teacher_size(n, cfg.weights, cfg.image_size, cfg.teacher_image_size) for n in cfg.teachers}
     out = {}
     for side in sorted(sides - {cfg.image_size}):
-        if not data.train.paths:  # phantoms or arrays: no file to decode again, so the same arrays, enlarged
-            log.info("teachers' images: the %d px arrays enlarged to %d px (no image files to decode at %d px)",
-                     cfg.image_size, side, side)
+        if cfg.teacher_view == "enlarged" or not data.train.paths:  # phantoms or arrays: no file to decode again
+            log.info("teachers' images: the %d px images enlarged to %d px (%s)", cfg.image_size, side,
+                     "--teacher-view enlarged" if data.train.paths else f"no image files to decode at {side} px")
             out[side] = dataclasses.replace(data, sizes={}, **{s: enlarged(data.split(s), side) for s in SPLITS})
             continue
         log.info("teachers' images: decoding the data again at %d px (the student's stay at %d px)", side,

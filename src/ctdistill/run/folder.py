@@ -46,9 +46,10 @@ ENSEMBLE_MODEL = "ensemble_Teacher.keras"
 
 # Test metrics twice: on the official test split, and (*_dedup) on the test images that have no exact or
 # near copy in train or valid (NaN when the data was not audited, e.g. the synthetic phantoms).
+# accuracy_student_view: a teacher larger than the student, on the student's test images enlarged to its size.
 SUMMARY_COLUMNS = ["model", "kind", "teacher", "mode", "accuracy", "precision", "recall", "f1", "accuracy_dedup",
                    "precision_dedup", "recall_dedup", "f1_dedup", "n_test", "n_test_dedup", "size_mb", "params",
-                   "valid_accuracy", "file"]
+                   "valid_accuracy", "file", "accuracy_student_view"]
 QUANT_COLUMNS = ["teacher", "mode", "accuracy", "precision", "recall", "teacher_mb", "student_mb", "quantized_mb",
                  "accuracy_dedup", "precision_dedup", "recall_dedup"]
 
