@@ -170,7 +170,7 @@ def _warnings(tables: dict, run_dir: Path, deploy: dict | None) -> list[tuple[st
         elif len(scratch) and row.accuracy < scratch.iloc[0]:
             out.append(("teacher_weaker", f"teacher {row.teacher} ({100 * row.accuracy:.1f}%) is less accurate than "
                                           f"the student trained without it ({100 * scratch.iloc[0]:.1f}%)"))
-    out += _resolution(tables["summary"])
+    out += _resolution(tables.get("summary"))
     audit = tables["audit"] or {}
     shift, base = audit.get("train_test_shift") or {}, audit.get("shortcut_baseline") or {}
     if shift.get("shifted"):
@@ -200,9 +200,9 @@ def _warnings(tables: dict, run_dir: Path, deploy: dict | None) -> list[tuple[st
     return out
 
 
-def _resolution(summary: pd.DataFrame) -> list[tuple[str, str]]:
+def _resolution(summary: pd.DataFrame | None) -> list[tuple[str, str]]:
     """A teacher that works at a larger size than the student, and what it knows on the student's view."""
-    if "accuracy_student_view" not in summary:  # runs made before the column existed
+    if summary is None or "accuracy_student_view" not in summary:  # runs made before the column existed
         return []
     rows = summary[(summary["kind"] == "teacher") & summary["accuracy_student_view"].notna()]
     return [("resolution", f"teacher {row.teacher} works on larger images than the student: {100 * row.accuracy:.1f}% "
