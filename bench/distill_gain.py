@@ -26,8 +26,6 @@ def scores(run_dir: Path, model: str, class_names: list[str], seed: int | None):
 
 
 def gain_table(run_dir: Path, teacher: str, n_resamples: int = 1000) -> list[dict]:
-    from ctdistill.assess.compare import paired_gain
-    from ctdistill.assess.metrics import bootstrap_ci, macro_f1
     from ctdistill.run.folder import repeated_seeds
 
     config = json.loads((run_dir / "config.json").read_text())
@@ -39,28 +37,39 @@ def gain_table(run_dir: Path, teacher: str, n_resamples: int = 1000) -> list[dic
         for seed in seeds:
             y, base, dedup = scores(run_dir, "scratch_student", class_names, seed)
             _, pred, _ = scores(run_dir, model, class_names, seed)
-            pairs.append((base, pred))
-            eye = np.eye(len(class_names))
-            g = paired_gain(y, eye[pred], eye[base], len(class_names), n_resamples)
-            right = pred == y
-            dedup_acc = 100 * right[dedup].mean() if dedup is not None else np.nan
-            rows.append({"model": kind, "seed": config["seed"] if seed is None else seed,
-                         "acc": 100 * right.mean(), "acc_dedup": dedup_acc,
-                         "scratch_acc": 100 * np.mean(base == y), "f1_gain": 100 * g["f1_gain"],
-                         "f1_gain_lo": 100 * g["f1_gain_lo"], "f1_gain_hi": 100 * g["f1_gain_hi"]})
+            pairs.append((config["seed"] if seed is None else seed, base, pred))
+        rows += gains(kind, y, dedup, pairs, len(class_names), n_resamples)
+    return rows
 
-        def pooled(i, pairs=pairs, y=y):
-            return np.array([np.mean([macro_f1(y[i], p[i], len(class_names)) - macro_f1(y[i], b[i], len(class_names))
-                                      for b, p in pairs])])
 
-        low, high = bootstrap_ci(pooled, len(y), n_resamples)
-        per_seed = [r for r in rows if r["model"] == kind]
-        rows.append({"model": kind, "seed": "pooled", "acc": np.mean([r["acc"] for r in per_seed]),
-                     "acc_std": np.std([r["acc"] for r in per_seed], ddof=1) if len(per_seed) > 1 else 0.0,
-                     "acc_dedup": np.mean([r["acc_dedup"] for r in per_seed]),
-                     "scratch_acc": np.mean([r["scratch_acc"] for r in per_seed]),
-                     "f1_gain": 100 * pooled(np.arange(len(y)))[0], "f1_gain_lo": 100 * low[0],
-                     "f1_gain_hi": 100 * high[0]})
+def gains(kind: str, y: np.ndarray, dedup: np.ndarray | None, pairs: list[tuple], n_classes: int,
+          n_resamples: int = 1000) -> list[dict]:
+    """One row per seed and a pooled row: accuracy (official, de-duplicated) and the macro-F1 gain over the scratch
+    student with its paired bootstrap 95% interval; ``pairs`` holds ``(seed, scratch predictions, predictions)``
+    on the same test images ``y`` (class indices)."""
+    from ctdistill.assess.compare import paired_gain
+    from ctdistill.assess.metrics import bootstrap_ci, macro_f1
+
+    rows, eye = [], np.eye(n_classes)
+    for seed, base, pred in pairs:
+        g = paired_gain(y, eye[pred], eye[base], n_classes, n_resamples)
+        right = pred == y
+        rows.append({"model": kind, "seed": seed, "acc": 100 * right.mean(),
+                     "acc_dedup": 100 * right[dedup].mean() if dedup is not None else np.nan,
+                     "scratch_acc": 100 * np.mean(base == y), "f1_gain": 100 * g["f1_gain"],
+                     "f1_gain_lo": 100 * g["f1_gain_lo"], "f1_gain_hi": 100 * g["f1_gain_hi"]})
+
+    def pooled(i):
+        return np.array([np.mean([macro_f1(y[i], p[i], n_classes) - macro_f1(y[i], b[i], n_classes)
+                                  for _, b, p in pairs])])
+
+    low, high = bootstrap_ci(pooled, len(y), n_resamples)
+    rows.append({"model": kind, "seed": "pooled", "acc": np.mean([r["acc"] for r in rows]),
+                 "acc_std": np.std([r["acc"] for r in rows], ddof=1) if len(rows) > 1 else 0.0,
+                 "acc_dedup": np.mean([r["acc_dedup"] for r in rows]),
+                 "scratch_acc": np.mean([r["scratch_acc"] for r in rows]),
+                 "f1_gain": 100 * pooled(np.arange(len(y)))[0], "f1_gain_lo": 100 * low[0],
+                 "f1_gain_hi": 100 * high[0]})
     return rows
 
 

@@ -103,7 +103,7 @@ def test_ray_scaling_plan_turns_measured_stages_into_a_table(tmp_path):
 
 
 @pytest.mark.parametrize("script", ["lite_probe.py", "teacher_finetune.py", "distill_gain.py", "resolution_ceiling.py",
-                                    "compile_time.py", "interrupt_probe.py"])
+                                    "compile_time.py", "interrupt_probe.py", "kd_settings.py"])
 def test_new_bench_scripts_parse_their_flags(script):
     assert "usage:" in _run(script, "--help")
 
@@ -150,3 +150,30 @@ def test_verdict_table_reads_a_finished_run(finished_run):
     _, run_dir = finished_run
     last = _run("verdict_table.py", str(run_dir)).strip().splitlines()[-1]
     assert last.startswith(f"| {run_dir.name} | train ") and "synthetic" in last
+
+
+def test_kd_settings_distils_from_a_runs_teacher_and_pairs_with_its_scratch_students(finished_run, tmp_path,
+                                                                                     monkeypatch):
+    """Another temperature and alpha on a finished run's saved teacher: per seed and pooled against the run's own
+    scratch students, beside the run's own setting read from its predictions."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("kd_settings", BENCH / "kd_settings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _, run_dir = finished_run
+    out = tmp_path / "rows.csv"
+    module.main([str(run_dir), "--teacher", "tiny", "--seeds", "0,1", "--setting", "temperature=4,alpha=0.1",
+                 "--resamples", "50", "--out", str(out)])
+    rows = pd.read_csv(out)
+    assert list(zip(rows["setting"], rows["seed"].astype(str))) == [
+        ("run", "0"), ("run", "1"), ("run", "pooled"),
+        ("temperature=4,alpha=0.1", "0"), ("temperature=4,alpha=0.1", "1"), ("temperature=4,alpha=0.1", "pooled")]
+    gain = importlib.util.module_from_spec(importlib.util.spec_from_file_location("g", BENCH / "distill_gain.py"))
+    gain.__spec__.loader.exec_module(gain)
+    own = [r for r in gain.gain_table(run_dir, "tiny", n_resamples=50) if r["model"] == "float"]
+    assert list(rows["acc"][:3]) == pytest.approx([r["acc"] for r in own])  # the run's row is read, not retrained
+    assert (rows["epochs_run"][3:5] >= 1).all() and rows["scratch_acc"][3:5].tolist() == rows["scratch_acc"][:2].tolist()
+    with pytest.raises(SystemExit):
+        module.main([str(run_dir), "--teacher", "tiny", "--setting", "temperature"])
