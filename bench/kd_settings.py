@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             extra.append(figures)
             print(label, seed, figures, f"test acc {100 * np.mean(pred == y):.1f}", flush=True)
         found = gains("float", y, dedup, pairs, len(names), args.resamples)
-        for row, figures in zip(found, [*extra, {}]):
+        for row, figures in zip(found, [*extra, {}], strict=True):
             rows.append({"setting": label, **row, **figures})
         pd.DataFrame(rows).to_csv(args.out, index=False)
     print(json.dumps({"run": str(args.run_dir), "teacher": args.teacher, "seeds": seeds}))
