@@ -13,8 +13,9 @@ Prints stage times and test accuracies of both, then as its last line
 teachers, of ctdistill's distilled float student's test accuracy minus the reference's.
 
 ``--quick``: one teacher (ResNet50), 15 student / 5 teacher epochs; under 10 minutes on two cores.
-``--crop``: ctdistill's framing; ``none`` by default, the reference's whole images, so the delta measures the
-procedure and not the crop to the body (worth +17.7 points on its own: BENCHMARKS.md, "Crop to the body").
+``--crop``: the framing of both sides' images; ``none`` by default, the seed's whole images, so the delta measures
+the procedure and not the crop to the body (worth +17.7 points on its own: BENCHMARKS.md, "Crop to the body");
+``body`` crops for both.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def child_reference(values: dict) -> dict:
 
     cfg = Config.from_mapping(values)
     clock = time.perf_counter()
-    data = load_dataset(cfg.data, cfg.image_size, cfg.channels, cfg.seed)
+    data = load_dataset(cfg.data, cfg.image_size, cfg.channels, cfg.seed, crop=cfg.crop)  # the same inputs
     result = run_reference(data, cfg, cfg.teachers, cfg.epochs, cfg.teacher_epochs or cfg.epochs)
     result["wall_s"] = round(time.perf_counter() - clock, 1)
     return result
@@ -114,7 +115,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="student epochs (default 300; --quick 15)")
     parser.add_argument("--teacher-epochs", type=int, help="teacher epochs (default 300; --quick 5)")
     parser.add_argument("--crop", choices=("none", "body"), default="none",
-                        help="ctdistill's framing (default none: the reference's whole images)")
+                        help="both sides' framing (default none: the seed's whole images; body crops for both)")
     parser.add_argument("--child", choices=("ctdistill", "reference"), help=argparse.SUPPRESS)
     parser.add_argument("--values", help=argparse.SUPPRESS)
     args = parser.parse_args()

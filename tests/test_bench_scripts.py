@@ -178,3 +178,29 @@ def test_kd_settings_distils_from_a_runs_teacher_and_pairs_with_its_scratch_stud
     assert rows["scratch_acc"][3:5].tolist() == rows["scratch_acc"][:2].tolist()  # the same scratch students
     with pytest.raises(SystemExit):
         module.main([str(run_dir), "--teacher", "tiny", "--setting", "temperature"])
+
+
+def test_pipeline_runs_gives_both_sides_the_same_framing(tmp_path, monkeypatch):
+    """``--crop body`` crops the seed's procedure's images too: the comparison is of procedures, not inputs."""
+    import argparse
+    import importlib.util
+
+    import ctdistill.data
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("pipeline_runs", BENCH / "pipeline_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("loaded")
+
+    monkeypatch.setattr(ctdistill.data, "load_dataset", spy)
+    tree = make_tree(tmp_path / "tree", per_class=4, size=36)
+    values = module.config_values(argparse.Namespace(data=str(tree), teachers="resnet50", epochs=100,
+                                                     teacher_epochs=100, crop="body"))
+    with pytest.raises(RuntimeError, match="loaded"):
+        module.child_reference(values)
+    assert values["crop"] == "body" and seen["crop"] == "body"
