@@ -75,7 +75,8 @@ def ensemble_step(teachers: dict[str, keras.Model], rows: list[dict], data: Data
     ``rows`` are the teachers' summary rows (their validation accuracy gives the weights)."""
     valid_acc = {row["teacher"]: row["valid_accuracy"] for row in rows if row["kind"] == "teacher"}
     weights = {n: valid_acc[n] if cfg.ensemble == "weighted" else 1.0 for n in teachers}
-    log.info("== ensemble: %s mean of %s logits (weights %s)", cfg.ensemble, ", ".join(teachers),
+    log.info("== ensemble: the %s of %s logits (weights %s)",
+             "mean" if cfg.ensemble == "mean" else "validation-weighted mean", ", ".join(teachers),
              {n: round(w, 4) for n, w in weights.items()})
     teacher = ensemble_teacher(teachers, weights)
     data = data.at_size(teacher.input_shape[1])  # the largest teacher's side; the others resize inside
