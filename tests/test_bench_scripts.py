@@ -103,7 +103,7 @@ def test_ray_scaling_plan_turns_measured_stages_into_a_table(tmp_path):
 
 
 @pytest.mark.parametrize("script", ["lite_probe.py", "teacher_finetune.py", "distill_gain.py", "resolution_ceiling.py",
-                                    "compile_time.py", "interrupt_probe.py", "kd_settings.py"])
+                                    "compile_time.py", "interrupt_probe.py", "kd_settings.py", "int8_variants.py"])
 def test_new_bench_scripts_parse_their_flags(script):
     assert "usage:" in _run(script, "--help")
 
@@ -204,3 +204,19 @@ def test_pipeline_runs_gives_both_sides_the_same_framing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="loaded"):
         module.child_reference(values)
     assert values["crop"] == "body" and seen["crop"] == "body"
+
+
+def test_int8_variants_converts_a_runs_student_three_ways(finished_run, monkeypatch, capsys):
+    """A row per seed and conversion: the shipped int8, float input and output, every training image calibrating."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("int8_variants", BENCH / "int8_variants.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main([str(finished_run[1]), "--student", "tiny", "--seeds", "0,1"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| 0 ")
+            or line.startswith("| 1 ")]
+    assert [(r[0], r[2]) for r in rows] == [(f"| {s}", v) for s in (0, 1)
+                                           for v in ("int8", "int8, float I/O", "int8, all training images")]
+    assert all(0.0 <= float(r[3]) <= 100.0 and 0.0 <= float(r[4].rstrip(" |")) <= 100.0 for r in rows)
