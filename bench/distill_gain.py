@@ -77,7 +77,8 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| student | seed | test acc % | dedup acc % | scratch acc % | macro-F1 gain (95% CI) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
-        acc = f"{r['acc']:.1f}" + (f" ± {r['acc_std']:.1f}" if "acc_std" in r else "")
+        spread = r.get("acc_std", np.nan)  # NaN on a seed's row read back from a CSV
+        acc = f"{r['acc']:.1f}" + (f" ± {spread:.1f}" if spread == spread else "")
         lines.append(f"| {r['model']} | {r['seed']} | {acc} | {r['acc_dedup']:.1f} | {r['scratch_acc']:.1f} | "
                      f"{r['f1_gain']:+.1f} ({r['f1_gain_lo']:+.1f} to {r['f1_gain_hi']:+.1f}) |")
     return "\n".join(lines)
