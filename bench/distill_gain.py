@@ -78,7 +78,7 @@ def markdown(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|"]
     for r in rows:
         spread = r.get("acc_std", np.nan)  # NaN on a seed's row read back from a CSV
-        acc = f"{r['acc']:.1f}" + (f" ± {spread:.1f}" if spread == spread else "")
+        acc = f"{r['acc']:.1f}" + ("" if np.isnan(spread) else f" ± {spread:.1f}")
         lines.append(f"| {r['model']} | {r['seed']} | {acc} | {r['acc_dedup']:.1f} | {r['scratch_acc']:.1f} | "
                      f"{r['f1_gain']:+.1f} ({r['f1_gain_lo']:+.1f} to {r['f1_gain_hi']:+.1f}) |")
     return "\n".join(lines)

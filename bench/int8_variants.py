@@ -23,23 +23,22 @@ import numpy as np
 from _common import use_checkout
 
 
-def convert(model, samples: np.ndarray, int8_io: bool, path: Path) -> Path:
+def convert(folder: str, samples: np.ndarray, int8_io: bool, path: Path) -> Path:
+    """The exported model at ``folder`` as the run's int8 (``quantize.convert.QUANT_MODES``), calibrated on
+    ``samples``; ``int8_io=False`` gives it float input and output instead."""
     import tensorflow as tf
 
-    from ctdistill.quantize.convert import saved_model
+    from ctdistill.quantize.convert import QUANT_MODES
 
     def representative():
         for sample in samples:
             yield [sample[None]]
 
-    with saved_model(model) as folder:
-        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if int8_io:
-            converter.inference_input_type = converter.inference_output_type = tf.int8
-        path.write_bytes(converter.convert())
+    converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+    QUANT_MODES["int8"](converter, tf, representative)
+    if not int8_io:
+        converter.inference_input_type = converter.inference_output_type = tf.float32
+    path.write_bytes(converter.convert())
     return path
 
 
@@ -53,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     from kd_settings import run_data
 
     from ctdistill.models.inference import LiteRTModel, load_model, predict_keras
-    from ctdistill.quantize.convert import representative_samples
+    from ctdistill.quantize.convert import representative_samples, saved_model
     from ctdistill.run.folder import SCRATCH_MODEL, seed_dir, student_model
 
     cfg, data = run_data(args.run_dir)
@@ -66,9 +65,9 @@ def main(argv: list[str] | None = None) -> None:
         variants = {"int8": (representative_samples(data.train.x), True),
                     "int8, float I/O": (representative_samples(data.train.x), False),
                     "int8, all training images": (data.train.x.astype(np.float32), True)}
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, saved_model(model) as exported:  # one export, three conversions
             for name, (samples, int8_io) in variants.items():
-                path = convert(model, samples, int8_io, Path(tmp) / "student.tflite")
+                path = convert(exported, samples, int8_io, Path(tmp) / "student.tflite")
                 pred = LiteRTModel(path, num_threads=1).predict_proba(x).argmax(axis=1)
                 print(f"| {seed} | {100 * np.mean(float_pred == y):.1f} | {name} | {100 * np.mean(pred == y):.1f} | "
                       f"{100 * np.mean(pred == float_pred):.1f} |", flush=True)

@@ -24,6 +24,17 @@ def _run(script: str, *args: str) -> str:
     return done.stdout
 
 
+def _bench_module(script: str, monkeypatch):
+    """Import ``bench/<script>`` as a module, with ``bench/`` on ``sys.path`` for the bench files it imports."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location(Path(script).stem, BENCH / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.slow
 def test_recipe_bench_trains_scores_and_tabulates(tmp_path):
     tree = make_tree(tmp_path / "tree", per_class=8, size=36)
@@ -108,13 +119,9 @@ def test_new_bench_scripts_parse_their_flags(script):
     assert "usage:" in _run(script, "--help")
 
 
-def test_distill_gain_per_seed_and_pooled(finished_run):
+def test_distill_gain_per_seed_and_pooled(finished_run, monkeypatch):
     """The gain table of a run with seeds: one row per seed and a pooled row, for float and int8."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("distill_gain", BENCH / "distill_gain.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _bench_module("distill_gain.py", monkeypatch)
     cfg, out = finished_run
     rows = module.gain_table(out, "tiny", n_resamples=100)
     assert [(r["model"], r["seed"]) for r in rows] == [("float", 0), ("float", 1), ("float", "pooled"),
@@ -126,13 +133,9 @@ def test_distill_gain_per_seed_and_pooled(finished_run):
     assert "| float | pooled |" in module.markdown(rows)
 
 
-def test_resolution_ceiling_agreement_per_seed(finished_run):
+def test_resolution_ceiling_agreement_per_seed(finished_run, monkeypatch):
     """Teacher-student agreement from a run's saved predictions: one row per seed and student kind."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("resolution_ceiling", BENCH / "resolution_ceiling.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _bench_module("resolution_ceiling.py", monkeypatch)
     rows = module.agreement(finished_run[1], "tiny")
     assert [(r["seed"], r["model"]) for r in rows] == [(0, "tiny_student"), (0, "scratch_student"),
                                                        (1, "tiny_student"), (1, "scratch_student")]
@@ -156,12 +159,7 @@ def test_kd_settings_distils_from_a_runs_teacher_and_pairs_with_its_scratch_stud
                                                                                      monkeypatch):
     """Another temperature and alpha on a finished run's saved teacher: per seed and pooled against the run's own
     scratch students, beside the run's own setting read from its predictions."""
-    import importlib.util
-
-    monkeypatch.syspath_prepend(str(BENCH))
-    spec = importlib.util.spec_from_file_location("kd_settings", BENCH / "kd_settings.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _bench_module("kd_settings.py", monkeypatch)
     _, run_dir = finished_run
     out = tmp_path / "rows.csv"
     module.main([str(run_dir), "--teacher", "tiny", "--seeds", "0,1", "--setting", "temperature=4,alpha=0.1",
@@ -170,8 +168,7 @@ def test_kd_settings_distils_from_a_runs_teacher_and_pairs_with_its_scratch_stud
     assert list(zip(rows["setting"], rows["seed"].astype(str), strict=True)) == [
         ("run", "0"), ("run", "1"), ("run", "pooled"),
         ("temperature=4,alpha=0.1", "0"), ("temperature=4,alpha=0.1", "1"), ("temperature=4,alpha=0.1", "pooled")]
-    gain = importlib.util.module_from_spec(importlib.util.spec_from_file_location("g", BENCH / "distill_gain.py"))
-    gain.__spec__.loader.exec_module(gain)
+    gain = _bench_module("distill_gain.py", monkeypatch)
     own = [r for r in gain.gain_table(run_dir, "tiny", n_resamples=50) if r["model"] == "float"]
     assert list(rows["acc"][:3]) == pytest.approx([r["acc"] for r in own])  # the run's row is read, not retrained
     assert (rows["epochs_run"][3:5] >= 1).all()
@@ -183,14 +180,10 @@ def test_kd_settings_distils_from_a_runs_teacher_and_pairs_with_its_scratch_stud
 def test_pipeline_runs_gives_both_sides_the_same_framing(tmp_path, monkeypatch):
     """``--crop body`` crops the seed's procedure's images too: the comparison is of procedures, not inputs."""
     import argparse
-    import importlib.util
 
     import ctdistill.data
 
-    monkeypatch.syspath_prepend(str(BENCH))
-    spec = importlib.util.spec_from_file_location("pipeline_runs", BENCH / "pipeline_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _bench_module("pipeline_runs.py", monkeypatch)
     seen = {}
 
     def spy(*args, **kwargs):
@@ -208,12 +201,7 @@ def test_pipeline_runs_gives_both_sides_the_same_framing(tmp_path, monkeypatch):
 
 def test_int8_variants_converts_a_runs_student_three_ways(finished_run, monkeypatch, capsys):
     """A row per seed and conversion: the shipped int8, float input and output, every training image calibrating."""
-    import importlib.util
-
-    monkeypatch.syspath_prepend(str(BENCH))
-    spec = importlib.util.spec_from_file_location("int8_variants", BENCH / "int8_variants.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _bench_module("int8_variants.py", monkeypatch)
     module.main([str(finished_run[1]), "--student", "tiny", "--seeds", "0,1"])
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| 0 ")
             or line.startswith("| 1 ")]
