@@ -97,6 +97,21 @@ def test_validation_batches_keep_every_row_once_in_order():
         v.on_epoch_end()
 
 
+def test_validation_batches_are_one_shape_when_a_close_divisor_exists():
+    from ctdistill.training.recipe import even_batch_size
+
+    for batch in (8, 32, 256):
+        for n in range(1, 600):
+            size = even_batch_size(n, batch)
+            close = [d for d in range(-(-batch // 2), batch + 1) if n % d == 0]
+            if n <= batch:
+                assert size == n  # one batch of every row
+            elif close:
+                assert size == max(close)  # equal batches, at most twice as many
+            else:
+                assert size == batch  # no close divisor (n prime, say): the short last batch stays
+
+
 def test_a_set_smaller_than_a_batch_is_one_batch_of_every_row():
     stream = training_batches(np.arange(3, dtype="float32")[:, None], np.array([0, 1, 0]), 2, Config(batch_size=32))
     assert len(stream) == 1 and sorted(stream[0][0].ravel().tolist()) == [0, 1, 2]

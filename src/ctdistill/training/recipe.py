@@ -109,7 +109,8 @@ class Batches(keras.utils.PyDataset):
     would be a second input shape, and a second compilation of the training step (as long as the
     first: issue #30); an epoch is ``steps`` batches, by default as many as one pass needs, so the
     optimiser's step count and schedule are those of one pass an epoch. Without a seed (validation)
-    the rows stay in order, one pass an epoch, the last batch shorter. A run repeats exactly whatever
+    the rows stay in order, one pass an epoch, the last batch shorter unless ``batch_size`` divides
+    them (:func:`even_batch_size` picks one that does). A run repeats exactly whatever
     order the batches are read in; ``fit`` must not reorder them (``shuffle=False``).
 
     Args:
@@ -184,9 +185,47 @@ def training_batches(x, y: np.ndarray, n_classes: int, cfg: Config, steps: int |
     return Batches(take, one_hot(y[index], n_classes), cfg.batch_size, cfg.seed, steps)
 
 
+def even_batch_size(n: int, batch_size: int) -> int:
+    """The batch size that cuts ``n`` rows, in order, into batches of one shape, if a close one exists.
+
+    A short last batch is a second input shape, and on JAX a second compilation of the evaluation
+    step every run (issue #30). The largest divisor of ``n`` not above ``batch_size`` gives equal
+    batches without padding (which would change the loss average) and without dropping or repeating
+    rows; it is taken when it is at least half of ``batch_size``, so validation needs at most twice
+    the batches. Otherwise (``n`` prime, say) ``batch_size`` stays, with its short last batch.
+
+    Args:
+        n: rows to cut.
+        batch_size: the largest batch allowed (memory).
+
+    Returns:
+        The batch size to use: ``n`` when it fits in one batch.
+
+    Example:
+        >>> even_batch_size(72, 32), even_batch_size(40, 32), even_batch_size(71, 32), even_batch_size(20, 32)
+        (24, 20, 32, 20)
+    """
+    if n <= batch_size:
+        return max(n, 1)
+    best = max(d for d in range(1, batch_size + 1) if n % d == 0)
+    return best if 2 * best >= batch_size else batch_size
+
+
 def validation_batches(x, y: np.ndarray, n_classes: int, batch_size: int) -> Batches:
-    """The validation split in order, one-hot labels."""
-    return Batches(x, one_hot(y, n_classes), batch_size, seed=None)
+    """The validation split in order, one-hot labels, in batches of one shape where a close size allows.
+
+    Args:
+        x: images (N, H, W, C), or a dict of arrays of N rows.
+        y: integer labels (N,).
+        n_classes: number of classes.
+        batch_size: the largest batch; the one used is :func:`even_batch_size`.
+
+    Example:
+        >>> v = validation_batches(np.zeros((72, 4, 4, 1)), np.zeros(72, int), 2, 32)
+        >>> len(v), {v[i][0].shape[0] for i in range(len(v))}
+        (3, {24})
+    """
+    return Batches(x, one_hot(y, n_classes), even_batch_size(len(y), batch_size), seed=None)
 
 
 def set_bn_momentum(model: keras.Model, momentum: float) -> None:
