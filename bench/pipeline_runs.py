@@ -41,6 +41,20 @@ def config_values(args) -> dict:
             "finetune_learning_rate": 1e-3, "bootstrap_resamples": 0, "crop": args.crop}
 
 
+def epochs_run(out: Path, teachers) -> tuple[dict, dict]:
+    """The epochs a finished ctdistill run trained (it stops early): per distilled student, and per
+    teacher with the scratch student, read from the run's history files."""
+    import pandas as pd
+
+    def rows(name: str) -> int:
+        return len(pd.read_csv(out / name))
+
+    students = {t: rows(f"{t}_Distiller_history.csv") for t in teachers}
+    others = {f"{t} teacher": rows(f"{t}_teachermodel.csv") for t in teachers}
+    others["scratch"] = rows("Scratch_history.csv")
+    return students, others
+
+
 def child_ctdistill(values: dict) -> dict:
     import pandas as pd
 
@@ -53,7 +67,7 @@ def child_ctdistill(values: dict) -> dict:
         wall = time.perf_counter() - clock
         timings = json.loads((out / "timings.json").read_text())
         summary = pd.read_csv(out / "summary.csv").set_index("model")["accuracy"]
-        epochs = {t: len(pd.read_csv(out / f"{t}_Distiller_history.csv")) for t in values["teachers"]}
+        epochs, run_epochs = epochs_run(out, values["teachers"])
     teachers = timings["teachers"]
     seconds = {"teacher": sum(t["teacher_s"] for t in teachers.values()),
                "distill": sum(t["distill_s"] for t in teachers.values()),
@@ -63,7 +77,7 @@ def child_ctdistill(values: dict) -> dict:
                     "scratch": summary["scratch_student"], "student_int8": summary[f"{t}_student_int8"]}
                 for t in values["teachers"]}
     return {"wall_s": round(wall, 1), "seconds": {k: round(v, 1) for k, v in seconds.items()},
-            "accuracy": accuracy, "student_epochs": epochs}
+            "accuracy": accuracy, "student_epochs": epochs, "other_epochs": run_epochs}
 
 
 def child_reference(values: dict) -> dict:
@@ -133,7 +147,8 @@ def main() -> None:
                "ctdistill": run_child("ctdistill", values)}
     print(table(results))
     ours, ref = results["ctdistill"], results["reference (seed's procedure)"]
-    print(f"ctdistill student epochs (early stopping): {ours['student_epochs']}")
+    print(f"ctdistill student epochs (early stopping): {ours['student_epochs']}; "
+          f"teachers and scratch student: {ours['other_epochs']}")
     delta = sum(ours["accuracy"][t]["student"] - ref["accuracy"][t]["student"] for t in ref["accuracy"])
     delta_int8 = sum(ours["accuracy"][t]["student_int8"] - ref["accuracy"][t]["student_int8"] for t in ref["accuracy"])
     n = len(ref["accuracy"])

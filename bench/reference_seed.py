@@ -40,10 +40,12 @@ from ctdistill.training.fit import as_float
 MODES = ("float32", "dynamic", "float16", "int8")
 
 
-def fit_fixed(model, x, y, xv, yv, cfg: Config, lr: float, epochs: int) -> None:
+def fit_fixed(model, x, y, xv, yv, cfg: Config, lr: float, epochs: int, callbacks=()) -> None:
+    """The seed's training: Adam at ``lr``, ``epochs`` epochs, the last kept (``callbacks``: a bench's clocks)."""
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=keras.losses.CategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    model.fit(x, y, validation_data=(xv, yv), epochs=epochs, batch_size=cfg.batch_size, verbose=0)
+    model.fit(x, y, validation_data=(xv, yv), epochs=epochs, batch_size=cfg.batch_size, verbose=0,
+              callbacks=list(callbacks))
 
 
 def keras_accuracy(model, x, y) -> float:

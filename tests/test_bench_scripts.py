@@ -39,12 +39,12 @@ def _bench_module(script: str, monkeypatch):
 def test_recipe_bench_trains_scores_and_tabulates(tmp_path):
     tree = make_tree(tmp_path / "tree", per_class=8, size=36)
     out = tmp_path / "rows.csv"
-    stdout = _run("recipe_variants.py", "ctdistill", "--data", str(tree), "--seeds", "0", "--epochs", "1",
-                  "--out", str(out))
+    stdout = _run("recipe_variants.py", "ctdistill", "reference", "--data", str(tree), "--seeds", "0", "--epochs",
+                  "1", "--out", str(out))
     rows = pd.read_csv(out)
-    assert list(rows["variant"]) == ["ctdistill"] and rows["epochs_run"].iloc[0] == 1
-    assert 0.0 <= rows["test_acc"].iloc[0] <= 1.0
-    assert "| ctdistill |" in stdout  # the mean ± std table
+    assert list(rows["variant"]) == ["ctdistill", "reference"]  # the library's recipe and the seed's procedure
+    assert rows["epochs_run"].tolist() == [1, 1] and rows["test_acc"].between(0.0, 1.0).all()
+    assert "| ctdistill |" in stdout and "| reference |" in stdout  # the mean ± std table
 
 
 @pytest.mark.slow
@@ -114,7 +114,8 @@ def test_ray_scaling_plan_turns_measured_stages_into_a_table(tmp_path):
 
 
 @pytest.mark.parametrize("script", ["lite_probe.py", "teacher_finetune.py", "distill_gain.py", "resolution_ceiling.py",
-                                    "compile_time.py", "interrupt_probe.py", "kd_settings.py", "int8_variants.py"])
+                                    "compile_time.py", "interrupt_probe.py", "kd_settings.py", "int8_variants.py",
+                                    "teacher_stage.py"])
 def test_new_bench_scripts_parse_their_flags(script):
     assert "usage:" in _run(script, "--help")
 
@@ -197,6 +198,25 @@ def test_pipeline_runs_gives_both_sides_the_same_framing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="loaded"):
         module.child_reference(values)
     assert values["crop"] == "body" and seen["crop"] == "body"
+
+
+def test_pipeline_runs_reads_the_epochs_each_stage_ran(finished_run, monkeypatch):
+    cfg, run = finished_run
+    module = _bench_module("pipeline_runs.py", monkeypatch)
+    students, others = module.epochs_run(run, cfg.teachers)
+    assert set(students) == set(cfg.teachers) and all(1 <= n <= cfg.epochs for n in students.values())
+    assert set(others) == {f"{t} teacher" for t in cfg.teachers} | {"scratch"}
+    assert others["scratch"] == len(pd.read_csv(run / "Scratch_history.csv")) >= 1
+
+
+def test_teacher_stage_times_every_epoch_of_both_procedures(tiny_teacher, tmp_path, monkeypatch):
+    module = _bench_module("teacher_stage.py", monkeypatch)
+    tree = make_tree(tmp_path / "tree", per_class=8, size=36)
+    for setting in ("reference", "no-augment"):  # the seed's fit, and ctdistill's train_teacher
+        seconds = module.child(tiny_teacher, setting, str(tree), 2)
+        assert len(seconds) == 2 and all(s > 0 for s in seconds), setting
+    with pytest.raises(SystemExit):
+        module.main(["--settings", "reference,nonsense"])
 
 
 def test_int8_variants_converts_a_runs_student_three_ways(finished_run, monkeypatch, capsys):
