@@ -6,7 +6,8 @@
 Each measurement is a fresh process (the backend is fixed at import, and a compiled step lives in
 its process) that trains one teacher from scratch with the run's own ``train_teacher`` on synthetic
 phantoms shaped like the Kaggle split (612 training and 72 validation images, 32 px, batch 32: both
-splits end in a partial batch) for ``--epochs`` epochs. It reports the first epoch's seconds, the
+splits ended in a partial batch before issue #30; now training batches are full and validation goes
+in three batches of 24) for ``--epochs`` epochs. It reports the first epoch's seconds, the
 median of the later ones, and their difference: the compile time (tracing and compiling the
 training and evaluation steps). ``cold`` starts from an empty cache folder; ``warm`` repeats the run
 with the folder the cold run filled, on JAX (TensorFlow compiles no XLA on a CPU, so nothing is

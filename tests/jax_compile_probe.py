@@ -52,7 +52,7 @@ def main(size: int) -> dict:
 
     folder = enable_compile_cache("jax")
     cfg = Config(weights="none", image_size=size, epochs=3, patience=3, batch_size=32, warmup_epochs=0)
-    data = load_synthetic(size, 1, (25, 10, 4))  # 100 training, 40 validation images: partial batches at 32
+    data = load_synthetic(size, 1, (25, 10, 4))  # 100 training (not a multiple of 32), 40 validation images
     keras.utils.set_random_seed(0)
     trainer = fitting.compile_classifier(build_student(data.input_shape, data.n_classes), cfg, 1e-3, data.train.y, 3)
     fitting.EpochLog = Counting

@@ -209,7 +209,7 @@ def test_pipeline_runs_reads_the_epochs_each_stage_ran(finished_run, monkeypatch
     assert others["scratch"] == len(pd.read_csv(run / "Scratch_history.csv")) >= 1
 
 
-def test_teacher_stage_times_every_epoch_of_both_procedures(tiny_teacher, tmp_path, monkeypatch):
+def test_teacher_stage_times_every_epoch_of_both_procedures(tiny_teacher, tmp_path, monkeypatch, capsys):
     module = _bench_module("teacher_stage.py", monkeypatch)
     tree = make_tree(tmp_path / "tree", per_class=8, size=36)
     for setting in ("reference", "no-augment"):  # the seed's fit, and ctdistill's train_teacher
@@ -217,6 +217,7 @@ def test_teacher_stage_times_every_epoch_of_both_procedures(tiny_teacher, tmp_pa
         assert len(seconds) == 2 and all(s > 0 for s in seconds), setting
     with pytest.raises(SystemExit):
         module.main(["--settings", "reference,nonsense"])
+    assert "unknown settings ['nonsense']" in capsys.readouterr().err  # refused before any training
 
 
 def test_int8_variants_converts_a_runs_student_three_ways(finished_run, monkeypatch, capsys):

@@ -199,7 +199,7 @@ def even_batch_size(n: int, batch_size: int) -> int:
         batch_size: the largest batch allowed (memory).
 
     Returns:
-        The batch size to use: ``n`` when it fits in one batch.
+        The batch size to use: ``n`` when it fits in one batch (1 for no rows).
 
     Example:
         >>> even_batch_size(72, 32), even_batch_size(40, 32), even_batch_size(71, 32), even_batch_size(20, 32)
@@ -219,6 +219,9 @@ def validation_batches(x, y: np.ndarray, n_classes: int, batch_size: int) -> Bat
         y: integer labels (N,).
         n_classes: number of classes.
         batch_size: the largest batch; the one used is :func:`even_batch_size`.
+
+    Returns:
+        Batches in order, every row once per epoch.
 
     Example:
         >>> v = validation_batches(np.zeros((72, 4, 4, 1)), np.zeros(72, int), 2, 32)
