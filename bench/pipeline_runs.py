@@ -46,12 +46,14 @@ def epochs_run(out: Path, teachers) -> tuple[dict, dict]:
     teacher with the scratch student, read from the run's history files."""
     import pandas as pd
 
+    from ctdistill.run import folder
+
     def rows(name: str) -> int:
         return len(pd.read_csv(out / name))
 
-    students = {t: rows(f"{t}_Distiller_history.csv") for t in teachers}
-    others = {f"{t} teacher": rows(f"{t}_teachermodel.csv") for t in teachers}
-    others["scratch"] = rows("Scratch_history.csv")
+    students = {t: rows(folder.distill_history(t)) for t in teachers}
+    others = {f"{t} teacher": rows(folder.teacher_history(t)) for t in teachers}
+    others["scratch"] = rows(folder.SCRATCH_HISTORY)
     return students, others
 
 

@@ -98,15 +98,12 @@ def reference_scratch(data, cfg, name: str):
 
     Returns the model and a history shaped like ``train_scratch``'s (epoch, best: the last epoch).
     """
-    from reference_seed import fit_fixed
+    from reference_seed import fit_on_splits
 
     from ctdistill.models.student import build_student
-    from ctdistill.training.fit import as_float
-    from ctdistill.training.recipe import one_hot
 
     model = build_student(data.input_shape, data.n_classes)
-    fit_fixed(model, as_float(data.train.x), one_hot(data.train.y, data.n_classes), as_float(data.valid.x),
-              one_hot(data.valid.y, data.n_classes), cfg, cfg.learning_rate, cfg.epochs)
+    fit_on_splits(model, data, cfg, cfg.learning_rate, cfg.epochs)
     return model, pd.DataFrame({"epoch": range(1, cfg.epochs + 1), "best": [False] * (cfg.epochs - 1) + [True]})
 
 

@@ -48,6 +48,12 @@ def fit_fixed(model, x, y, xv, yv, cfg: Config, lr: float, epochs: int, callback
               callbacks=list(callbacks))
 
 
+def fit_on_splits(model, data: Dataset, cfg: Config, lr: float, epochs: int, callbacks=()) -> None:
+    """:func:`fit_fixed` on a dataset's train and valid splits (for the bench scripts that train one model)."""
+    fit_fixed(model, as_float(data.train.x), one_hot(data.train.y, data.n_classes), as_float(data.valid.x),
+              one_hot(data.valid.y, data.n_classes), cfg, lr, epochs, callbacks)
+
+
 def keras_accuracy(model, x, y) -> float:
     return float((np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(1) == y).mean())
 

@@ -13,8 +13,8 @@ median of the later ones. Settings:
   images), no augmentation, no determinism: the seed's procedure's teacher epoch;
 - ``ctdistill``: the run's own ``train_teacher`` with the default recipe (the carved validation
   split, 548 / 137 images; augmentation in the training step; deterministic ops);
-- ``no-augment``, ``given-valid``, ``not-deterministic``, ``no-weight-decay``, ``constant-adam``:
-  ctdistill with one difference removed;
+- ``no-augment``, ``given-valid``, ``not-deterministic``, ``no-weight-decay``: ctdistill with one
+  difference removed; ``constant-adam``: without the schedule, its warm-up and weight decay;
 - ``seed-recipe``: ctdistill's training code (``train_teacher``) with ``--preset seed``'s recipe at
   batch 32: what is left is the code, not the recipe.
 """
@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _common import DEFAULT_DATA, HERE
@@ -46,51 +45,38 @@ SETTINGS = {
 }
 
 
-def epoch_clock():
-    """A Keras callback keeping each epoch's wall seconds in ``.seconds`` (the reference's ``fit`` records none)."""
-    import keras
-
-    class Clock(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds: list[float] = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self.start)
-
-    return Clock()
-
-
 def child(teacher: str, setting: str, data_dir: str, epochs: int) -> list[float]:
     """In the measuring process: train ``teacher`` under ``setting``; returns each epoch's seconds."""
     from ctdistill.config import Config
+
+    cfg = Config.from_mapping({"data": data_dir, "weights": "none", "teachers": teacher, "teacher_epochs": epochs,
+                               "epochs": epochs, "patience": epochs, "finetune_learning_rate": 1e-3, "crop": "body",
+                               **(SETTINGS[setting] or {})})
+    return reference_epochs(teacher, cfg, epochs) if SETTINGS[setting] is None else ctdistill_epochs(teacher, cfg)
+
+
+def reference_epochs(teacher: str, cfg, epochs: int) -> list[float]:
+    """The seed's procedure, as ``bench/pipeline_runs.py`` runs it: the given splits, no determinism."""
+    import keras
+    from distill_epoch import EpochTimer
+    from reference_seed import fit_on_splits
+
+    from ctdistill.data import load_dataset
+    from ctdistill.models.teachers import build_teacher
+
+    data = load_dataset(cfg.data, cfg.image_size, cfg.channels, cfg.seed, crop=cfg.crop)
+    keras.utils.set_random_seed(cfg.seed)
+    model, timer = build_teacher(teacher, data.input_shape, data.n_classes, weights=None), EpochTimer()
+    fit_on_splits(model, data, cfg, cfg.finetune_learning_rate, epochs, callbacks=[timer])
+    return timer.times
+
+
+def ctdistill_epochs(teacher: str, cfg) -> list[float]:
+    """The run's own data steps and ``train_teacher``; the epoch seconds its history records."""
     from ctdistill.run.data_steps import audit_step, load_data
     from ctdistill.run.steps import seed_everything
-
-    values = {"data": data_dir, "weights": "none", "teachers": teacher, "teacher_epochs": epochs, "epochs": epochs,
-              "patience": epochs, "finetune_learning_rate": 1e-3, "crop": "body"}
-    if SETTINGS[setting] is None:  # the seed's procedure, as bench/pipeline_runs.py runs it
-        import keras
-        from reference_seed import fit_fixed
-
-        from ctdistill.data import load_dataset
-        from ctdistill.models.teachers import build_teacher
-        from ctdistill.training.fit import as_float
-        from ctdistill.training.recipe import one_hot
-
-        cfg = Config.from_mapping(values)
-        data = load_dataset(cfg.data, cfg.image_size, cfg.channels, cfg.seed, crop=cfg.crop)
-        keras.utils.set_random_seed(cfg.seed)
-        model, clock = build_teacher(teacher, data.input_shape, data.n_classes, weights=None), epoch_clock()
-        fit_fixed(model, as_float(data.train.x), one_hot(data.train.y, data.n_classes), as_float(data.valid.x),
-                  one_hot(data.valid.y, data.n_classes), cfg, cfg.finetune_learning_rate, epochs, callbacks=[clock])
-        return clock.seconds
     from ctdistill.training.teachers import train_teacher
 
-    cfg = Config.from_mapping({**values, **SETTINGS[setting]})
     seed_everything(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         data = audit_step(cfg, load_data(cfg), Path(tmp))
