@@ -83,14 +83,13 @@ def child_ctdistill(values: dict) -> dict:
 
 
 def child_reference(values: dict) -> dict:
-    from reference_seed import run_reference
+    from reference_seed import load_inputs, run_reference
 
     from ctdistill.config import Config
-    from ctdistill.data import load_dataset
 
     cfg = Config.from_mapping(values)
     clock = time.perf_counter()
-    data = load_dataset(cfg.data, cfg.image_size, cfg.channels, cfg.seed, crop=cfg.crop)  # the same inputs
+    data = load_inputs(cfg)  # the same inputs
     result = run_reference(data, cfg, cfg.teachers, cfg.epochs, cfg.teacher_epochs or cfg.epochs)
     result["wall_s"] = round(time.perf_counter() - clock, 1)
     return result

@@ -40,6 +40,14 @@ from ctdistill.training.fit import as_float
 MODES = ("float32", "dynamic", "float16", "int8")
 
 
+def load_inputs(cfg: Config) -> Dataset:
+    """The seed's procedure's data: the dataset's own splits at ``cfg``'s size, channels and crop (the same
+    images ctdistill loads before its audit; ``bench/pipeline_runs.py --crop`` frames both sides alike)."""
+    from ctdistill.data import load_dataset  # looked up at call time: a test spies on it
+
+    return load_dataset(cfg.data, cfg.image_size, cfg.channels, cfg.seed, crop=cfg.crop)
+
+
 def fit_fixed(model, x, y, xv, yv, cfg: Config, lr: float, epochs: int, callbacks=()) -> None:
     """The seed's training: Adam at ``lr``, ``epochs`` epochs, the last kept (``callbacks``: a bench's clocks)."""
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=keras.losses.CategoricalCrossentropy(from_logits=True),

@@ -59,12 +59,11 @@ def reference_epochs(teacher: str, cfg, epochs: int) -> list[float]:
     """The seed's procedure, as ``bench/pipeline_runs.py`` runs it: the given splits, no determinism."""
     import keras
     from distill_epoch import EpochTimer
-    from reference_seed import fit_on_splits
+    from reference_seed import fit_on_splits, load_inputs
 
-    from ctdistill.data import load_dataset
     from ctdistill.models.teachers import build_teacher
 
-    data = load_dataset(cfg.data, cfg.image_size, cfg.channels, cfg.seed, crop=cfg.crop)
+    data = load_inputs(cfg)
     keras.utils.set_random_seed(cfg.seed)
     model, timer = build_teacher(teacher, data.input_shape, data.n_classes, weights=None), EpochTimer()
     fit_on_splits(model, data, cfg, cfg.finetune_learning_rate, epochs, callbacks=[timer])
